@@ -1,0 +1,1 @@
+# bench/local.mk: benchmarks (make bench), not part of make check.

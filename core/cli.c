@@ -1,0 +1,1 @@
+/* core/cli.c: placeholder until written. */

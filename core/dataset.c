@@ -1,0 +1,1 @@
+/* core/dataset.c: placeholder until written. */

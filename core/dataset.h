@@ -1,0 +1,63 @@
+/*
+ * Dataset readers: JSONL (default), a JSON array (.json), CSV (.csv, header
+ * row) and standard input ("-", JSONL). Items stream one at a time, so memory
+ * is bounded by what the caller holds, not by the file. Not thread-safe: one
+ * thread uses a dataset at a time.
+ */
+#ifndef ASSAY_DATASET_H
+#define ASSAY_DATASET_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+enum assay_dataset_format {
+  ASSAY_DATASET_AUTO = 0, /* from the extension: .json, .csv, else JSONL */
+  ASSAY_DATASET_JSONL,
+  ASSAY_DATASET_JSON,
+  ASSAY_DATASET_CSV
+};
+
+#define ASSAY_DEFAULT_MAX_ITEM_BYTES (16u << 20)
+
+struct assay_dataset;
+
+/* One item, filled by assay_dataset_next(). Exactly one of json and error is
+ * set. The caller owns both and frees them (cJSON_Delete, free). */
+struct assay_dataset_item {
+  cJSON *json;  /* the item, always a JSON object */
+  char *error;  /* a malformed item: "qa.jsonl:12: invalid JSON: ..." */
+  size_t line;  /* 1-based line where the item starts (CSV: the record's line) */
+};
+
+/*
+ * Opens path ("-" for standard input) with format, capping each item at
+ * max_item_bytes (0: the default, 16 MiB). Returns 0, or a negative code
+ * with *errmsg set (owned) naming the file and the reason.
+ */
+int assay_dataset_open(struct assay_dataset **ds, const char *path, int format,
+                       size_t max_item_bytes, char **errmsg);
+
+/* Same over a memory buffer (borrowed until assay_dataset_free); name is
+ * used in messages and to pick the format when format is AUTO. */
+int assay_dataset_open_mem(struct assay_dataset **ds, const char *name,
+                           const char *data, size_t len, int format,
+                           size_t max_item_bytes, char **errmsg);
+
+/*
+ * Reads the next item. Returns 1 and fills *item; 0 at the end; a negative
+ * code with *errmsg set when the source cannot be read on (an I/O error, or
+ * a JSON file that is not an array): items read before stay valid.
+ * A malformed item is not an error of the reader: it comes back as an item
+ * with error set (bad JSON, not an object, over the size cap, invalid
+ * UTF-8), and reading goes on with the next one.
+ */
+int assay_dataset_next(struct assay_dataset *ds, struct assay_dataset_item *item,
+                       char **errmsg);
+
+/* The name given at open ("qa.jsonl", "<stdin>"). Borrowed. */
+const char *assay_dataset_name(const struct assay_dataset *ds);
+
+void assay_dataset_free(struct assay_dataset *ds);
+
+#endif

@@ -1,0 +1,1 @@
+/* core/http.c: placeholder until written. */

@@ -1,0 +1,75 @@
+/*
+ * The host's HTTP service: libcurl's multi interface driven by the libuv loop
+ * (socket callback -> uv_poll, timer callback -> one uv_timer), offered to
+ * async plugins through struct assay_host. Connections are reused, HTTP/2 is
+ * used when offered, TLS is verified, proxies come from the environment.
+ * Per endpoint (scheme, host, port and path) it keeps an adaptive in-flight
+ * limit: a burst of 429s shrinks it multiplicatively, successes grow it
+ * additively, never above max_inflight. An optional token bucket caps the
+ * request rate. Everything here runs on the loop thread.
+ */
+#ifndef ASSAY_HTTP_H
+#define ASSAY_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <assay/plugin.h>
+#include <uv.h>
+
+#define ASSAY_DEFAULT_MAX_RESPONSE_BYTES (32u << 20)
+
+struct assay_http_config {
+  size_t max_response_bytes; /* 0: the default, 32 MiB */
+  int max_inflight;          /* ceiling of every endpoint's limit (--concurrency) */
+  double rps;                /* requests per second over all endpoints; 0: none */
+};
+
+struct assay_http;
+
+/* Creates the service on loop. Returns 0 or a negative code with *errmsg. */
+int assay_http_new(struct assay_http **h, uv_loop_t *loop,
+                   const struct assay_http_config *cfg, char **errmsg);
+
+/*
+ * Starts req, tagged with call (for statistics and messages). timeout_ms
+ * bounds the whole exchange including time queued behind the endpoint's
+ * limit. Returns 0 and later runs cb exactly once on the loop thread; or a
+ * negative code with *errmsg set (a malformed request) and cb never runs.
+ * req and its strings are copied.
+ */
+int assay_http_request(struct assay_http *h, uint64_t call,
+                       const struct assay_http_request *req, long timeout_ms,
+                       assay_http_cb cb, void *arg, char **errmsg);
+
+/* A response header's value (case-insensitive), or NULL. */
+const char *assay_http_header(const struct assay_http_response *res,
+                              const char *name);
+
+/*
+ * The host's failure policy for a response that is not a 2xx: fills *code
+ * (enum assay_fail_code), *retry_after_ms (-1 when none; Retry-After in
+ * seconds or as an HTTP date) and *msg (owned: "chat completion: HTTP 401:
+ * <the server's error message>"), and returns the retry cause for
+ * statistics: "429", "5xx", "timeout", "network", or NULL when not
+ * retryable.
+ */
+const char *assay_http_classify(const struct assay_http_response *res,
+                                const char *what, int *code,
+                                long *retry_after_ms, char **msg);
+
+/*
+ * Statistics (owned JSON): requests, responses by status class, bytes,
+ * and per endpoint its current limit and the history of limit changes
+ * [{"t_ms","limit","why"}], capped in length.
+ */
+cJSON *assay_http_stats(const struct assay_http *h);
+
+/*
+ * Cancels every pending request (their callbacks run with
+ * ASSAY_HTTP_CANCELLED), closes all handles and frees h once they are
+ * closed; the loop must run on until then. h is unusable after the call.
+ */
+void assay_http_close(struct assay_http *h);
+
+#endif

@@ -1,0 +1,20 @@
+# core/: the engine library (a convenience library linked into the binary
+# and the test runners) and the assay binary.
+noinst_LTLIBRARIES += core/libassaycore.la
+core_libassaycore_la_SOURCES = \
+	core/error.c core/error.h \
+	core/util.c core/util.h \
+	core/loader.c core/loader.h \
+	core/dataset.c core/dataset.h \
+	core/summary.c core/summary.h \
+	core/http.c core/http.h \
+	core/pool.c core/pool.h \
+	core/engine.c core/engine.h \
+	core/cli.c core/cli.h
+core_libassaycore_la_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(UTF8PROC_CFLAGS)
+core_libassaycore_la_LIBADD = $(UV_LIBS) $(CJSON_LIBS) $(CURL_LIBS) \
+	$(LTDL_LIBS) $(CSV_LIBS) $(UTF8PROC_LIBS)
+
+bin_PROGRAMS += assay
+assay_SOURCES = core/main.c
+assay_LDADD = core/libassaycore.la

@@ -1,0 +1,1 @@
+/* core/pool.c: placeholder until written. */

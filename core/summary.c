@@ -1,0 +1,1 @@
+/* core/summary.c: placeholder until written. */

@@ -1,0 +1,171 @@
+/* Small helpers shared by the core (see util.h). */
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <uv.h>
+
+static void oom(size_t n) {
+  fprintf(stderr, "assay: out of memory (allocating %zu bytes)\n", n);
+  abort();
+}
+
+void *assay__xmalloc(size_t n) {
+  void *p = malloc(n ? n : 1);
+  if (p == NULL)
+    oom(n);
+  return p;
+}
+
+void *assay__xcalloc(size_t n, size_t size) {
+  void *p = calloc(n ? n : 1, size ? size : 1);
+  if (p == NULL)
+    oom(n * size);
+  return p;
+}
+
+void *assay__xrealloc(void *p, size_t n) {
+  void *q = realloc(p, n ? n : 1);
+  if (q == NULL)
+    oom(n);
+  return q;
+}
+
+char *assay__xstrdup(const char *s) {
+  return assay__xstrndup(s, strlen(s));
+}
+
+char *assay__xstrndup(const char *s, size_t n) {
+  char *p = assay__xmalloc(n + 1);
+  memcpy(p, s, n);
+  p[n] = '\0';
+  return p;
+}
+
+char *assay__vformat(const char *fmt, va_list ap) {
+  va_list ap2;
+  va_copy(ap2, ap);
+  int n = vsnprintf(NULL, 0, fmt, ap2);
+  va_end(ap2);
+  if (n < 0)
+    return assay__xstrdup(fmt);
+  char *s = assay__xmalloc((size_t)n + 1);
+  vsnprintf(s, (size_t)n + 1, fmt, ap);
+  return s;
+}
+
+char *assay__format(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *s = assay__vformat(fmt, ap);
+  va_end(ap);
+  return s;
+}
+
+int assay__fail(char **errmsg, int err, const char *fmt, ...) {
+  if (errmsg != NULL) {
+    va_list ap;
+    va_start(ap, fmt);
+    *errmsg = assay__vformat(fmt, ap);
+    va_end(ap);
+  }
+  return err;
+}
+
+const cJSON *assay__json_path(const cJSON *root, const char *path) {
+  const cJSON *node = root;
+  const char *p = path;
+  char seg[256];
+  while (node != NULL) {
+    const char *dot = strchr(p, '.');
+    size_t n = dot ? (size_t)(dot - p) : strlen(p);
+    if (n == 0 || n >= sizeof seg)
+      return NULL;
+    memcpy(seg, p, n);
+    seg[n] = '\0';
+    if (cJSON_IsArray(node) && strspn(seg, "0123456789") == n) {
+      node = cJSON_GetArrayItem(node, atoi(seg));
+    } else if (cJSON_IsObject(node)) {
+      node = cJSON_GetObjectItemCaseSensitive(node, seg);
+    } else {
+      return NULL;
+    }
+    if (dot == NULL)
+      return node;
+    p = dot + 1;
+  }
+  return NULL;
+}
+
+char *assay__json_print(const cJSON *v) {
+  char *s = cJSON_PrintUnformatted(v);
+  if (s == NULL)
+    oom(0);
+  return s;
+}
+
+double assay__now_ms(void) {
+  return (double)uv_hrtime() / 1e6;
+}
+
+double assay__wall_time(void) {
+  uv_timeval64_t tv;
+  if (uv_gettimeofday(&tv) != 0)
+    return (double)time(NULL);
+  return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+void assay__iso8601(double t, char buf[32]) {
+  time_t s = (time_t)t;
+  struct tm tm;
+  gmtime_r(&s, &tm);
+  strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void assay__timestamp_compact(double t, char buf[32]) {
+  time_t s = (time_t)t;
+  struct tm tm;
+  gmtime_r(&s, &tm);
+  strftime(buf, 32, "%Y%m%dT%H%M%SZ", &tm);
+}
+
+int assay__utf8_valid(const char *s, size_t len, size_t *bad_offset) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t i = 0;
+  while (i < len) {
+    unsigned c = p[i];
+    size_t n;
+    unsigned min;
+    if (c < 0x80) {
+      i++;
+      continue;
+    } else if ((c & 0xe0) == 0xc0) {
+      n = 1, min = 0x80, c &= 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      n = 2, min = 0x800, c &= 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      n = 3, min = 0x10000, c &= 0x07;
+    } else {
+      goto bad;
+    }
+    if (n >= len - i)
+      goto bad;
+    for (size_t k = 1; k <= n; k++) {
+      if ((p[i + k] & 0xc0) != 0x80)
+        goto bad;
+      c = (c << 6) | (p[i + k] & 0x3f);
+    }
+    /* Overlong forms, surrogates and values past U+10FFFF are invalid. */
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+      goto bad;
+    i += n + 1;
+  }
+  return 1;
+bad:
+  if (bad_offset != NULL)
+    *bad_offset = i;
+  return 0;
+}

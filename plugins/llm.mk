@@ -1,0 +1,1 @@
+# plugins/llm.mk: (filled in by its owner)

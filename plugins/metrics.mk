@@ -1,0 +1,1 @@
+# plugins/metrics.mk: (filled in by its owner)

@@ -1,0 +1,1 @@
+# tests/dataset.mk: (filled in by its owner)

@@ -1,0 +1,1 @@
+# tests/e2e.mk: (filled in by its owner)

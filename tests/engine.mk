@@ -1,0 +1,1 @@
+# tests/engine.mk: (filled in by its owner)

@@ -1,0 +1,1 @@
+# tests/fixtures.mk: (filled in by its owner)

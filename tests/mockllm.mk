@@ -1,0 +1,1 @@
+# tests/mockllm.mk: (filled in by its owner)

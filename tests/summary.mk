@@ -1,0 +1,1 @@
+# tests/summary.mk: (filled in by its owner)
