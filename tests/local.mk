@@ -28,3 +28,5 @@ include $(srcdir)/tests/engine.mk
 include $(srcdir)/tests/mockllm.mk
 include $(srcdir)/tests/http.mk
 include $(srcdir)/tests/e2e.mk
+include $(srcdir)/tests/docs.mk
+include $(srcdir)/tests/llm.mk

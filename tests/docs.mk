@@ -1,0 +1,1 @@
+# tests/docs.mk: (filled in by its owner)

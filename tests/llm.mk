@@ -1,0 +1,1 @@
+# tests/llm.mk: (filled in by its owner)
