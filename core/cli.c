@@ -1,1 +1,980 @@
-/* core/cli.c: placeholder until written. */
+/*
+ * The assay command line: `assay run`, `assay plugins`, help and version.
+ * Parses arguments into a run configuration, loads everything before any
+ * work starts (a failure exits 2 with nothing written), runs the engine,
+ * streams records to the output file and writes the summary.
+ */
+#include <config.h>
+
+#include "cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "dataset.h"
+#include "engine.h"
+#include "error.h"
+#include "loader.h"
+#include "summary.h"
+#include "util.h"
+
+#define EXIT_OK 0
+#define EXIT_FAILURES 1
+#define EXIT_USAGE 2
+#define EXIT_INTERRUPTED 130
+
+struct spec {
+  int kind;
+  char *spec;
+  cJSON *opts; /* --opt values */
+  cJSON *map;  /* --map values */
+};
+
+struct run_config {
+  const char *dataset;
+  int format;
+  struct spec *specs;
+  int nspecs;
+  cJSON *global_map; /* --map before any --metric */
+  const char *output;
+  const char *summary;
+  const char *name;
+  int overwrite;
+  int quiet;
+  const char **plugin_dirs; /* NULL-terminated */
+  int ndirs;
+  size_t max_item_bytes;
+  struct assay_engine_opts eng;
+};
+
+static const char *prog = "assay";
+
+static int usage_error(const char *cmd, const char *fmt, ...)
+    ASSAY__PRINTF(2, 3);
+
+static int usage_error(const char *cmd, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *msg = assay__vformat(fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "%s: %s\nTry '%s%s%s --help'.\n", prog, msg, prog,
+          cmd ? " " : "", cmd ? cmd : "");
+  free(msg);
+  return EXIT_USAGE;
+}
+
+static const char main_help[] =
+    "usage: assay <command> [options]\n"
+    "\n"
+    "Evaluates a system (a task plugin) over a dataset with metric plugins.\n"
+    "\n"
+    "commands:\n"
+    "  run       run a task and metrics over a dataset\n"
+    "  plugins   list the plugins found, or describe given ones\n"
+    "\n"
+    "options:\n"
+    "  -h, --help     show this help\n"
+    "  --version      show the version and plugin ABI\n"
+    "\n"
+    "'assay <command> --help' describes a command; 'man assay' has it all.\n";
+
+static const char run_help[] =
+    "usage: assay run --dataset FILE [--task SPEC [--opt K=V]...]\n"
+    "                 [--metric SPEC [--opt K=V]... [--map KEY=FIELD]...]...\n"
+    "                 [options]\n"
+    "\n"
+    "Runs every dataset item through the task (if any) and the metrics and\n"
+    "writes one JSON record per item, in dataset order, plus a summary.\n"
+    "\n"
+    "what to run:\n"
+    "  --dataset FILE        JSONL (default), .json array, .csv, or - (stdin)\n"
+    "  --format FMT          jsonl, json or csv (default: from the extension)\n"
+    "  --task SPEC           the system under test; without it, each item is\n"
+    "                        its own output (scoring mode)\n"
+    "  --metric SPEC         a scorer (repeatable)\n"
+    "  --opt KEY=VALUE       option of the preceding --task/--metric; VALUE is\n"
+    "                        JSON when it parses, else a string; a metric's\n"
+    "                        'name' option renames its score\n"
+    "  --map KEY=FIELD       metric input KEY taken from FIELD (a dotted path,\n"
+    "                        e.g. answers.0) for the preceding --metric, or for\n"
+    "                        all metrics when given before any --metric\n"
+    "  --limit N             run the first N items only\n"
+    "\n"
+    "where results go:\n"
+    "  -o, --output FILE     records (default: assay-runs/NAME-TIMESTAMP.jsonl)\n"
+    "  --summary FILE        summary JSON (default: beside the output)\n"
+    "  --overwrite           replace an existing output file\n"
+    "  --name NAME           run name (default: the dataset's base name)\n"
+    "  -q, --quiet           print no summary table\n"
+    "\n"
+    "how it runs:\n"
+    "  --concurrency N       items in flight (default 64)\n"
+    "  --threads N           worker threads for sync calls (default: CPUs)\n"
+    "  --timeout MS          per call attempt (default 60000)\n"
+    "  --retries N           retries of retryable failures (default 3)\n"
+    "  --item-timeout MS     deadline for a whole item (default: none)\n"
+    "  --max-item-bytes N    largest dataset item (default 16777216)\n"
+    "  --max-response-bytes N  largest HTTP response body (default 33554432)\n"
+    "  --rps R               HTTP requests per second at most (default: no cap)\n"
+    "  --plugin-dir DIR      also search DIR for plugins (repeatable)\n"
+    "\n"
+    "SPEC is a plugin name on the plugin path (built-in plugins, then\n"
+    "$ASSAY_PLUGIN_PATH, then --plugin-dir), or a path containing '/'; add\n"
+    ":COMPONENT to pick one component of a plugin.\n"
+    "\n"
+    "exit status: 0 all items and scores fine, 1 some failed, 2 usage,\n"
+    "configuration or load error (nothing run), 130 interrupted.\n";
+
+static const char plugins_help[] =
+    "usage: assay plugins [--plugin-dir DIR]... [--json] [SPEC...]\n"
+    "\n"
+    "Without SPEC, lists every plugin on the plugin path with its components.\n"
+    "With SPECs, describes those plugins: components, sync/async, inputs and\n"
+    "options with their types and defaults.\n"
+    "\n"
+    "  --plugin-dir DIR   also search DIR (repeatable)\n"
+    "  --json             print JSON instead of text\n";
+
+/* ---- argument helpers ------------------------------------------------------------ */
+
+/* Matches argv[*i] against a long option (and an optional short one),
+ * taking its value from "--opt=value" or the next argument. Returns 1 when
+ * matched (with *val set for options that take one), 0 when not, -1 on a
+ * missing value. */
+static int take(int argc, char **argv, int *i, const char *lng,
+                const char *shrt, int has_val, const char **val) {
+  const char *a = argv[*i];
+  size_t n = strlen(lng);
+  if (shrt != NULL && strcmp(a, shrt) == 0) {
+    /* fallthrough to value handling */
+  } else if (strncmp(a, lng, n) == 0 && (a[n] == '\0' || a[n] == '=')) {
+    if (a[n] == '=') {
+      if (!has_val)
+        return -1;
+      *val = a + n + 1;
+      return 1;
+    }
+  } else {
+    return 0;
+  }
+  if (!has_val)
+    return 1;
+  if (*i + 1 >= argc)
+    return -1;
+  *val = argv[++*i];
+  return 1;
+}
+
+static int parse_long(const char *s, long min, long max, long *out) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+    return -1;
+  *out = v;
+  return 0;
+}
+
+static int parse_size(const char *s, size_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || v == 0 || s[0] == '-')
+    return -1;
+  *out = (size_t)v;
+  return 0;
+}
+
+/* "KEY=VALUE" into a new member of obj: VALUE as JSON when it parses. */
+static int add_kv(cJSON *obj, const char *kv, int json_value) {
+  const char *eq = strchr(kv, '=');
+  if (eq == NULL || eq == kv)
+    return -1;
+  char *key = assay__xstrndup(kv, (size_t)(eq - kv));
+  const char *text = eq + 1;
+  cJSON *v = NULL;
+  if (json_value) {
+    const char *end = NULL;
+    v = cJSON_ParseWithOpts(text, &end, 1);
+  }
+  if (v == NULL)
+    v = cJSON_CreateString(text);
+  if (cJSON_GetObjectItemCaseSensitive(obj, key) != NULL)
+    cJSON_ReplaceItemInObjectCaseSensitive(obj, key, v);
+  else
+    cJSON_AddItemToObject(obj, key, v);
+  free(key);
+  return 0;
+}
+
+static void config_free(struct run_config *c) {
+  for (int i = 0; i < c->nspecs; i++) {
+    cJSON_Delete(c->specs[i].opts);
+    cJSON_Delete(c->specs[i].map);
+  }
+  free(c->specs);
+  cJSON_Delete(c->global_map);
+  free(c->plugin_dirs);
+}
+
+static void dirs_add(const char ***dirs, int *n, const char *d) {
+  *dirs = assay__xrealloc(*dirs, (size_t)(*n + 2) * sizeof **dirs);
+  (*dirs)[(*n)++] = d;
+  (*dirs)[*n] = NULL;
+}
+
+#define NEED_VALUE()                                                           \
+  do {                                                                         \
+    if (r < 0)                                                                 \
+      return usage_error("run", "option '%s' needs a value", argv[i]);        \
+  } while (0)
+
+static int parse_run(int argc, char **argv, struct run_config *c) {
+  assay_engine_opts_init(&c->eng);
+  c->max_item_bytes = ASSAY_DEFAULT_MAX_ITEM_BYTES;
+  c->global_map = cJSON_CreateObject();
+  for (int i = 0; i < argc; i++) {
+    const char *v = NULL;
+    const char *a = argv[i];
+    int r;
+    long n;
+    if ((r = take(argc, argv, &i, "--help", "-h", 0, &v)) != 0) {
+      fputs(run_help, stdout);
+      return -1;
+    } else if ((r = take(argc, argv, &i, "--dataset", NULL, 1, &v)) != 0) {
+      NEED_VALUE();
+      c->dataset = v;
+    } else if ((r = take(argc, argv, &i, "--format", NULL, 1, &v)) != 0) {
+      NEED_VALUE();
+      if (strcmp(v, "jsonl") == 0)
+        c->format = ASSAY_DATASET_JSONL;
+      else if (strcmp(v, "json") == 0)
+        c->format = ASSAY_DATASET_JSON;
+      else if (strcmp(v, "csv") == 0)
+        c->format = ASSAY_DATASET_CSV;
+      else
+        return usage_error("run", "--format must be jsonl, json or csv, not '%s'",
+                           v);
+    } else if ((r = take(argc, argv, &i, "--task", NULL, 1, &v)) != 0 ||
+               (r = take(argc, argv, &i, "--metric", NULL, 1, &v)) != 0) {
+      NEED_VALUE();
+      int kind = strncmp(a, "--task", 6) == 0 ? ASSAY_KIND_TASK : ASSAY_KIND_METRIC;
+      if (*v == '\0')
+        return usage_error("run", "%s needs a plugin SPEC", a);
+      c->specs = assay__xrealloc(c->specs, (size_t)(c->nspecs + 1) * sizeof *c->specs);
+      c->specs[c->nspecs++] = (struct spec){kind, (char *)v, cJSON_CreateObject(),
+                                            cJSON_CreateObject()};
+    } else if ((r = take(argc, argv, &i, "--opt", NULL, 1, &v)) != 0) {
+      NEED_VALUE();
+      if (c->nspecs == 0)
+        return usage_error("run", "--opt %s must follow the --task or --metric "
+                                  "it configures",
+                           v);
+      if (add_kv(c->specs[c->nspecs - 1].opts, v, 1) != 0)
+        return usage_error("run", "--opt expects KEY=VALUE, got '%s'", v);
+    } else if ((r = take(argc, argv, &i, "--map", NULL, 1, &v)) != 0) {
+      NEED_VALUE();
+      struct spec *last = NULL;
+      for (int k = c->nspecs - 1; k >= 0 && last == NULL; k--)
+        if (c->specs[k].kind == ASSAY_KIND_METRIC)
+          last = &c->specs[k];
+      if (strchr(v, '=') == NULL || v[0] == '=' || v[strlen(v) - 1] == '=')
+        return usage_error("run", "--map expects KEY=FIELD, got '%s'", v);
+      add_kv(last ? last->map : c->global_map, v, 0);
+    } else if ((r = take(argc, argv, &i, "--output", "-o", 1, &v)) != 0) {
+      NEED_VALUE();
+      c->output = v;
+    } else if ((r = take(argc, argv, &i, "--summary", NULL, 1, &v)) != 0) {
+      NEED_VALUE();
+      c->summary = v;
+    } else if ((r = take(argc, argv, &i, "--name", NULL, 1, &v)) != 0) {
+      NEED_VALUE();
+      if (*v == '\0' || strchr(v, '/') != NULL)
+        return usage_error("run", "--name must be non-empty and contain no '/'");
+      c->name = v;
+    } else if ((r = take(argc, argv, &i, "--overwrite", NULL, 0, &v)) != 0) {
+      if (r < 0)
+        return usage_error("run", "--overwrite takes no value");
+      c->overwrite = 1;
+    } else if ((r = take(argc, argv, &i, "--quiet", "-q", 0, &v)) != 0) {
+      if (r < 0)
+        return usage_error("run", "--quiet takes no value");
+      c->quiet = 1;
+    } else if ((r = take(argc, argv, &i, "--plugin-dir", NULL, 1, &v)) != 0) {
+      NEED_VALUE();
+      dirs_add(&c->plugin_dirs, &c->ndirs, v);
+    } else if ((r = take(argc, argv, &i, "--concurrency", NULL, 1, &v)) != 0) {
+      NEED_VALUE();
+      if (parse_long(v, 1, 1 << 20, &n) != 0)
+        return usage_error("run", "--concurrency expects a whole number from 1 "
+                                  "to 1048576, got '%s'",
+                           v);
+      c->eng.concurrency = (int)n;
+    } else if ((r = take(argc, argv, &i, "--threads", NULL, 1, &v)) != 0) {
+      NEED_VALUE();
+      if (parse_long(v, 1, 1024, &n) != 0)
+        return usage_error("run", "--threads expects a whole number from 1 to "
+                                  "1024, got '%s'",
+                           v);
+      c->eng.threads = (int)n;
+    } else if ((r = take(argc, argv, &i, "--timeout", NULL, 1, &v)) != 0) {
+      NEED_VALUE();
+      if (parse_long(v, 1, LONG_MAX / 2, &n) != 0)
+        return usage_error("run", "--timeout expects milliseconds (at least 1), "
+                                  "got '%s'",
+                           v);
+      c->eng.timeout_ms = n;
+    } else if ((r = take(argc, argv, &i, "--retries", NULL, 1, &v)) != 0) {
+      NEED_VALUE();
+      if (parse_long(v, 0, 100, &n) != 0)
+        return usage_error("run", "--retries expects a whole number from 0 to "
+                                  "100, got '%s'",
+                           v);
+      c->eng.retries = (int)n;
+    } else if ((r = take(argc, argv, &i, "--item-timeout", NULL, 1, &v)) != 0) {
+      NEED_VALUE();
+      if (parse_long(v, 0, LONG_MAX / 2, &n) != 0)
+        return usage_error("run", "--item-timeout expects milliseconds (0 for "
+                                  "none), got '%s'",
+                           v);
+      c->eng.item_timeout_ms = n;
+    } else if ((r = take(argc, argv, &i, "--limit", NULL, 1, &v)) != 0) {
+      NEED_VALUE();
+      if (parse_long(v, 1, LONG_MAX, &n) != 0)
+        return usage_error("run", "--limit expects a whole number of items "
+                                  "(at least 1), got '%s'",
+                           v);
+      c->eng.limit = n;
+    } else if ((r = take(argc, argv, &i, "--max-item-bytes", NULL, 1, &v)) != 0) {
+      NEED_VALUE();
+      if (parse_size(v, &c->max_item_bytes) != 0)
+        return usage_error("run", "--max-item-bytes expects a byte count, got "
+                                  "'%s'",
+                           v);
+    } else if ((r = take(argc, argv, &i, "--max-response-bytes", NULL, 1, &v)) !=
+               0) {
+      NEED_VALUE();
+      if (parse_size(v, &c->eng.max_response_bytes) != 0)
+        return usage_error("run", "--max-response-bytes expects a byte count, "
+                                  "got '%s'",
+                           v);
+    } else if ((r = take(argc, argv, &i, "--rps", NULL, 1, &v)) != 0) {
+      NEED_VALUE();
+      char *end;
+      double d = strtod(v, &end);
+      if (end == v || *end != '\0' || !isfinite(d) || d <= 0)
+        return usage_error("run", "--rps expects a positive number, got '%s'",
+                           v);
+      c->eng.rps = d;
+    } else if (a[0] == '-' && a[1] != '\0') {
+      return usage_error("run", "unknown option '%s'", a);
+    } else {
+      return usage_error("run", "unexpected argument '%s'", a);
+    }
+  }
+  if (c->dataset == NULL)
+    return usage_error("run", "--dataset FILE is required");
+  int ntasks = 0, nmetrics = 0;
+  for (int i = 0; i < c->nspecs; i++)
+    c->specs[i].kind == ASSAY_KIND_TASK ? ntasks++ : nmetrics++;
+  if (ntasks > 1)
+    return usage_error("run", "only one --task per run");
+  if (ntasks == 0 && nmetrics == 0)
+    return usage_error("run", "nothing to run: give a --task, a --metric, or "
+                              "both");
+  return 0;
+}
+
+/* ---- output --------------------------------------------------------------------- */
+
+struct sink {
+  int fd;
+  const char *path;
+  char *buf;
+  size_t cap;
+  struct assay_summary *summary;
+  int write_errno;
+};
+
+static int write_all(int fd, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      return -1;
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+/* Writes one record as one line with one write(). */
+static int on_record(void *arg, const cJSON *record) {
+  struct sink *s = arg;
+  assay_summary_add(s->summary, record);
+  for (;;) {
+    if (s->cap > 1 &&
+        cJSON_PrintPreallocated((cJSON *)record, s->buf, (int)(s->cap - 1), 0)) {
+      size_t n = strlen(s->buf);
+      s->buf[n] = '\n';
+      if (write_all(s->fd, s->buf, n + 1) != 0) {
+        s->write_errno = errno;
+        return -1;
+      }
+      return 0;
+    }
+    if (s->cap >= (size_t)INT_MAX / 2) {
+      s->write_errno = EFBIG;
+      return -1;
+    }
+    s->cap = s->cap ? s->cap * 2 : 4096;
+    s->buf = assay__xrealloc(s->buf, s->cap);
+  }
+}
+
+static int mkdir_p(const char *dir) {
+  char *p = assay__xstrdup(dir);
+  for (char *s = p + 1; *s; s++) {
+    if (*s != '/')
+      continue;
+    *s = '\0';
+    if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+      free(p);
+      return -1;
+    }
+    *s = '/';
+  }
+  int rc = mkdir(p, 0777) != 0 && errno != EEXIST ? -1 : 0;
+  free(p);
+  return rc;
+}
+
+static char *default_name(const char *dataset) {
+  if (strcmp(dataset, "-") == 0)
+    return assay__xstrdup("stdin");
+  const char *base = strrchr(dataset, '/');
+  base = base ? base + 1 : dataset;
+  const char *dot = strrchr(base, '.');
+  size_t n = dot && dot != base ? (size_t)(dot - base) : strlen(base);
+  return assay__xstrndup(base, n);
+}
+
+static char *summary_path_for(const char *output) {
+  size_t n = strlen(output);
+  if (n > 6 && strcmp(output + n - 6, ".jsonl") == 0)
+    n -= 6;
+  return assay__format("%.*s.summary.json", (int)n, output);
+}
+
+/* Writes text to path through a temporary file and a rename, so a reader
+ * never sees half a summary. */
+static int write_file_atomic(const char *path, const char *text, char **errmsg) {
+  char *tmp = assay__format("%s.tmp.%d", path, (int)getpid());
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0) {
+    int rc = assay__fail(errmsg, ASSAY_EIO, "cannot write summary '%s': %s",
+                         path, strerror(errno));
+    free(tmp);
+    return rc;
+  }
+  int bad = write_all(fd, text, strlen(text)) != 0 || write_all(fd, "\n", 1) != 0;
+  int e = errno;
+  if (close(fd) != 0 && !bad)
+    bad = 1, e = errno;
+  if (bad || rename(tmp, path) != 0) {
+    if (!bad)
+      e = errno;
+    unlink(tmp);
+    free(tmp);
+    return assay__fail(errmsg, ASSAY_EIO, "cannot write summary '%s': %s", path,
+                       strerror(e));
+  }
+  free(tmp);
+  return 0;
+}
+
+static cJSON *config_json(const struct run_config *c, const char *output,
+                          const char *summary, const char *name) {
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "dataset", c->dataset);
+  static const char *const fmts[] = {"auto", "jsonl", "json", "csv"};
+  cJSON_AddStringToObject(j, "format", fmts[c->format]);
+  cJSON_AddStringToObject(j, "name", name);
+  cJSON_AddStringToObject(j, "output", output);
+  if (summary)
+    cJSON_AddStringToObject(j, "summary", summary);
+  cJSON *task = NULL;
+  cJSON *metrics = cJSON_CreateArray();
+  for (int i = 0; i < c->nspecs; i++) {
+    cJSON *s = cJSON_CreateObject();
+    cJSON_AddStringToObject(s, "spec", c->specs[i].spec);
+    cJSON_AddItemToObject(s, "options", cJSON_Duplicate(c->specs[i].opts, 1));
+    if (c->specs[i].kind == ASSAY_KIND_TASK) {
+      task = s;
+    } else {
+      cJSON_AddItemToObject(s, "map", cJSON_Duplicate(c->specs[i].map, 1));
+      cJSON_AddItemToArray(metrics, s);
+    }
+  }
+  cJSON_AddItemToObject(j, "task", task ? task : cJSON_CreateNull());
+  cJSON_AddItemToObject(j, "metrics", metrics);
+  cJSON_AddItemToObject(j, "map", cJSON_Duplicate(c->global_map, 1));
+  cJSON_AddNumberToObject(j, "concurrency", c->eng.concurrency);
+  cJSON_AddNumberToObject(j, "threads", c->eng.threads);
+  cJSON_AddNumberToObject(j, "timeout_ms", (double)c->eng.timeout_ms);
+  cJSON_AddNumberToObject(j, "retries", c->eng.retries);
+  cJSON_AddNumberToObject(j, "item_timeout_ms", (double)c->eng.item_timeout_ms);
+  cJSON_AddNumberToObject(j, "limit", (double)c->eng.limit);
+  cJSON_AddNumberToObject(j, "max_item_bytes", (double)c->max_item_bytes);
+  cJSON_AddNumberToObject(j, "max_response_bytes",
+                          (double)c->eng.max_response_bytes);
+  cJSON_AddNumberToObject(j, "rps", c->eng.rps);
+  return j;
+}
+
+static struct assay_engine *volatile running_engine;
+static volatile sig_atomic_t signals_seen;
+
+static void on_signal(int sig) {
+  if (signals_seen++ > 0)
+    _exit(EXIT_INTERRUPTED);
+  struct assay_engine *e = running_engine;
+  if (e != NULL)
+    assay_engine_stop(e);
+  (void)sig;
+}
+
+static int cmd_run(int argc, char **argv) {
+  struct run_config c = {0};
+  int rc = parse_run(argc, argv, &c);
+  if (rc != 0) {
+    config_free(&c);
+    return rc < 0 ? EXIT_OK : rc;
+  }
+  int status = EXIT_USAGE;
+  char *err = NULL;
+  char *name = c.name ? assay__xstrdup(c.name) : default_name(c.dataset);
+  char *output = NULL, *summary_path = NULL;
+  struct assay_dataset *ds = NULL;
+  struct assay_loader *loader = NULL;
+  struct assay_engine *engine = NULL;
+  struct sink sink = {.fd = -1};
+  double started = assay__wall_time();
+
+  if (assay_dataset_open(&ds, c.dataset, c.format, c.max_item_bytes, &err) != 0)
+    goto fail;
+  if (assay_loader_new(&loader, c.plugin_dirs, &err) != 0)
+    goto fail;
+  if (assay_engine_new(&engine, &c.eng, &err) != 0)
+    goto fail;
+  for (int i = 0; i < c.nspecs; i++) {
+    struct spec *s = &c.specs[i];
+    cJSON *map = NULL;
+    if (s->kind == ASSAY_KIND_METRIC) {
+      /* Global maps first; the metric's own override them. */
+      map = cJSON_Duplicate(c.global_map, 1);
+      const cJSON *m;
+      cJSON_ArrayForEach(m, s->map) {
+        cJSON_DeleteItemFromObjectCaseSensitive(map, m->string);
+        cJSON_AddItemToObject(map, m->string, cJSON_Duplicate(m, 1));
+      }
+    }
+    rc = assay_engine_add(engine, loader, s->kind, s->spec, s->opts, map, &err);
+    cJSON_Delete(map);
+    if (rc != 0)
+      goto fail;
+  }
+
+  if (c.output != NULL) {
+    output = assay__xstrdup(c.output);
+  } else {
+    char ts[32];
+    assay__timestamp_compact(started, ts);
+    if (mkdir_p("assay-runs") != 0) {
+      err = assay__format("cannot create directory 'assay-runs': %s",
+                          strerror(errno));
+      goto fail;
+    }
+    output = assay__format("assay-runs/%s-%s.jsonl", name, ts);
+  }
+  int to_stdout = strcmp(output, "-") == 0;
+  if (c.summary != NULL)
+    summary_path = assay__xstrdup(c.summary);
+  else if (!to_stdout)
+    summary_path = summary_path_for(output);
+
+  if (to_stdout) {
+    sink.fd = STDOUT_FILENO;
+  } else {
+    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (c.overwrite ? O_TRUNC : O_EXCL);
+    sink.fd = open(output, flags, 0666);
+    if (sink.fd < 0) {
+      err = errno == EEXIST
+                ? assay__format("output file '%s' already exists; use "
+                                "--overwrite to replace it or choose another "
+                                "--output",
+                                output)
+                : assay__format("cannot create output file '%s': %s", output,
+                                strerror(errno));
+      goto fail;
+    }
+  }
+  sink.path = output;
+  sink.summary = assay_summary_new();
+
+  struct sigaction sa = {0};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  running_engine = engine;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+
+  double t0 = assay__now_ms();
+  rc = assay_engine_run(engine, ds, on_record, &sink, &err);
+  double wall_ms = assay__now_ms() - t0;
+  running_engine = NULL;
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
+
+  const char *run_status = rc == 0                    ? "completed"
+                           : rc == ASSAY_EINTERRUPTED ? "interrupted"
+                                                      : "failed";
+  if (rc != 0 && rc != ASSAY_EINTERRUPTED) {
+    if (sink.write_errno != 0) {
+      free(err);
+      err = assay__format("cannot write to '%s': %s", output,
+                          strerror(sink.write_errno));
+    }
+    fprintf(stderr, "%s: error: %s\n", prog, err ? err : "run failed");
+  }
+  free(err);
+  err = NULL;
+
+  cJSON *run = cJSON_CreateObject();
+  cJSON_AddStringToObject(run, "name", name);
+  char iso[32];
+  assay__iso8601(started, iso);
+  cJSON_AddStringToObject(run, "started", iso);
+  cJSON_AddNumberToObject(run, "wall_ms", round(wall_ms * 1000) / 1000);
+  cJSON_AddStringToObject(run, "status", run_status);
+  cJSON_AddStringToObject(run, "assay_version", PACKAGE_VERSION);
+  cJSON_AddItemToObject(run, "config",
+                        config_json(&c, output, summary_path, name));
+  cJSON_AddItemToObject(run, "plugins", assay_engine_plugins_json(engine));
+  cJSON_AddItemToObject(run, "engine", assay_engine_counters_json(engine));
+  cJSON *sum = assay_summary_json(sink.summary, run);
+  cJSON_Delete(run);
+  if (summary_path != NULL) {
+    char *text = cJSON_Print(sum);
+    if (write_file_atomic(summary_path, text, &err) != 0) {
+      fprintf(stderr, "%s: error: %s\n", prog, err);
+      free(err);
+      err = NULL;
+      rc = rc ? rc : ASSAY_EIO;
+    }
+    free(text);
+  }
+  if (!c.quiet) {
+    assay_summary_print(sum, stderr);
+    if (!to_stdout)
+      fprintf(stderr, "records: %s\n", output);
+    if (summary_path)
+      fprintf(stderr, "summary: %s\n", summary_path);
+  }
+  cJSON_Delete(sum);
+
+  const struct assay_engine_stats *st = assay_engine_stats(engine);
+  if (rc == ASSAY_EINTERRUPTED)
+    status = EXIT_INTERRUPTED;
+  else if (rc != 0 || st->items_failed > 0 || st->scores_failed > 0)
+    status = EXIT_FAILURES;
+  else
+    status = EXIT_OK;
+
+  if (!to_stdout && close(sink.fd) != 0) {
+    fprintf(stderr, "%s: error: cannot write to '%s': %s\n", prog, output,
+            strerror(errno));
+    status = EXIT_FAILURES;
+  }
+  sink.fd = -1;
+  int busy = assay_engine_busy_workers(engine);
+  if (busy > 0) {
+    /* A sync call still running past its timeout cannot be interrupted;
+     * every result is written, so leave without waiting for it. */
+    fprintf(stderr,
+            "%s: warning: %d sync call%s still running past %s timeout; "
+            "exiting without waiting\n",
+            prog, busy, busy == 1 ? " is" : "s are", busy == 1 ? "its" : "their");
+    fflush(stderr);
+    _exit(status);
+  }
+  goto done;
+
+fail:
+  fprintf(stderr, "%s: %s\n", prog, err ? err : "failed");
+  status = EXIT_USAGE;
+done:
+  free(err);
+  if (sink.fd >= 0 && sink.fd != STDOUT_FILENO)
+    close(sink.fd);
+  free(sink.buf);
+  assay_summary_free(sink.summary);
+  if (engine != NULL && assay_engine_free(engine) != 0)
+    fprintf(stderr, "%s: warning: a plugin left handles open\n", prog);
+  assay_loader_free(loader);
+  assay_dataset_free(ds);
+  free(output);
+  free(summary_path);
+  free(name);
+  config_free(&c);
+  return status;
+}
+
+/* ---- assay plugins ------------------------------------------------------------- */
+
+static const char *opt_type_name(int t) {
+  static const char *const names[] = {"?",       "string",  "number",
+                                      "integer", "boolean", "json"};
+  return t >= 1 && t <= 5 ? names[t] : "?";
+}
+
+static cJSON *component_json(const struct assay_component *comp) {
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "name", comp->name);
+  cJSON_AddStringToObject(j, "kind", assay_kind_name(comp->kind));
+  cJSON_AddStringToObject(j, "description",
+                          comp->description ? comp->description : "");
+  cJSON *modes = cJSON_AddArrayToObject(j, "modes");
+  if (comp->run_sync)
+    cJSON_AddItemToArray(modes, cJSON_CreateString("sync"));
+  if (comp->run_async)
+    cJSON_AddItemToArray(modes, cJSON_CreateString("async"));
+  cJSON_AddBoolToObject(j, "thread_safe", (comp->flags & ASSAY_THREAD_SAFE) != 0);
+  if (comp->kind == ASSAY_KIND_METRIC) {
+    cJSON *in = cJSON_AddArrayToObject(j, "inputs");
+    for (const struct assay_input *i = comp->inputs; i && i->name; i++) {
+      cJSON *o = cJSON_CreateObject();
+      cJSON_AddStringToObject(o, "name", i->name);
+      cJSON_AddBoolToObject(o, "optional", (i->flags & ASSAY_INPUT_OPTIONAL) != 0);
+      if (i->help)
+        cJSON_AddStringToObject(o, "help", i->help);
+      cJSON_AddItemToArray(in, o);
+    }
+  }
+  cJSON *opts = cJSON_AddArrayToObject(j, "options");
+  for (const struct assay_option *o = comp->options; o && o->name; o++) {
+    cJSON *x = cJSON_CreateObject();
+    cJSON_AddStringToObject(x, "name", o->name);
+    cJSON_AddStringToObject(x, "type", opt_type_name(o->type));
+    if (o->default_json)
+      cJSON_AddStringToObject(x, "default", o->default_json);
+    cJSON_AddBoolToObject(x, "required", (o->flags & ASSAY_OPT_REQUIRED) != 0);
+    cJSON_AddStringToObject(x, "help", o->help ? o->help : "");
+    cJSON_AddItemToArray(opts, x);
+  }
+  return j;
+}
+
+static cJSON *module_json(const struct assay_module *m,
+                          const struct assay_component *only) {
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "plugin", m->desc->name);
+  cJSON_AddStringToObject(j, "version", m->desc->version);
+  cJSON_AddStringToObject(j, "file", m->path);
+  char abi[32];
+  snprintf(abi, sizeof abi, "%u.%u", m->desc->abi_major, m->desc->abi_minor);
+  cJSON_AddStringToObject(j, "abi", abi);
+  if (m->desc->description)
+    cJSON_AddStringToObject(j, "description", m->desc->description);
+  cJSON *comps = cJSON_AddArrayToObject(j, "components");
+  for (size_t i = 0; m->desc->components[i] != NULL; i++)
+    if (only == NULL || only == m->desc->components[i])
+      cJSON_AddItemToArray(comps, component_json(m->desc->components[i]));
+  return j;
+}
+
+static void print_module(const cJSON *m, int detail) {
+  const cJSON *comps = cJSON_GetObjectItem(m, "components");
+  printf("%s %s  (%s)\n", cJSON_GetObjectItem(m, "plugin")->valuestring,
+         cJSON_GetObjectItem(m, "version")->valuestring,
+         cJSON_GetObjectItem(m, "file")->valuestring);
+  const cJSON *c;
+  cJSON_ArrayForEach(c, comps) {
+    char modes[32] = "";
+    const cJSON *md;
+    cJSON_ArrayForEach(md, cJSON_GetObjectItem(c, "modes")) {
+      if (*modes)
+        strcat(modes, "+");
+      strcat(modes, md->valuestring);
+    }
+    printf("  %-6s %-20s %-10s %s\n", cJSON_GetObjectItem(c, "kind")->valuestring,
+           cJSON_GetObjectItem(c, "name")->valuestring, modes,
+           cJSON_GetObjectItem(c, "description")->valuestring);
+    if (!detail)
+      continue;
+    const cJSON *in = cJSON_GetObjectItem(c, "inputs");
+    if (cJSON_GetArraySize(in) > 0) {
+      printf("         inputs:");
+      const cJSON *x;
+      cJSON_ArrayForEach(x, in) {
+        printf(" %s%s", x->child->valuestring,
+               cJSON_IsTrue(cJSON_GetObjectItem(x, "optional")) ? " (optional)"
+                                                                : "");
+      }
+      printf("\n");
+    }
+    const cJSON *o;
+    cJSON_ArrayForEach(o, cJSON_GetObjectItem(c, "options")) {
+      const cJSON *def = cJSON_GetObjectItem(o, "default");
+      printf("         --opt %s=<%s>%s%s%s  %s\n",
+             cJSON_GetObjectItem(o, "name")->valuestring,
+             cJSON_GetObjectItem(o, "type")->valuestring,
+             def ? "  (default " : "", def ? def->valuestring : "",
+             def ? ")"
+             : cJSON_IsTrue(cJSON_GetObjectItem(o, "required")) ? "  (required)"
+                                                                 : "",
+             cJSON_GetObjectItem(o, "help")->valuestring);
+    }
+  }
+}
+
+struct scan_state {
+  cJSON *list;
+  int failures;
+};
+
+static void on_scan(void *arg, struct assay_module *m, const char *path,
+                    const char *err) {
+  struct scan_state *st = arg;
+  if (m == NULL) {
+    fprintf(stderr, "%s: warning: %s\n", prog, err ? err : path);
+    st->failures++;
+    return;
+  }
+  cJSON_AddItemToArray(st->list, module_json(m, NULL));
+}
+
+static int cmd_plugins(int argc, char **argv) {
+  const char **dirs = NULL;
+  int ndirs = 0, json = 0, nspecs = 0;
+  const char **specs = assay__xcalloc((size_t)argc + 1, sizeof *specs);
+  for (int i = 0; i < argc; i++) {
+    const char *v = NULL;
+    int r;
+    if ((r = take(argc, argv, &i, "--help", "-h", 0, &v)) != 0) {
+      fputs(plugins_help, stdout);
+      free(specs);
+      free(dirs);
+      return EXIT_OK;
+    } else if ((r = take(argc, argv, &i, "--plugin-dir", NULL, 1, &v)) != 0) {
+      if (r < 0) {
+        free(specs);
+        free(dirs);
+        return usage_error("plugins", "option '--plugin-dir' needs a value");
+      }
+      dirs_add(&dirs, &ndirs, v);
+    } else if (strcmp(argv[i], "--json") == 0) {
+      json = 1;
+    } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+      free(specs);
+      free(dirs);
+      return usage_error("plugins", "unknown option '%s'", argv[i]);
+    } else {
+      specs[nspecs++] = argv[i];
+    }
+  }
+  struct assay_loader *l;
+  char *err = NULL;
+  int status = EXIT_OK;
+  if (assay_loader_new(&l, dirs, &err) != 0) {
+    fprintf(stderr, "%s: %s\n", prog, err);
+    free(err);
+    free(specs);
+    free(dirs);
+    return EXIT_USAGE;
+  }
+  cJSON *list = cJSON_CreateArray();
+  if (nspecs == 0) {
+    struct scan_state st = {list, 0};
+    int n = assay_loader_scan(l, on_scan, &st);
+    if (n == 0 && !json) {
+      fprintf(stderr, "%s: no plugins found in:", prog);
+      for (const char *const *d = assay_loader_dirs(l); *d; d++)
+        fprintf(stderr, " '%s'", *d);
+      fprintf(stderr, "\n");
+    }
+  } else {
+    for (int i = 0; i < nspecs; i++) {
+      struct assay_module *m;
+      const struct assay_component *comp = NULL;
+      const char *colon = strrchr(specs[i], ':');
+      int rc = colon && !strchr(colon, '/')
+                   ? assay_loader_find(l, specs[i], 0, &m, &comp, &err)
+                   : assay_loader_load(l, specs[i], &m, &err);
+      if (rc != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        free(err);
+        err = NULL;
+        status = EXIT_USAGE;
+        continue;
+      }
+      cJSON_AddItemToArray(list, module_json(m, comp));
+    }
+  }
+  if (json) {
+    char *text = cJSON_Print(list);
+    printf("%s\n", text);
+    free(text);
+  } else {
+    const cJSON *m;
+    int first = 1;
+    cJSON_ArrayForEach(m, list) {
+      if (!first && nspecs > 0)
+        printf("\n");
+      first = 0;
+      print_module(m, nspecs > 0);
+    }
+    if (nspecs == 0 && cJSON_GetArraySize(list) > 0)
+      printf("\n'assay plugins NAME' shows a plugin's inputs and options.\n");
+  }
+  cJSON_Delete(list);
+  assay_loader_free(l);
+  free(specs);
+  free(dirs);
+  return status;
+}
+
+int assay_cli_main(int argc, char **argv) {
+  if (argc < 2) {
+    fputs(main_help, stderr);
+    return EXIT_USAGE;
+  }
+  const char *cmd = argv[1];
+  if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
+      strcmp(cmd, "help") == 0) {
+    fputs(main_help, stdout);
+    return EXIT_OK;
+  }
+  if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+    printf("assay %s (plugin ABI %d.%d, libuv %s, cJSON %s)\n", PACKAGE_VERSION,
+           ASSAY_ABI_MAJOR, ASSAY_ABI_MINOR, uv_version_string(), cJSON_Version());
+    return EXIT_OK;
+  }
+  if (strcmp(cmd, "run") == 0)
+    return cmd_run(argc - 2, argv + 2);
+  if (strcmp(cmd, "plugins") == 0)
+    return cmd_plugins(argc - 2, argv + 2);
+  return usage_error(NULL, "unknown command '%s'", cmd);
+}

@@ -1,1 +1,1408 @@
-/* core/engine.c: placeholder until written. */
+/*
+ * The engine (see engine.h): admission, dispatch of sync and async calls,
+ * timeouts, retries and the in-order result pipeline, all owned by one loop
+ * thread.
+ *
+ * Calls are named by opaque 64-bit handles: [engine serial:16][generation:24]
+ * [slot:24]. A slot is one call attempt's state and is reused; its generation
+ * changes whenever an attempt ends, so a late or second completion carries a
+ * stale handle and is recognised and dropped instead of touching memory that
+ * now belongs to another call. Completions from any thread (plugins' async
+ * completions and the worker pool's sync results alike) go through one
+ * mutex-guarded inbox and one uv_async_t, drained whole on each wake-up.
+ *
+ * An abandoned call (its timeout fired) keeps its slot, and with it a
+ * reference on its item, until the plugin completes it late, because an
+ * async plugin may still read its input until then.
+ */
+#include "engine.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "error.h"
+#include "http.h"
+#include "pool.h"
+#include "util.h"
+
+#define SLOT_BITS 24
+#define GEN_BITS 24
+#define SLOT_MASK ((1u << SLOT_BITS) - 1)
+#define GEN_MASK ((1u << GEN_BITS) - 1)
+#define REG_BITS 6
+#define REG_MAX (1 << REG_BITS)
+
+enum { SLOT_FREE, SLOT_ACTIVE, SLOT_ABANDONED, SLOT_BACKOFF };
+
+struct instance {
+  struct assay_engine *e;
+  int kind;
+  int metric;                   /* metric index, -1 for the task */
+  char *spec;
+  struct assay_module *mod;
+  const struct assay_component *comp;
+  cJSON *config;                /* validated options with defaults */
+  cJSON *map;                   /* metrics: KEY -> FIELD */
+  char *score_name;
+  int renamed;
+  int use_async;
+  void *state;
+  int inited;
+  uv_mutex_t serial;            /* held around run_sync unless thread-safe */
+  struct assay_host host;
+};
+
+/* A completion travelling to the loop thread. */
+struct completion {
+  struct completion *next;
+  uint64_t call;
+  cJSON *result;
+  int failed;
+  int code;             /* enum assay_fail_code when failed */
+  long retry_after_ms;
+  char *msg;
+  const char *cause;    /* retry cause for statistics, or NULL */
+  int synthetic;        /* made by the host: dropped if the call had ended */
+  int no_result;        /* sync: returned NULL without failing */
+  int twice;            /* sync: failed or completed and also returned */
+};
+
+struct item;
+
+struct slot {
+  uint32_t gen;
+  int state;
+  uint32_t idx;
+  int next_free;
+  uv_timer_t timer;     /* the attempt's timeout, or the backoff wait */
+  struct item *item;    /* holds a reference */
+  int job;              /* 0: the task, 1 + i: metric i */
+  cJSON *view;          /* metrics: the input view (owned) */
+  const cJSON *input;   /* what the plugin got */
+  int attempt;
+  long timeout_ms;
+  struct assay_pool_job pjob;
+};
+
+struct item {
+  int64_t index;
+  cJSON *json;          /* the dataset item, owned */
+  char *bad;            /* a malformed item's message */
+  cJSON *output;        /* task output, owned */
+  cJSON **scores;       /* per metric: object name -> score, owned */
+  cJSON *error;         /* {"code","message"}, owned */
+  int *attempts;        /* per job */
+  int refs;
+  int final;
+  int metrics_left;
+  double t_admit, deadline, t_task, task_ms, t_metrics, metrics_ms;
+};
+
+struct assay_engine {
+  uint16_t serial;
+  int reg_index;
+  struct assay_engine_opts opts;
+  uv_loop_t loop;
+  uv_async_t inbox_async;
+  struct completion *inbox_head, *inbox_tail; /* under reg_lock */
+  int stop_requested;                         /* atomic */
+
+  struct assay_pool *pool;
+  struct instance *task;
+  struct instance **metrics;
+  int nmetrics;
+
+  struct slot **slots;
+  int nslots;
+  int free_slot;
+
+  struct item **ring;
+  int64_t window;
+  int64_t next_index, next_write;
+  int running, pending;
+  struct assay_dataset *ds;
+  int eof, stopping, done;
+  assay_record_cb cb;
+  void *cb_arg;
+  int run_rc;
+  char *run_err;
+
+  struct assay_http *http;
+  struct assay_engine_stats stats;
+  uint64_t rng;
+  int warned_dup;
+};
+
+/* ---- the registry: call handles to engines, across threads --------------- */
+
+static uv_once_t reg_once = UV_ONCE_INIT;
+static uv_mutex_t reg_lock;
+static struct assay_engine *reg[REG_MAX];
+static unsigned reg_counter;
+
+static void reg_init(void) {
+  if (uv_mutex_init(&reg_lock) != 0)
+    abort();
+}
+
+static uint64_t make_call(const struct assay_engine *e, const struct slot *s) {
+  return ((uint64_t)e->serial << 48) | ((uint64_t)(s->gen & GEN_MASK) << 24) |
+         s->idx;
+}
+
+/* Any thread: hands c to its engine's inbox, or frees it when the engine is
+ * gone (a completion arriving after the run ended). */
+static void post(struct completion *c) {
+  uint16_t serial = (uint16_t)(c->call >> 48);
+  uv_mutex_lock(&reg_lock);
+  struct assay_engine *e = reg[serial & (REG_MAX - 1)];
+  if (e != NULL && e->serial == serial) {
+    if (e->inbox_tail)
+      e->inbox_tail->next = c;
+    else
+      e->inbox_head = c;
+    e->inbox_tail = c;
+    uv_async_send(&e->inbox_async);
+    c = NULL;
+  }
+  uv_mutex_unlock(&reg_lock);
+  if (c != NULL) {
+    cJSON_Delete(c->result);
+    free(c->msg);
+    free(c);
+  }
+}
+
+/* ---- the host API ---------------------------------------------------------- */
+
+/* What the host knows about the call a plugin entry point is running. */
+struct call_ctx {
+  uint64_t call;
+  int64_t index;
+  int attempt;
+  long timeout_ms;
+  int capture;      /* inside run_sync: completions are captured here */
+  int completed;
+  int failed;
+  cJSON *result;
+  int code;
+  long retry_after_ms;
+  char *msg;
+};
+
+static _Thread_local struct call_ctx *tls_ctx;
+
+static void host_complete(assay_call call, cJSON *result) {
+  struct call_ctx *ctx = tls_ctx;
+  if (ctx != NULL && ctx->capture && ctx->call == call) {
+    if (ctx->completed || ctx->failed) {
+      cJSON_Delete(result);
+      ctx->completed = 2; /* a second completion: counted as a fault */
+      return;
+    }
+    ctx->completed = 1;
+    ctx->result = result;
+    return;
+  }
+  struct completion *c = assay__xcalloc(1, sizeof *c);
+  c->call = call;
+  c->result = result;
+  c->no_result = result == NULL;
+  post(c);
+}
+
+static void post_failure(assay_call call, int code, long retry_after_ms,
+                         char *msg, const char *cause) {
+  struct call_ctx *ctx = tls_ctx;
+  if (ctx != NULL && ctx->capture && ctx->call == call) {
+    if (ctx->completed || ctx->failed) {
+      free(msg);
+      ctx->completed = 2;
+      return;
+    }
+    ctx->failed = 1;
+    ctx->code = code;
+    ctx->retry_after_ms = retry_after_ms;
+    ctx->msg = msg;
+    return;
+  }
+  struct completion *c = assay__xcalloc(1, sizeof *c);
+  c->call = call;
+  c->failed = 1;
+  c->code = code;
+  c->retry_after_ms = retry_after_ms;
+  c->msg = msg;
+  c->cause = cause;
+  post(c);
+}
+
+static void host_fail(assay_call call, int code, long retry_after_ms,
+                      const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *msg = assay__vformat(fmt ? fmt : "failed", ap);
+  va_end(ap);
+  if (code < ASSAY_FAIL_ERROR || code > ASSAY_FAIL_BAD_INPUT)
+    code = ASSAY_FAIL_ERROR;
+  post_failure(call, code, retry_after_ms, msg,
+               code == ASSAY_FAIL_RETRYABLE ? "other" : NULL);
+}
+
+static int log_debug = -1;
+
+static void host_log(const struct assay_host *host, int level, const char *fmt,
+                     ...) {
+  static const char *const names[] = {"error", "warning", "info", "debug"};
+  if (log_debug < 0)
+    log_debug = getenv("ASSAY_DEBUG") != NULL;
+  if (level >= ASSAY_LOG_DEBUG && !log_debug)
+    return;
+  if (level < 0 || level > ASSAY_LOG_DEBUG)
+    level = ASSAY_LOG_INFO;
+  const struct instance *inst =
+      host ? assay__container_of(host, struct instance, host) : NULL;
+  va_list ap;
+  va_start(ap, fmt);
+  char *msg = assay__vformat(fmt, ap);
+  va_end(ap);
+  /* One fprintf per line so lines from several threads do not interleave. */
+  fprintf(stderr, "assay: %s %s: %s: %s\n",
+          inst ? assay_kind_name(inst->kind) : "plugin",
+          inst ? inst->comp->name : "?", names[level], msg);
+  free(msg);
+}
+
+static void *host_alloc(size_t n) {
+  return assay__xmalloc(n);
+}
+
+static void host_dealloc(void *p) {
+  free(p);
+}
+
+static char *host_format(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *s = assay__vformat(fmt, ap);
+  va_end(ap);
+  return s;
+}
+
+static const char *host_opt_string(const cJSON *config, const char *name,
+                                   const char *def) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(config, name);
+  return cJSON_IsString(v) ? v->valuestring : def;
+}
+
+static double host_opt_number(const cJSON *config, const char *name,
+                              double def) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(config, name);
+  return cJSON_IsNumber(v) ? v->valuedouble : def;
+}
+
+static int host_opt_bool(const cJSON *config, const char *name, int def) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(config, name);
+  return cJSON_IsBool(v) ? cJSON_IsTrue(v) : def;
+}
+
+static int host_call_info(assay_call call, struct assay_call_info *info) {
+  struct call_ctx *ctx = tls_ctx;
+  if (ctx == NULL || ctx->call != call || info == NULL ||
+      info->size < sizeof(uint32_t))
+    return -1;
+  struct assay_call_info full = {.size = info->size,
+                                 .index = ctx->index,
+                                 .trial = 0,
+                                 .attempt = ctx->attempt,
+                                 .timeout_ms = ctx->timeout_ms};
+  size_t n = info->size < sizeof full ? info->size : sizeof full;
+  memcpy(info, &full, n);
+  return 0;
+}
+
+/* Loop thread only: the engine and active slot of call, or NULL. */
+static struct slot *active_slot(uint64_t call, struct assay_engine **ep) {
+  uint16_t serial = (uint16_t)(call >> 48);
+  uv_mutex_lock(&reg_lock);
+  struct assay_engine *e = reg[serial & (REG_MAX - 1)];
+  if (e != NULL && e->serial != serial)
+    e = NULL;
+  uv_mutex_unlock(&reg_lock);
+  if (e == NULL)
+    return NULL;
+  uint32_t idx = (uint32_t)(call & SLOT_MASK);
+  uint32_t gen = (uint32_t)((call >> 24) & GEN_MASK);
+  if (idx >= (uint32_t)e->nslots)
+    return NULL;
+  struct slot *s = e->slots[idx];
+  if ((s->gen & GEN_MASK) != gen || s->state != SLOT_ACTIVE)
+    return NULL;
+  *ep = e;
+  return s;
+}
+
+static int host_http_request(assay_call call,
+                             const struct assay_http_request *req,
+                             assay_http_cb cb, void *arg, char **errmsg) {
+  struct assay_engine *e;
+  struct slot *s = active_slot(call, &e);
+  if (s == NULL)
+    return assay__fail(errmsg, ASSAY_EINVAL,
+                       "http_request: the call is not running (it ended or "
+                       "timed out)");
+  if (e->http == NULL) {
+    struct assay_http_config hc = {
+        .max_response_bytes = e->opts.max_response_bytes,
+        .max_inflight = e->opts.concurrency,
+        .rps = e->opts.rps};
+    int rc = assay_http_new(&e->http, &e->loop, &hc, errmsg);
+    if (rc != 0)
+      return rc;
+  }
+  long timeout = req->timeout_ms;
+  uint64_t left = uv_timer_get_due_in(&s->timer);
+  if (timeout <= 0 || (left > 0 && (uint64_t)timeout > left))
+    timeout = left > 0 ? (long)left : 1;
+  return assay_http_request(e->http, call, req, timeout, cb, arg, errmsg);
+}
+
+static void host_http_fail(assay_call call,
+                           const struct assay_http_response *res,
+                           const char *what) {
+  int code;
+  long retry_after;
+  char *msg = NULL;
+  const char *cause = assay_http_classify(res, what ? what : "request", &code,
+                                          &retry_after, &msg);
+  post_failure(call, code, retry_after, msg ? msg : assay__xstrdup("failed"),
+               cause);
+}
+
+static const struct assay_host host_template = {
+    .size = sizeof(struct assay_host),
+    .abi_major = ASSAY_ABI_MAJOR,
+    .abi_minor = ASSAY_ABI_MINOR,
+    .complete = host_complete,
+    .fail = host_fail,
+    .log = host_log,
+    .alloc = host_alloc,
+    .dealloc = host_dealloc,
+    .format = host_format,
+    .opt_string = host_opt_string,
+    .opt_number = host_opt_number,
+    .opt_bool = host_opt_bool,
+    .http_request = host_http_request,
+    .http_header = assay_http_header,
+    .http_fail = host_http_fail,
+    .call_info = host_call_info,
+};
+
+/* ---- engine set-up --------------------------------------------------------- */
+
+void assay_engine_opts_init(struct assay_engine_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->concurrency = 64;
+  o->threads = (int)uv_available_parallelism();
+  o->timeout_ms = 60000;
+  o->retries = 3;
+  o->backoff_base_ms = 200;
+  o->backoff_max_ms = 30000;
+  o->max_response_bytes = ASSAY_DEFAULT_MAX_RESPONSE_BYTES;
+}
+
+static void on_inbox(uv_async_t *a);
+
+int assay_engine_new(struct assay_engine **ep, const struct assay_engine_opts *o,
+                     char **errmsg) {
+  uv_once(&reg_once, reg_init);
+  if (o->concurrency < 1 || o->threads < 1 || o->timeout_ms < 1 ||
+      o->retries < 0 || o->item_timeout_ms < 0 || o->backoff_base_ms < 0 ||
+      o->backoff_max_ms < 0 || o->rps < 0 || o->limit < 0)
+    return assay__fail(errmsg, ASSAY_EINVAL,
+                       "invalid engine options: concurrency, threads and "
+                       "timeout must be at least 1, the others at least 0");
+  if (o->concurrency > (1 << 20))
+    return assay__fail(errmsg, ASSAY_EINVAL,
+                       "--concurrency %d is over the limit of %d",
+                       o->concurrency, 1 << 20);
+  struct assay_engine *e = assay__xcalloc(1, sizeof *e);
+  e->opts = *o;
+  e->free_slot = -1;
+  e->rng = o->seed ? o->seed : uv_hrtime() | 1;
+  int rc = uv_loop_init(&e->loop);
+  if (rc != 0) {
+    free(e);
+    return assay__fail(errmsg, ASSAY_ENOMEM, "cannot create the event loop: %s",
+                       uv_strerror(rc));
+  }
+  uv_async_init(&e->loop, &e->inbox_async, on_inbox);
+
+  uv_mutex_lock(&reg_lock);
+  int free_index = -1;
+  for (int i = 0; i < REG_MAX && free_index < 0; i++)
+    if (reg[i] == NULL)
+      free_index = i;
+  if (free_index >= 0) {
+    reg_counter = (reg_counter + 1) & ((1u << (16 - REG_BITS)) - 1);
+    if (reg_counter == 0)
+      reg_counter = 1;
+    e->serial = (uint16_t)((reg_counter << REG_BITS) | (unsigned)free_index);
+    e->reg_index = free_index;
+    reg[free_index] = e;
+  }
+  uv_mutex_unlock(&reg_lock);
+  if (free_index < 0) {
+    uv_close((uv_handle_t *)&e->inbox_async, NULL);
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&e->loop);
+    free(e);
+    return assay__fail(errmsg, ASSAY_ENOMEM,
+                       "too many engines at once (at most %d)", REG_MAX);
+  }
+  *ep = e;
+  return 0;
+}
+
+static const char *const metric_reserved[] = {"name", NULL};
+
+int assay_engine_add(struct assay_engine *e, struct assay_loader *l, int kind,
+                     const char *spec, const cJSON *opts, const cJSON *map,
+                     char **errmsg) {
+  if (kind == ASSAY_KIND_TASK && e->task != NULL)
+    return assay__fail(errmsg, ASSAY_ECONFIG,
+                       "only one --task per run (got '%s' after '%s')", spec,
+                       e->task->spec);
+  if (opts != NULL && !cJSON_IsObject(opts))
+    return assay__fail(errmsg, ASSAY_EINVAL, "options of '%s' must be an object",
+                       spec);
+  struct assay_module *mod;
+  const struct assay_component *comp;
+  int rc = assay_loader_find(l, spec, kind, &mod, &comp, errmsg);
+  if (rc != 0)
+    return rc;
+
+  const cJSON *name = cJSON_GetObjectItemCaseSensitive(opts, "name");
+  if (kind == ASSAY_KIND_METRIC && name != NULL &&
+      (!cJSON_IsString(name) || name->valuestring[0] == '\0'))
+    return assay__fail(errmsg, ASSAY_ECONFIG,
+                       "option 'name' of metric '%s' must be a non-empty "
+                       "string",
+                       spec);
+  const char *score = kind == ASSAY_KIND_METRIC && name ? name->valuestring
+                                                        : comp->name;
+  for (int i = 0; kind == ASSAY_KIND_METRIC && i < e->nmetrics; i++)
+    if (strcmp(e->metrics[i]->score_name, score) == 0)
+      return assay__fail(errmsg, ASSAY_ECONFIG,
+                         "two scores named '%s' (metrics '%s' and '%s'); "
+                         "rename one with --opt name=OTHER after its --metric",
+                         score, e->metrics[i]->spec, spec);
+  const cJSON *mv;
+  cJSON_ArrayForEach(mv, map) {
+    if (!cJSON_IsString(mv) || mv->valuestring[0] == '\0')
+      return assay__fail(errmsg, ASSAY_EINVAL,
+                         "--map %s: the field must be a non-empty path",
+                         mv->string);
+  }
+
+  cJSON *config;
+  rc = assay_options_apply(mod, comp, opts,
+                           kind == ASSAY_KIND_METRIC ? metric_reserved : NULL,
+                           &config, errmsg);
+  if (rc != 0)
+    return rc;
+
+  struct instance *inst = assay__xcalloc(1, sizeof *inst);
+  inst->e = e;
+  inst->kind = kind;
+  inst->metric = kind == ASSAY_KIND_METRIC ? e->nmetrics : -1;
+  inst->spec = assay__xstrdup(spec);
+  inst->mod = mod;
+  inst->comp = comp;
+  inst->config = config;
+  inst->map = map ? cJSON_Duplicate(map, 1) : NULL;
+  inst->score_name = assay__xstrdup(score);
+  inst->renamed = name != NULL;
+  inst->use_async = comp->run_async != NULL;
+  uv_mutex_init(&inst->serial);
+  inst->host = host_template;
+  inst->host.loop = &e->loop;
+  inst->host.datadir = assay_loader_data_dir();
+
+  if (comp->init != NULL) {
+    char *perr = NULL;
+    void *state = NULL;
+    int prc = comp->init(config, &inst->host, &state, &perr);
+    if (prc != 0) {
+      rc = assay__fail(errmsg, ASSAY_ECONFIG,
+                       "%s '%s' (plugin '%s') failed to initialise: %s",
+                       assay_kind_name(kind), comp->name, mod->path,
+                       perr ? perr : "no reason given");
+      free(perr);
+      cJSON_Delete(inst->config);
+      cJSON_Delete(inst->map);
+      free(inst->spec);
+      free(inst->score_name);
+      uv_mutex_destroy(&inst->serial);
+      free(inst);
+      return rc;
+    }
+    free(perr);
+    inst->state = state;
+  }
+  inst->inited = 1;
+  if (kind == ASSAY_KIND_TASK) {
+    e->task = inst;
+  } else {
+    e->metrics =
+        assay__xrealloc(e->metrics, (size_t)(e->nmetrics + 1) * sizeof *e->metrics);
+    e->metrics[e->nmetrics++] = inst;
+  }
+  return 0;
+}
+
+/* ---- slots ------------------------------------------------------------------ */
+
+static struct slot *slot_get(struct assay_engine *e, struct item *item,
+                             int job) {
+  struct slot *s;
+  if (e->free_slot >= 0) {
+    s = e->slots[e->free_slot];
+    e->free_slot = s->next_free;
+  } else {
+    if ((uint32_t)e->nslots >= SLOT_MASK) {
+      fprintf(stderr, "assay: more than %u calls at once\n", SLOT_MASK);
+      abort();
+    }
+    if ((e->nslots & (e->nslots - 1)) == 0)
+      e->slots = assay__xrealloc(e->slots, (size_t)(e->nslots ? e->nslots * 2 : 16) *
+                                               sizeof *e->slots);
+    s = assay__xcalloc(1, sizeof *s);
+    s->idx = (uint32_t)e->nslots;
+    uv_timer_init(&e->loop, &s->timer);
+    e->slots[e->nslots++] = s;
+  }
+  s->state = SLOT_BACKOFF;
+  s->item = item;
+  s->job = job;
+  item->refs++;
+  return s;
+}
+
+static void item_release(struct assay_engine *e, struct item *it);
+
+static void slot_put(struct assay_engine *e, struct slot *s) {
+  uv_timer_stop(&s->timer);
+  cJSON_Delete(s->view);
+  s->view = NULL;
+  s->input = NULL;
+  s->gen = (s->gen + 1) & GEN_MASK;
+  s->state = SLOT_FREE;
+  struct item *it = s->item;
+  s->item = NULL;
+  s->next_free = e->free_slot;
+  e->free_slot = (int)s->idx;
+  item_release(e, it);
+}
+
+/* ---- items -------------------------------------------------------------------- */
+
+static void item_release(struct assay_engine *e, struct item *it) {
+  if (--it->refs > 0)
+    return;
+  cJSON_Delete(it->json);
+  cJSON_Delete(it->output);
+  cJSON_Delete(it->error);
+  for (int i = 0; it->scores && i < e->nmetrics; i++)
+    cJSON_Delete(it->scores[i]);
+  free(it->scores);
+  free(it->attempts);
+  free(it->bad);
+  free(it);
+}
+
+static struct instance *job_instance(struct assay_engine *e, int job) {
+  return job == 0 ? e->task : e->metrics[job - 1];
+}
+
+static void item_final(struct assay_engine *e, struct item *it) {
+  if (it->t_metrics > 0)
+    it->metrics_ms = assay__now_ms() - it->t_metrics;
+  it->final = 1;
+  e->running--;
+}
+
+static cJSON *score_error(const char *msg) {
+  cJSON *s = cJSON_CreateObject();
+  cJSON_AddNullToObject(s, "value");
+  cJSON_AddNullToObject(s, "reason");
+  cJSON_AddStringToObject(s, "error", msg);
+  return s;
+}
+
+static void metric_done(struct assay_engine *e, struct item *it) {
+  if (--it->metrics_left == 0)
+    item_final(e, it);
+}
+
+/* Records a failed job: the item's error for the task, a failed score for a
+ * metric. err is an ASSAY_E* code. */
+static void job_failed(struct assay_engine *e, struct item *it, int job,
+                       int err, const char *msg) {
+  if (job == 0) {
+    it->task_ms = assay__now_ms() - it->t_task;
+    it->error = cJSON_CreateObject();
+    cJSON_AddStringToObject(it->error, "code", assay_err_name(err));
+    cJSON_AddStringToObject(it->error, "message", msg);
+    e->stats.items_failed++;
+    item_final(e, it);
+    return;
+  }
+  struct instance *inst = e->metrics[job - 1];
+  cJSON *scores = cJSON_CreateObject();
+  /* A score's error is one string; its code leads it. */
+  char *full = assay__format("%s: %s", assay_err_name(err), msg);
+  cJSON_AddItemToObject(scores, inst->score_name, score_error(full));
+  free(full);
+  it->scores[job - 1] = scores;
+  e->stats.scores_failed++;
+  metric_done(e, it);
+}
+
+static void start_metrics(struct assay_engine *e, struct item *it);
+static void dispatch(struct assay_engine *e, struct slot *s);
+
+static void start_job(struct assay_engine *e, struct item *it, int job) {
+  struct slot *s = slot_get(e, it, job);
+  dispatch(e, s);
+}
+
+/* Normalises a task's result into the item's output. */
+static void task_succeeded(struct assay_engine *e, struct item *it,
+                           cJSON *result) {
+  it->task_ms = assay__now_ms() - it->t_task;
+  if (!cJSON_IsObject(result)) {
+    cJSON *wrap = cJSON_CreateObject();
+    cJSON_AddItemToObject(wrap, "output", result);
+    result = wrap;
+  }
+  it->output = result;
+  start_metrics(e, it);
+}
+
+/* Turns one score value into {"value","reason","error"}; NULL when invalid,
+ * with *why set. */
+static cJSON *score_from(const cJSON *v, const char **why) {
+  const cJSON *value = v, *reason = NULL;
+  if (cJSON_IsObject(v)) {
+    value = cJSON_GetObjectItemCaseSensitive(v, "value");
+    reason = cJSON_GetObjectItemCaseSensitive(v, "reason");
+  }
+  if (!cJSON_IsNumber(value)) {
+    *why = "a score must be a number or an object with a numeric \"value\"";
+    return NULL;
+  }
+  if (!isfinite(value->valuedouble)) {
+    *why = "the score is not a finite number";
+    return NULL;
+  }
+  cJSON *s = cJSON_CreateObject();
+  cJSON_AddNumberToObject(s, "value", value->valuedouble);
+  if (cJSON_IsString(reason))
+    cJSON_AddStringToObject(s, "reason", reason->valuestring);
+  else
+    cJSON_AddNullToObject(s, "reason");
+  cJSON_AddNullToObject(s, "error");
+  return s;
+}
+
+static void metric_succeeded(struct assay_engine *e, struct item *it, int job,
+                             cJSON *result) {
+  struct instance *inst = e->metrics[job - 1];
+  cJSON *scores = cJSON_CreateObject();
+  const char *why = NULL;
+  if (cJSON_IsArray(result)) {
+    const cJSON *entry;
+    cJSON_ArrayForEach(entry, result) {
+      const cJSON *n = cJSON_GetObjectItemCaseSensitive(entry, "name");
+      if (!cJSON_IsString(n) || n->valuestring[0] == '\0') {
+        why = "every entry of a score array needs a non-empty \"name\"";
+        break;
+      }
+      cJSON *s = score_from(entry, &why);
+      if (s == NULL)
+        break;
+      char *key = inst->renamed
+                      ? assay__format("%s.%s", inst->score_name, n->valuestring)
+                      : assay__xstrdup(n->valuestring);
+      if (cJSON_GetObjectItemCaseSensitive(scores, key) != NULL) {
+        cJSON_Delete(s);
+        free(key);
+        why = "two entries of the score array have the same name";
+        break;
+      }
+      cJSON_AddItemToObject(scores, key, s);
+      free(key);
+    }
+    if (why == NULL && cJSON_GetArraySize(result) == 0)
+      why = "the score array is empty";
+  } else {
+    cJSON *s = score_from(result, &why);
+    if (s != NULL)
+      cJSON_AddItemToObject(scores, inst->score_name, s);
+  }
+  cJSON_Delete(result);
+  if (why != NULL) {
+    cJSON_Delete(scores);
+    char *msg = assay__format("metric '%s' returned a bad result: %s",
+                              inst->comp->name, why);
+    job_failed(e, it, job, ASSAY_EBAD_OUTPUT, msg);
+    free(msg);
+    return;
+  }
+  it->scores[job - 1] = scores;
+  metric_done(e, it);
+}
+
+static int is_retryable(int code) {
+  return code == ASSAY_FAIL_RETRYABLE || code == ASSAY_FAIL_TIMEOUT;
+}
+
+static uint64_t rng_next(struct assay_engine *e) {
+  uint64_t x = e->rng;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  return e->rng = x;
+}
+
+static void on_backoff(uv_timer_t *t);
+static void pump(struct assay_engine *e);
+
+/* An attempt of a job failed: retry it after a backoff, or record it. */
+static void attempt_failed(struct assay_engine *e, struct item *it, int job,
+                           int code, long retry_after_ms, const char *cause,
+                           const char *msg) {
+  int attempts = it->attempts[job];
+  if (is_retryable(code) && attempts <= e->opts.retries) {
+    /* Exponential backoff with full jitter, never sooner than asked. */
+    double cap = (double)e->opts.backoff_base_ms * pow(2.0, attempts - 1);
+    if (cap > (double)e->opts.backoff_max_ms)
+      cap = (double)e->opts.backoff_max_ms;
+    double delay = cap * (double)(rng_next(e) >> 11) / 9007199254740992.0;
+    if (retry_after_ms >= 0 && delay < (double)retry_after_ms)
+      delay = (double)retry_after_ms;
+    double now = assay__now_ms();
+    if (it->deadline == 0 || now + delay < it->deadline) {
+      e->stats.retries++;
+      if (cause == NULL || strcmp(cause, "other") == 0)
+        e->stats.retries_other++;
+      else if (strcmp(cause, "429") == 0)
+        e->stats.retries_429++;
+      else if (strcmp(cause, "5xx") == 0)
+        e->stats.retries_5xx++;
+      else if (strcmp(cause, "timeout") == 0)
+        e->stats.retries_timeout++;
+      else
+        e->stats.retries_network++;
+      struct slot *s = slot_get(e, it, job);
+      uv_timer_start(&s->timer, on_backoff, (uint64_t)llround(delay), 0);
+      return;
+    }
+  }
+  int err = code == ASSAY_FAIL_TIMEOUT     ? ASSAY_ETIMEOUT
+            : code == ASSAY_FAIL_RETRYABLE ? ASSAY_ERETRIES
+            : code == ASSAY_FAIL_BAD_INPUT ? ASSAY_EBAD_INPUT
+                                           : ASSAY_EERROR;
+  char *full;
+  if (attempts > 1)
+    full = assay__format("%s (after %d attempts)", msg, attempts);
+  else
+    full = assay__xstrdup(msg);
+  job_failed(e, it, job, err, full);
+  free(full);
+}
+
+static void on_backoff(uv_timer_t *t) {
+  struct slot *s = assay__container_of(t, struct slot, timer);
+  struct assay_engine *e = assay__container_of(t->loop, struct assay_engine, loop);
+  dispatch(e, s);
+  pump(e);
+}
+
+static void on_timeout(uv_timer_t *t) {
+  struct slot *s = assay__container_of(t, struct slot, timer);
+  struct assay_engine *e = assay__container_of(t->loop, struct assay_engine, loop);
+  struct instance *inst = job_instance(e, s->job);
+  struct item *it = s->item;
+  /* The plugin keeps the call (and its input) until it completes late. */
+  s->state = SLOT_ABANDONED;
+  e->stats.timeouts++;
+  char *msg = assay__format("%s '%s' timed out after %ld ms", assay_kind_name(inst->kind),
+                            inst->comp->name, s->timeout_ms);
+  it->refs++;
+  attempt_failed(e, it, s->job, ASSAY_FAIL_TIMEOUT, -1, "timeout", msg);
+  item_release(e, it);
+  free(msg);
+  pump(e);
+}
+
+/* Runs on a worker thread. */
+static void sync_work(struct assay_pool_job *job) {
+  struct slot *s = assay__container_of(job, struct slot, pjob);
+  struct assay_engine *e =
+      assay__container_of(s->timer.loop, struct assay_engine, loop);
+  struct instance *inst = job_instance(e, s->job);
+  struct call_ctx ctx = {.call = make_call(e, s),
+                         .index = s->item->index,
+                         .attempt = s->attempt,
+                         .timeout_ms = s->timeout_ms,
+                         .capture = 1};
+  tls_ctx = &ctx;
+  int serial = !(inst->comp->flags & ASSAY_THREAD_SAFE);
+  if (serial)
+    uv_mutex_lock(&inst->serial);
+  cJSON *r = inst->comp->run_sync(inst->state, s->input, ctx.call);
+  if (serial)
+    uv_mutex_unlock(&inst->serial);
+  tls_ctx = NULL;
+
+  struct completion *c = assay__xcalloc(1, sizeof *c);
+  c->call = ctx.call;
+  if (ctx.failed) {
+    c->failed = 1;
+    c->code = ctx.code;
+    c->retry_after_ms = ctx.retry_after_ms;
+    c->msg = ctx.msg;
+    c->cause = ctx.code == ASSAY_FAIL_RETRYABLE ? "other" : NULL;
+    c->twice = r != NULL || ctx.completed == 2;
+    cJSON_Delete(r);
+  } else if (ctx.completed) {
+    c->result = ctx.result;
+    c->twice = r != NULL || ctx.completed == 2;
+    cJSON_Delete(r);
+  } else {
+    c->result = r;
+    c->no_result = r == NULL;
+  }
+  post(c);
+}
+
+static void dispatch(struct assay_engine *e, struct slot *s) {
+  struct item *it = s->item;
+  struct instance *inst = job_instance(e, s->job);
+  double now = assay__now_ms();
+  long timeout = e->opts.timeout_ms;
+  if (it->deadline > 0) {
+    double left = it->deadline - now;
+    if (left < 1) {
+      char *msg = assay__format("item deadline of %ld ms reached "
+                                "(--item-timeout)",
+                                e->opts.item_timeout_ms);
+      int job = s->job;
+      it->refs++;
+      slot_put(e, s);
+      job_failed(e, it, job, ASSAY_ETIMEOUT, msg);
+      item_release(e, it);
+      free(msg);
+      return;
+    }
+    if (left < (double)timeout)
+      timeout = (long)left;
+  }
+  if (s->job == 0) {
+    s->input = it->json;
+    if (it->attempts[0] == 0)
+      it->t_task = now;
+  }
+  s->attempt = ++it->attempts[s->job];
+  s->timeout_ms = timeout;
+  s->state = SLOT_ACTIVE;
+  e->stats.calls++;
+  uv_timer_start(&s->timer, on_timeout, (uint64_t)timeout, 0);
+  uint64_t call = make_call(e, s);
+  if (inst->use_async) {
+    struct call_ctx ctx = {.call = call,
+                           .index = it->index,
+                           .attempt = s->attempt,
+                           .timeout_ms = timeout};
+    struct call_ctx *saved = tls_ctx;
+    tls_ctx = &ctx;
+    int rc = inst->comp->run_async(inst->state, s->input, call);
+    tls_ctx = saved;
+    if (rc != 0) {
+      /* It will never complete: fail it through the inbox, behind any
+       * failure the plugin posted first with its reason. */
+      struct completion *c = assay__xcalloc(1, sizeof *c);
+      c->call = call;
+      c->failed = 1;
+      c->code = ASSAY_FAIL_ERROR;
+      c->retry_after_ms = -1;
+      c->msg = assay__format("%s '%s' could not start the call (run_async "
+                             "returned %d)",
+                             assay_kind_name(inst->kind), inst->comp->name, rc);
+      c->synthetic = 1;
+      post(c);
+    }
+  } else {
+    s->pjob.work = sync_work;
+    assay_pool_submit(e->pool, &s->pjob);
+  }
+}
+
+/* Builds a metric's input view: references to the item's fields, then the
+ * task output's fields over them, then --map keys. Returns NULL with *msg
+ * set when a key the metric needs is missing. */
+static cJSON *build_view(struct assay_engine *e, struct item *it,
+                         struct instance *inst, char **msg) {
+  cJSON *view = cJSON_CreateObject();
+  const cJSON *f;
+  cJSON_ArrayForEach(f, it->json) {
+    if (it->output && cJSON_GetObjectItemCaseSensitive(it->output, f->string))
+      continue;
+    cJSON_AddItemReferenceToObject(view, f->string, (cJSON *)f);
+  }
+  cJSON_ArrayForEach(f, it->output) {
+    cJSON_AddItemReferenceToObject(view, f->string, (cJSON *)f);
+  }
+  cJSON_ArrayForEach(f, inst->map) {
+    /* Paths resolve against the item and output as merged above. */
+    const cJSON *v = assay__json_path(view, f->valuestring);
+    if (v == NULL) {
+      *msg = assay__format("--map %s=%s: neither the item nor the task "
+                           "output has '%s'",
+                           f->string, f->valuestring, f->valuestring);
+      cJSON_Delete(view);
+      return NULL;
+    }
+    if (strcmp(f->string, f->valuestring) == 0)
+      continue;
+    /* Add the new reference first (v may be the entry it replaces), then
+     * drop the older entry of that key, which comes first. */
+    int existed = cJSON_GetObjectItemCaseSensitive(view, f->string) != NULL;
+    cJSON_AddItemReferenceToObject(view, f->string, (cJSON *)v);
+    if (existed)
+      cJSON_DeleteItemFromObjectCaseSensitive(view, f->string);
+  }
+  for (const struct assay_input *in = inst->comp->inputs; in && in->name; in++) {
+    if (in->flags & ASSAY_INPUT_OPTIONAL)
+      continue;
+    if (cJSON_GetObjectItemCaseSensitive(view, in->name) == NULL) {
+      *msg = assay__format(
+          "metric '%s' reads '%s', which neither the item nor the task "
+          "output has; map a field to it with --map %s=FIELD after --metric",
+          inst->comp->name, in->name, in->name);
+      cJSON_Delete(view);
+      return NULL;
+    }
+  }
+  (void)e;
+  return view;
+}
+
+static void start_metrics(struct assay_engine *e, struct item *it) {
+  if (e->nmetrics == 0) {
+    item_final(e, it);
+    return;
+  }
+  it->t_metrics = assay__now_ms();
+  it->metrics_left = e->nmetrics;
+  /* Hold the item so that a failure below cannot finish it mid-loop. */
+  it->metrics_left++;
+  for (int m = 0; m < e->nmetrics; m++) {
+    char *msg = NULL;
+    cJSON *view = build_view(e, it, e->metrics[m], &msg);
+    if (view == NULL) {
+      job_failed(e, it, 1 + m, ASSAY_EMISSING_INPUT, msg);
+      free(msg);
+      continue;
+    }
+    struct slot *s = slot_get(e, it, 1 + m);
+    s->view = view;
+    s->input = view;
+    dispatch(e, s);
+  }
+  metric_done(e, it);
+}
+
+/* ---- completions --------------------------------------------------------------- */
+
+static void completion_free(struct completion *c) {
+  cJSON_Delete(c->result);
+  free(c->msg);
+  free(c);
+}
+
+static void handle_completion(struct assay_engine *e, struct completion *c) {
+  uint32_t idx = (uint32_t)(c->call & SLOT_MASK);
+  uint32_t gen = (uint32_t)((c->call >> 24) & GEN_MASK);
+  struct slot *s = idx < (uint32_t)e->nslots ? e->slots[idx] : NULL;
+  if (s == NULL || (s->gen & GEN_MASK) != gen || s->state == SLOT_FREE ||
+      s->state == SLOT_BACKOFF) {
+    if (!c->synthetic)
+      e->stats.plugin_faults++;
+    completion_free(c);
+    return;
+  }
+  if (s->state == SLOT_ABANDONED) {
+    /* The late completion of a timed-out call: drop it, free the slot. */
+    if (!c->synthetic)
+      e->stats.late_completions++;
+    completion_free(c);
+    slot_put(e, s);
+    return;
+  }
+  if (c->twice)
+    e->stats.plugin_faults++;
+  struct item *it = s->item;
+  struct instance *inst = job_instance(e, s->job);
+  int job = s->job;
+  it->refs++;
+  slot_put(e, s);
+  if (c->failed) {
+    attempt_failed(e, it, job, c->code, c->retry_after_ms, c->cause, c->msg);
+  } else if (c->result == NULL) {
+    char *msg = assay__format("%s '%s' returned nothing (neither a result "
+                              "nor a failure)",
+                              assay_kind_name(inst->kind), inst->comp->name);
+    job_failed(e, it, job, ASSAY_ENO_OUTPUT, msg);
+    free(msg);
+  } else {
+    cJSON *r = c->result;
+    c->result = NULL;
+    if (job == 0)
+      task_succeeded(e, it, r);
+    else
+      metric_succeeded(e, it, job, r);
+  }
+  item_release(e, it);
+  completion_free(c);
+}
+
+static void on_inbox(uv_async_t *a) {
+  struct assay_engine *e = assay__container_of(a, struct assay_engine, inbox_async);
+  uv_mutex_lock(&reg_lock);
+  struct completion *c = e->inbox_head;
+  e->inbox_head = e->inbox_tail = NULL;
+  uv_mutex_unlock(&reg_lock);
+  while (c != NULL) {
+    struct completion *next = c->next;
+    handle_completion(e, c);
+    c = next;
+  }
+  if (__atomic_load_n(&e->stop_requested, __ATOMIC_SEQ_CST))
+    e->stopping = 1;
+  pump(e);
+}
+
+/* ---- the pipeline: records out in order, items in ---------------------------- */
+
+static cJSON *record_build(struct assay_engine *e, struct item *it) {
+  cJSON *r = cJSON_CreateObject();
+  cJSON_AddNumberToObject(r, "index", (double)it->index);
+  const cJSON *id = it->json ? cJSON_GetObjectItemCaseSensitive(it->json, "id")
+                             : NULL;
+  if (cJSON_IsString(id) || cJSON_IsNumber(id))
+    cJSON_AddItemToObject(r, "id", cJSON_Duplicate(id, 0));
+  else
+    cJSON_AddNumberToObject(r, "id", (double)it->index);
+  cJSON_AddNumberToObject(r, "trial", 0);
+  if (it->json)
+    cJSON_AddItemReferenceToObject(r, "input", it->json);
+  else
+    cJSON_AddNullToObject(r, "input");
+  if (it->output)
+    cJSON_AddItemReferenceToObject(r, "output", it->output);
+  else
+    cJSON_AddNullToObject(r, "output");
+  cJSON *scores = cJSON_AddObjectToObject(r, "scores");
+  for (int m = 0; it->scores && m < e->nmetrics; m++) {
+    cJSON *sm = it->scores[m];
+    if (sm == NULL)
+      continue;
+    cJSON *s = sm->child;
+    while (s != NULL) {
+      cJSON *next = s->next;
+      if (cJSON_GetObjectItemCaseSensitive(scores, s->string) == NULL) {
+        cJSON_AddItemToObject(scores, s->string,
+                              cJSON_DetachItemViaPointer(sm, s));
+      } else if (!e->warned_dup) {
+        e->warned_dup = 1;
+        fprintf(stderr, "assay: warning: two metrics produced a score named "
+                        "'%s'; the second is dropped (rename with --opt "
+                        "name=...)\n",
+                s->string);
+      }
+      s = next;
+    }
+  }
+  if (it->error) {
+    cJSON_AddItemToObject(r, "error", it->error);
+    it->error = NULL;
+  } else {
+    cJSON_AddNullToObject(r, "error");
+  }
+  cJSON_AddNumberToObject(r, "attempts", it->attempts ? it->attempts[0] : 0);
+  cJSON_AddNumberToObject(r, "task_ms", round(it->task_ms * 1000) / 1000);
+  cJSON_AddNumberToObject(r, "metrics_ms", round(it->metrics_ms * 1000) / 1000);
+  return r;
+}
+
+static void flush(struct assay_engine *e) {
+  while (e->next_write < e->next_index) {
+    struct item *it = e->ring[e->next_write % e->window];
+    if (!it->final)
+      break;
+    e->ring[e->next_write % e->window] = NULL;
+    e->next_write++;
+    e->pending--;
+    if (e->run_rc == 0) {
+      cJSON *r = record_build(e, it);
+      e->stats.items++;
+      if (e->cb(e->cb_arg, r) != 0) {
+        e->run_rc = ASSAY_EIO;
+        e->stopping = 1;
+        if (e->run_err == NULL)
+          e->run_err = assay__xstrdup("cannot write a result record");
+      }
+      cJSON_Delete(r);
+    }
+    item_release(e, it);
+  }
+}
+
+/* Reads the next item into a new struct item; 0 at the end. */
+static int admit_one(struct assay_engine *e) {
+  if (e->opts.limit > 0 && e->next_index >= e->opts.limit)
+    return 0;
+  struct assay_dataset_item di = {0};
+  char *err = NULL;
+  int rc = assay_dataset_next(e->ds, &di, &err);
+  if (rc < 0) {
+    e->run_rc = rc;
+    e->run_err = err ? err : assay__xstrdup("cannot read the dataset");
+    return 0;
+  }
+  free(err);
+  if (rc == 0)
+    return 0;
+  struct item *it = assay__xcalloc(1, sizeof *it);
+  it->index = e->next_index++;
+  it->json = di.json;
+  it->bad = di.error;
+  it->refs = 1;
+  it->attempts = assay__xcalloc((size_t)e->nmetrics + 1, sizeof *it->attempts);
+  it->scores = e->nmetrics ? assay__xcalloc((size_t)e->nmetrics, sizeof *it->scores)
+                           : NULL;
+  it->t_admit = assay__now_ms();
+  if (e->opts.item_timeout_ms > 0)
+    it->deadline = it->t_admit + (double)e->opts.item_timeout_ms;
+  e->ring[it->index % e->window] = it;
+  e->running++;
+  e->pending++;
+  if (e->running > e->stats.max_running)
+    e->stats.max_running = e->running;
+  if (e->pending > e->stats.max_pending)
+    e->stats.max_pending = e->pending;
+  if (it->bad != NULL) {
+    it->error = cJSON_CreateObject();
+    cJSON_AddStringToObject(it->error, "code", assay_err_name(ASSAY_EBAD_ITEM));
+    cJSON_AddStringToObject(it->error, "message", it->bad);
+    e->stats.items_failed++;
+    item_final(e, it);
+  } else if (e->task != NULL) {
+    start_job(e, it, 0);
+  } else {
+    start_metrics(e, it);
+  }
+  return 1;
+}
+
+static void pump(struct assay_engine *e) {
+  for (;;) {
+    flush(e);
+    int admitted = 0;
+    while (!e->eof && !e->stopping && e->running < e->opts.concurrency &&
+           e->next_index - e->next_write < e->window) {
+      if (!admit_one(e)) {
+        e->eof = 1;
+        break;
+      }
+      admitted = 1;
+    }
+    if (!admitted)
+      break;
+  }
+  if ((e->eof || e->stopping) && e->running == 0 && !e->done) {
+    flush(e);
+    e->done = 1;
+    uv_stop(&e->loop);
+  }
+}
+
+int assay_engine_run(struct assay_engine *e, struct assay_dataset *ds,
+                     assay_record_cb cb, void *arg, char **errmsg) {
+  if (e->ds != NULL)
+    return assay__fail(errmsg, ASSAY_EINVAL, "an engine runs only once");
+  int need_pool = e->task && !e->task->use_async;
+  for (int m = 0; m < e->nmetrics; m++)
+    need_pool |= !e->metrics[m]->use_async;
+  if (need_pool) {
+    int rc = assay_pool_new(&e->pool, e->opts.threads, errmsg);
+    if (rc != 0)
+      return rc;
+  }
+  e->ds = ds;
+  e->cb = cb;
+  e->cb_arg = arg;
+  e->window = 2 * (int64_t)e->opts.concurrency;
+  e->ring = assay__xcalloc((size_t)e->window, sizeof *e->ring);
+  pump(e);
+  while (!e->done)
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+  if (e->run_rc == 0 && e->stopping && !e->eof)
+    e->run_rc = ASSAY_EINTERRUPTED;
+  if (e->run_rc != 0 && errmsg != NULL)
+    *errmsg = assay__xstrdup(e->run_err ? e->run_err
+                                        : assay_strerror(e->run_rc));
+  return e->run_rc;
+}
+
+void assay_engine_stop(struct assay_engine *e) {
+  __atomic_store_n(&e->stop_requested, 1, __ATOMIC_SEQ_CST);
+  uv_async_send(&e->inbox_async);
+}
+
+const struct assay_engine_stats *assay_engine_stats(const struct assay_engine *e) {
+  return &e->stats;
+}
+
+cJSON *assay_engine_counters_json(const struct assay_engine *e) {
+  const struct assay_engine_stats *s = &e->stats;
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddNumberToObject(j, "calls", (double)s->calls);
+  cJSON_AddNumberToObject(j, "retries", (double)s->retries);
+  cJSON *by = cJSON_AddObjectToObject(j, "retries_by_cause");
+  cJSON_AddNumberToObject(by, "429", (double)s->retries_429);
+  cJSON_AddNumberToObject(by, "5xx", (double)s->retries_5xx);
+  cJSON_AddNumberToObject(by, "timeout", (double)s->retries_timeout);
+  cJSON_AddNumberToObject(by, "network", (double)s->retries_network);
+  cJSON_AddNumberToObject(by, "other", (double)s->retries_other);
+  cJSON_AddNumberToObject(j, "timeouts", (double)s->timeouts);
+  cJSON_AddNumberToObject(j, "late_completions", (double)s->late_completions);
+  cJSON_AddNumberToObject(j, "plugin_faults", (double)s->plugin_faults);
+  cJSON_AddNumberToObject(j, "max_running", s->max_running);
+  cJSON_AddNumberToObject(j, "max_pending", s->max_pending);
+  cJSON_AddNumberToObject(j, "concurrency", e->opts.concurrency);
+  cJSON_AddNumberToObject(j, "threads", e->opts.threads);
+  if (e->http != NULL)
+    cJSON_AddItemToObject(j, "http", assay_http_stats(e->http));
+  return j;
+}
+
+static cJSON *instance_json(const struct instance *inst) {
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "kind", assay_kind_name(inst->kind));
+  cJSON_AddStringToObject(j, "component", inst->comp->name);
+  if (inst->kind == ASSAY_KIND_METRIC)
+    cJSON_AddStringToObject(j, "score", inst->score_name);
+  cJSON_AddStringToObject(j, "spec", inst->spec);
+  cJSON_AddStringToObject(j, "plugin", inst->mod->desc->name);
+  cJSON_AddStringToObject(j, "version", inst->mod->desc->version);
+  cJSON_AddStringToObject(j, "file", inst->mod->path);
+  cJSON_AddStringToObject(j, "mode", inst->use_async ? "async" : "sync");
+  cJSON_AddItemToObject(j, "options", cJSON_Duplicate(inst->config, 1));
+  if (inst->map != NULL)
+    cJSON_AddItemToObject(j, "map", cJSON_Duplicate(inst->map, 1));
+  return j;
+}
+
+cJSON *assay_engine_plugins_json(const struct assay_engine *e) {
+  cJSON *a = cJSON_CreateArray();
+  if (e->task)
+    cJSON_AddItemToArray(a, instance_json(e->task));
+  for (int m = 0; m < e->nmetrics; m++)
+    cJSON_AddItemToArray(a, instance_json(e->metrics[m]));
+  return a;
+}
+
+int assay_engine_busy_workers(const struct assay_engine *e) {
+  return e->pool ? assay_pool_busy(e->pool) : 0;
+}
+
+static void instance_free(struct instance *inst) {
+  if (inst == NULL)
+    return;
+  if (inst->inited && inst->comp->fini != NULL)
+    inst->comp->fini(inst->state);
+  cJSON_Delete(inst->config);
+  cJSON_Delete(inst->map);
+  free(inst->spec);
+  free(inst->score_name);
+  uv_mutex_destroy(&inst->serial);
+  free(inst);
+}
+
+int assay_engine_free(struct assay_engine *e) {
+  if (e == NULL)
+    return 0;
+  /* Workers first: after this no plugin code runs on another thread of
+   * ours, and every sync result is in the inbox. */
+  assay_pool_free(e->pool, NULL);
+  e->pool = NULL;
+  /* Pending HTTP exchanges call back into plugins: finish them while the
+   * plugins are still there. */
+  if (e->http != NULL) {
+    assay_http_close(e->http);
+    e->http = NULL;
+    uv_run(&e->loop, UV_RUN_NOWAIT);
+  }
+  uv_mutex_lock(&reg_lock);
+  reg[e->reg_index] = NULL;
+  struct completion *c = e->inbox_head;
+  e->inbox_head = e->inbox_tail = NULL;
+  uv_mutex_unlock(&reg_lock);
+  while (c != NULL) {
+    struct completion *next = c->next;
+    completion_free(c);
+    c = next;
+  }
+  instance_free(e->task);
+  for (int m = 0; m < e->nmetrics; m++)
+    instance_free(e->metrics[m]);
+
+  for (int i = 0; i < e->nslots; i++)
+    uv_close((uv_handle_t *)&e->slots[i]->timer, NULL);
+  uv_close((uv_handle_t *)&e->inbox_async, NULL);
+  uv_run(&e->loop, UV_RUN_DEFAULT);
+  int rc = uv_loop_close(&e->loop);
+  if (rc != 0) {
+    fprintf(stderr, "assay: warning: a plugin left libuv handles open at "
+                    "exit:\n");
+    uv_print_all_handles(&e->loop, stderr);
+  }
+
+  /* Drop the references of calls never completed and of items never
+   * written (an interrupted run); each item goes with its last one. */
+  for (int i = 0; i < e->nslots; i++) {
+    struct slot *s = e->slots[i];
+    if (s->item != NULL) {
+      cJSON_Delete(s->view);
+      item_release(e, s->item);
+    }
+    free(s);
+  }
+  for (int64_t i = 0; e->ring && i < e->window; i++)
+    if (e->ring[i] != NULL)
+      item_release(e, e->ring[i]);
+  free(e->metrics);
+  free(e->slots);
+  free(e->ring);
+  free(e->run_err);
+  free(e);
+  return rc;
+}

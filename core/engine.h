@@ -87,6 +87,10 @@ void assay_engine_stop(struct assay_engine *e);
 
 const struct assay_engine_stats *assay_engine_stats(const struct assay_engine *e);
 
+/* Sync calls queued or running on the worker pool (after a run: those still
+ * running past their timeout). */
+int assay_engine_busy_workers(const struct assay_engine *e);
+
 /* The engine's counters and HTTP statistics as JSON (owned), for the
  * summary's "engine" member. */
 cJSON *assay_engine_counters_json(const struct assay_engine *e);

@@ -1,1 +1,102 @@
-/* core/pool.c: placeholder until written. */
+/* The worker pool for sync plugin calls (see pool.h). */
+#include "pool.h"
+
+#include <stdlib.h>
+
+#include <uv.h>
+
+#include "error.h"
+#include "util.h"
+
+struct assay_pool {
+  uv_mutex_t lock;
+  uv_cond_t cond;
+  struct assay_pool_job *head, *tail;
+  int busy; /* queued + running */
+  int stop;
+  int nthreads;
+  uv_thread_t *threads;
+};
+
+static void worker(void *arg) {
+  struct assay_pool *p = arg;
+  uv_mutex_lock(&p->lock);
+  for (;;) {
+    while (p->head == NULL && !p->stop)
+      uv_cond_wait(&p->cond, &p->lock);
+    if (p->stop)
+      break;
+    struct assay_pool_job *job = p->head;
+    p->head = job->next;
+    if (p->head == NULL)
+      p->tail = NULL;
+    uv_mutex_unlock(&p->lock);
+    job->next = NULL;
+    job->work(job);
+    uv_mutex_lock(&p->lock);
+    p->busy--;
+  }
+  uv_mutex_unlock(&p->lock);
+}
+
+int assay_pool_new(struct assay_pool **pp, int nthreads, char **errmsg) {
+  struct assay_pool *p = assay__xcalloc(1, sizeof *p);
+  if (nthreads < 1)
+    nthreads = 1;
+  if (uv_mutex_init(&p->lock) != 0 || uv_cond_init(&p->cond) != 0) {
+    free(p);
+    return assay__fail(errmsg, ASSAY_ENOMEM, "cannot create the worker pool");
+  }
+  p->threads = assay__xcalloc((size_t)nthreads, sizeof *p->threads);
+  for (int i = 0; i < nthreads; i++) {
+    int rc = uv_thread_create(&p->threads[i], worker, p);
+    if (rc != 0) {
+      p->nthreads = i;
+      assay_pool_free(p, NULL);
+      return assay__fail(errmsg, ASSAY_ENOMEM,
+                         "cannot start worker thread %d of %d: %s", i + 1,
+                         nthreads, uv_strerror(rc));
+    }
+    p->nthreads = i + 1;
+  }
+  *pp = p;
+  return 0;
+}
+
+void assay_pool_submit(struct assay_pool *p, struct assay_pool_job *job) {
+  job->next = NULL;
+  uv_mutex_lock(&p->lock);
+  if (p->tail)
+    p->tail->next = job;
+  else
+    p->head = job;
+  p->tail = job;
+  p->busy++;
+  uv_cond_signal(&p->cond);
+  uv_mutex_unlock(&p->lock);
+}
+
+int assay_pool_busy(struct assay_pool *p) {
+  uv_mutex_lock(&p->lock);
+  int n = p->busy;
+  uv_mutex_unlock(&p->lock);
+  return n;
+}
+
+void assay_pool_free(struct assay_pool *p, struct assay_pool_job **dropped) {
+  if (p == NULL)
+    return;
+  uv_mutex_lock(&p->lock);
+  p->stop = 1;
+  if (dropped != NULL)
+    *dropped = p->head;
+  p->head = p->tail = NULL;
+  uv_cond_broadcast(&p->cond);
+  uv_mutex_unlock(&p->lock);
+  for (int i = 0; i < p->nthreads; i++)
+    uv_thread_join(&p->threads[i]);
+  uv_cond_destroy(&p->cond);
+  uv_mutex_destroy(&p->lock);
+  free(p->threads);
+  free(p);
+}

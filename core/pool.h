@@ -1,1 +1,30 @@
-/* core/pool.h */
+/*
+ * A bounded pool of worker threads for sync plugin calls. Jobs are queued
+ * from the loop thread and run in FIFO order; a job's work function runs on a
+ * worker and reports back to the loop by itself (the engine posts its
+ * completion to its inbox), so the pool knows nothing of the loop.
+ */
+#ifndef ASSAY_POOL_H
+#define ASSAY_POOL_H
+
+struct assay_pool_job {
+  void (*work)(struct assay_pool_job *job); /* runs on a worker thread */
+  struct assay_pool_job *next;              /* the pool's queue link */
+};
+
+struct assay_pool;
+
+/* Starts nthreads workers (at least 1). Returns 0 or a negative code. */
+int assay_pool_new(struct assay_pool **p, int nthreads, char **errmsg);
+
+/* Queues job (borrowed until its work function has returned). Any thread. */
+void assay_pool_submit(struct assay_pool *p, struct assay_pool_job *job);
+
+/* Jobs queued or running. Any thread. */
+int assay_pool_busy(struct assay_pool *p);
+
+/* Drops the jobs not yet started (returned as a list through *dropped, may
+ * be NULL), waits for running ones to return, joins the workers, frees p. */
+void assay_pool_free(struct assay_pool *p, struct assay_pool_job **dropped);
+
+#endif

@@ -229,6 +229,19 @@ struct assay_http_response {
 /* Runs on the loop thread exactly once per accepted request. */
 typedef void (*assay_http_cb)(const struct assay_http_response *res, void *arg);
 
+/*
+ * What the host tells a plugin about the call it is running. Fill size with
+ * sizeof(struct assay_call_info) before asking: the host fills only the
+ * fields that fit.
+ */
+struct assay_call_info {
+  uint32_t size;
+  int64_t index;   /* the item's 0-based position in the dataset */
+  int trial;       /* the trial number, 0 unless --trials */
+  int attempt;     /* 1 for the first attempt, 2 for the first retry, ... */
+  long timeout_ms; /* time this attempt had when it started */
+};
+
 /* Log levels. */
 enum assay_log_level {
   ASSAY_LOG_ERROR = 0,
@@ -310,6 +323,10 @@ struct assay_host {
    * prompts): "<datadir>/assay" once installed, the source tree's
    * plugins/data in a build tree. Borrowed, valid for the process. */
   const char *datadir;
+
+  /* Fills *info for call. Only valid while run_sync or run_async of that
+   * call runs, on the thread running it; returns non-zero otherwise. */
+  int (*call_info)(assay_call call, struct assay_call_info *info);
 
   void *reserved[16];
 };
