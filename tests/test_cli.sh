@@ -1,0 +1,190 @@
+#!/bin/sh
+# End-to-end tests of the assay binary: exit codes, record and summary
+# files, usage errors and every plugin loading error, as a user meets them.
+# Needs ASSAY_BIN, ASSAY_TEST_SRCDIR and ASSAY_TEST_BUILDDIR (set by make
+# check) and python3 for JSON checks.
+set -u
+bin=${ASSAY_BIN:?}
+src=${ASSAY_TEST_SRCDIR:?}
+build=${ASSAY_TEST_BUILDDIR:?}
+fx=$build/fixtures
+work=$(mktemp -d "${TMPDIR:-/tmp}/assay-cli.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+cd "$work" || exit 1
+passed=0
+failed=0
+
+ok() { passed=$((passed + 1)); printf 'ok   %s\n' "$1"; }
+bad() { failed=$((failed + 1)); printf 'FAIL %s\n' "$1"; [ -f err ] && sed 's/^/     | /' err | head -n 8; }
+
+# run NAME EXPECTED_STATUS ARGS...: runs the binary, keeps stdout/stderr.
+run() {
+  name=$1 want=$2
+  shift 2
+  "$bin" "$@" >out 2>err </dev/null
+  got=$?
+  if [ "$got" -eq "$want" ]; then ok "$name (exit $got)"; else bad "$name: exit $got, expected $want"; fi
+}
+
+# expect_err NAME TEXT: stderr of the last run contains TEXT.
+expect_err() {
+  if grep -qF -- "$2" err; then ok "$1"; else bad "$1: stderr lacks '$2'"; fi
+}
+
+# check NAME PYTHON: a Python expression over r (records) and s (summary).
+check() {
+  if python3 - "$3" "$4" >pyout 2>&1 <<EOF
+import json, sys
+r = [json.loads(l) for l in open(sys.argv[1])]
+s = json.load(open(sys.argv[2])) if sys.argv[2] != "-" else None
+assert $2, (r, s)
+EOF
+  then ok "$1"; else bad "$1"; sed 's/^/     | /' pyout | tail -n 3; fi
+}
+
+cat >qa.jsonl <<'EOF'
+{"id": "q1", "input": "Paris", "reference": "paris"}
+{"id": 7, "input": "maple", "reference": "apple"}
+{"input": "Lyon", "reference": "Lyon"}
+EOF
+
+# ---- help, version, usage errors --------------------------------------------
+run "version" 0 --version
+grep -q "plugin ABI 1\." out && ok "version names the ABI" || bad "version names the ABI"
+run "help" 0 --help
+run "run --help" 0 run --help
+grep -q -- "--concurrency" out && ok "run --help lists options" || bad "run --help lists options"
+run "plugins --help" 0 plugins --help
+run "no command" 2
+run "unknown command" 2 frobnicate
+expect_err "unknown command named" "unknown command 'frobnicate'"
+run "unknown option" 2 run --dataset qa.jsonl --task echo --bogus
+expect_err "unknown option named" "unknown option '--bogus'"
+expect_err "points to help" "Try 'assay run --help'."
+run "missing dataset" 2 run --task echo
+expect_err "missing dataset named" "--dataset FILE is required"
+run "nothing to run" 2 run --dataset qa.jsonl
+run "opt before any component" 2 run --dataset qa.jsonl --opt x=1 --task echo
+expect_err "opt placement explained" "must follow the --task or --metric"
+run "bad number" 2 run --dataset qa.jsonl --task echo --concurrency lots
+expect_err "bad number explained" "--concurrency expects a whole number"
+run "missing value" 2 run --dataset qa.jsonl --task
+run "two tasks" 2 run --dataset qa.jsonl --task echo --task delay
+run "bad map" 2 run --dataset qa.jsonl --metric equals --map reference
+expect_err "bad map explained" "--map expects KEY=FIELD"
+run "missing dataset file" 2 run --dataset nope.jsonl --task echo -o o.jsonl
+expect_err "missing dataset named" "nope.jsonl"
+[ ! -e o.jsonl ] && ok "nothing written on a dataset error" || bad "nothing written on a dataset error"
+
+# ---- a first run ----------------------------------------------------------------
+run "echo + metrics" 0 run --dataset qa.jsonl --task echo --metric equals \
+  --metric levenshtein_ratio -o out.jsonl -q
+check "one record per item, in order" \
+  "[x['index'] for x in r] == [0, 1, 2] and [x['id'] for x in r] == ['q1', 7, 2]" out.jsonl out.summary.json
+check "record fields" \
+  "all(set(x) >= {'index','id','trial','input','output','scores','error','attempts','task_ms','metrics_ms'} for x in r) and r[0]['trial'] == 0 and r[0]['attempts'] == 1" out.jsonl out.summary.json
+check "output and scores" \
+  "r[0]['output'] == {'output': 'Paris'} and r[0]['scores']['equals']['value'] == 1 and abs(r[1]['scores']['levenshtein_ratio']['value'] - 0.8) < 1e-9 and r[1]['scores']['equals']['error'] is None" out.jsonl out.summary.json
+check "summary counts and means" \
+  "s['format_version'] == 1 and s['counts']['items'] == 3 and s['counts']['ok'] == 3 and abs(s['scores']['equals']['mean'] - 2/3) < 1e-9 and s['status'] == 'completed'" out.jsonl out.summary.json
+check "summary names plugins and config" \
+  "[p['component'] for p in s['plugins']] == ['echo', 'equals', 'levenshtein_ratio'] and s['config']['concurrency'] == 64 and s['config']['dataset'] == 'qa.jsonl'" out.jsonl out.summary.json
+[ ! -s err ] && ok "-q prints nothing" || bad "-q prints nothing"
+
+run "summary table without -q" 0 run --dataset qa.jsonl --task echo --metric equals -o table.jsonl
+expect_err "table has the score" "equals"
+expect_err "table says where records are" "records: table.jsonl"
+
+run "existing output refused" 2 run --dataset qa.jsonl --task echo -o out.jsonl
+expect_err "existing output explained" "already exists; use --overwrite"
+check "existing output untouched" "len(r) == 3" out.jsonl -
+run "overwrite" 0 run --dataset qa.jsonl --task echo --limit 1 -o out.jsonl --overwrite -q
+check "limit and overwrite" "len(r) == 1" out.jsonl -
+
+run "default output path" 0 run --dataset qa.jsonl --task echo -q
+ls assay-runs/qa-*.jsonl >/dev/null 2>&1 && ls assay-runs/qa-*.summary.json >/dev/null 2>&1 \
+  && ok "default output in assay-runs/" || bad "default output in assay-runs/"
+
+# ---- failures are results, and exit 1 -------------------------------------------
+printf '{"input": "x"}\nnot json\n' >partial.jsonl
+run "failed scores exit 1" 1 run --dataset partial.jsonl --task echo --metric equals -o p.jsonl -q
+check "missing input explained" \
+  "'--map reference=' in r[0]['scores']['equals']['error'] and r[0]['scores']['equals']['value'] is None" p.jsonl -
+check "bad item is a record" \
+  "r[1]['error']['code'] == 'bad_item' and 'partial.jsonl:2' in r[1]['error']['message']" p.jsonl -
+run "task failures exit 1" 1 run --dataset qa.jsonl --task delay --opt ms=1 \
+  --opt fail_rate=1 -o f.jsonl -q
+check "task failure recorded, metrics skipped" \
+  "all(x['error']['code'] == 'error' and x['output'] is None for x in r)" f.jsonl -
+
+# ---- scoring mode, maps, CSV, stdin ---------------------------------------------
+printf '{"output": "123"}\n{"output": "12a"}\n' >scored.jsonl
+run "scoring mode" 0 run --dataset scored.jsonl --metric regex_match --opt 'regex=^\d+$' -o s.jsonl -q
+check "regex scores" "[x['scores']['regex_match']['value'] for x in r] == [1, 0]" s.jsonl -
+printf 'question,expected_answer\nParis?,Paris?\nRome?,Milan\n' >qa.csv
+run "csv with --map" 0 run --dataset qa.csv --task echo --opt field=question \
+  --metric equals --map reference=expected_answer -o c.jsonl -q
+check "csv rows mapped" "[x['scores']['equals']['value'] for x in r] == [1, 0]" c.jsonl -
+printf '{"input":"a","answers":["a","b"]}\n' >dotted.jsonl
+run "dotted map" 0 run --dataset dotted.jsonl --task echo --metric equals --map reference=answers.0 -o d.jsonl -q
+check "dotted path resolved" "r[0]['scores']['equals']['value'] == 1" d.jsonl -
+run "renamed metric twice" 0 run --dataset qa.jsonl --task echo --metric equals \
+  --metric equals --opt name=exact --opt case_sensitive=true -o n.jsonl -q --limit 1
+check "two scores from one metric" \
+  "r[0]['scores']['equals']['value'] == 1 and r[0]['scores']['exact']['value'] == 0" n.jsonl -
+run "same score twice refused" 2 run --dataset qa.jsonl --metric equals --metric equals
+expect_err "score clash explained" "two scores named 'equals'"
+"$bin" run --dataset - --task echo -o stdin.jsonl -q <qa.jsonl >/dev/null 2>err
+[ $? -eq 0 ] && ok "dataset from stdin" || bad "dataset from stdin"
+check "stdin records" "len(r) == 3" stdin.jsonl -
+
+# ---- options ------------------------------------------------------------------------
+run "unknown plugin option" 2 run --dataset qa.jsonl --task echo --opt colour=red
+expect_err "unknown option lists accepted ones" "it accepts: field"
+run "wrong option type" 2 run --dataset qa.jsonl --metric equals --opt case_sensitive=maybe
+expect_err "wrong type explained" "must be true or false"
+run "required option" 2 run --dataset scored.jsonl --metric regex_match
+expect_err "required option explained" "needs option 'regex'"
+run "invalid regex" 2 run --dataset scored.jsonl --metric regex_match --opt 'regex=(('
+
+# ---- plugins and loading errors ------------------------------------------------------
+run "plugins lists built-ins" 0 plugins
+grep -q "echo" out && grep -q "levenshtein_ratio" out && ok "built-ins listed" || bad "built-ins listed"
+run "plugins describes one" 0 plugins equals
+grep -q "case_sensitive" out && ok "options described" || bad "options described"
+run "plugins unknown" 2 plugins no_such_plugin
+expect_err "not found explained" "cannot find plugin 'no_such_plugin'"
+run "plugins json" 0 plugins --json echo
+python3 -c "import json,sys; d=json.load(open('out')); assert d[0]['components'][0]['name']=='echo'" \
+  && ok "plugins --json parses" || bad "plugins --json parses"
+
+load() { # load NAME EXPECTED_TEXT SPEC [KIND]
+  run "load: $1" 2 run --dataset qa.jsonl --"${4:-task}" "$3" -o never.jsonl
+  expect_err "load: $1 explained" "$2"
+  [ ! -e never.jsonl ] && ok "load: $1 wrote nothing" || bad "load: $1 wrote nothing"
+}
+if [ -f "$fx/fx_sync.la" ]; then
+  load "no such file" "no such file" ./nowhere/x.so
+  load "not a plugin" "cannot load plugin" "$src/data/not-a-plugin.so"
+  load "bad magic" "bad magic" "$fx/fx_badmagic.la"
+  load "newer major" "this host is 1." "$fx/fx_newmajor.la"
+  load "newer minor" "this host is 1." "$fx/fx_newminor.la"
+  load "no describe symbol" "no describe function" "$fx/fx_nosym.la"
+  load "struct too small" "smaller than" "$fx/fx_small.la"
+  load "missing field" "descriptor has no name" "$fx/fx_noname.la"
+  load "no entry point" "neither run_sync nor run_async" "$fx/fx_noentry.la"
+  load "init fails" "failed to initialise" "$fx/fx_initfail.la"
+  load "no such component" "has no component 'zzz'" "$fx/fx_sync.la:zzz"
+  load "wrong kind" "is a task, not a metric" "$fx/fx_sync.la:sync" metric
+  run "plugin dir search" 0 run --dataset qa.jsonl --plugin-dir "$fx" --task fx_sync -o pd.jsonl -q
+  ASSAY_PLUGIN_PATH=$fx "$bin" run --dataset qa.jsonl --task fx_sync -o env.jsonl -q >/dev/null 2>err
+  [ $? -eq 0 ] && ok "ASSAY_PLUGIN_PATH search" || bad "ASSAY_PLUGIN_PATH search"
+  cp "$fx/.libs/fx_sync.so" ./fx_sync.so
+  run "current directory not searched" 2 run --dataset qa.jsonl --task fx_sync -o cwd.jsonl
+  run "explicit ./ path loads" 0 run --dataset qa.jsonl --task ./fx_sync.so -o cwd.jsonl -q
+else
+  bad "fixtures not built in $fx"
+fi
+
+printf '\n%d passed, %d failed\n' "$passed" "$failed"
+[ "$failed" -eq 0 ]
