@@ -50,6 +50,7 @@ struct run_config {
   const char *summary;
   const char *name;
   int overwrite;
+  int resume;
   int quiet;
   const char **plugin_dirs; /* NULL-terminated */
   int ndirs;
@@ -114,6 +115,9 @@ static const char run_help[] =
     "  -o, --output FILE     records (default: assay-runs/NAME-TIMESTAMP.jsonl)\n"
     "  --summary FILE        summary JSON (default: beside the output)\n"
     "  --overwrite           replace an existing output file\n"
+    "  --resume              go on from the records already in --output:\n"
+    "                        drop a torn last line, skip finished items,\n"
+    "                        append the rest\n"
     "  --name NAME           run name (default: the dataset's base name)\n"
     "  -q, --quiet           print no summary table\n"
     "\n"
@@ -126,6 +130,8 @@ static const char run_help[] =
     "  --max-item-bytes N    largest dataset item (default 16777216)\n"
     "  --max-response-bytes N  largest HTTP response body (default 33554432)\n"
     "  --rps R               HTTP requests per second at most (default: no cap)\n"
+    "  --grace MS            after Ctrl-C/SIGTERM, time in-flight items get to\n"
+    "                        finish (default 10000); a second signal exits now\n"
     "  --plugin-dir DIR      also search DIR for plugins (repeatable)\n"
     "\n"
     "SPEC is a plugin name on the plugin path (built-in plugins, then\n"
@@ -306,6 +312,15 @@ static int parse_run(int argc, char **argv, struct run_config *c) {
       if (r < 0)
         return usage_error("run", "--overwrite takes no value");
       c->overwrite = 1;
+    } else if ((r = take(argc, argv, &i, "--resume", NULL, 0, &v)) != 0) {
+      if (r < 0)
+        return usage_error("run", "--resume takes no value");
+      c->resume = 1;
+    } else if ((r = take(argc, argv, &i, "--grace", NULL, 1, &v)) != 0) {
+      NEED_VALUE();
+      if (parse_long(v, 0, LONG_MAX / 2, &n) != 0)
+        return usage_error("run", "--grace expects milliseconds, got '%s'", v);
+      c->eng.grace_ms = n;
     } else if ((r = take(argc, argv, &i, "--quiet", "-q", 0, &v)) != 0) {
       if (r < 0)
         return usage_error("run", "--quiet takes no value");
@@ -392,6 +407,10 @@ static int parse_run(int argc, char **argv, struct run_config *c) {
   if (ntasks == 0 && nmetrics == 0)
     return usage_error("run", "nothing to run: give a --task, a --metric, or "
                               "both");
+  if (c->resume && c->overwrite)
+    return usage_error("run", "--resume and --overwrite exclude each other");
+  if (c->resume && (c->output == NULL || strcmp(c->output, "-") == 0))
+    return usage_error("run", "--resume needs the --output file to go on from");
   return 0;
 }
 
@@ -541,7 +560,107 @@ static cJSON *config_json(const struct run_config *c, const char *output,
   cJSON_AddNumberToObject(j, "max_response_bytes",
                           (double)c->eng.max_response_bytes);
   cJSON_AddNumberToObject(j, "rps", c->eng.rps);
+  cJSON_AddNumberToObject(j, "grace_ms", (double)c->eng.grace_ms);
   return j;
+}
+
+/*
+ * What makes records comparable: the task and metrics with their options and
+ * maps (not how the run is executed: concurrency, timeouts, paths). Stored in
+ * the summary as a 64-bit FNV-1a hash of its canonical JSON.
+ */
+static char *fingerprint(const cJSON *config) {
+  cJSON *f = cJSON_CreateObject();
+  static const char *const keys[] = {"task", "metrics", "map"};
+  for (size_t i = 0; i < assay__array_size(keys); i++) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(config, keys[i]);
+    if (v != NULL)
+      cJSON_AddItemToObject(f, keys[i], cJSON_Duplicate(v, 1));
+  }
+  char *text = assay__json_print(f);
+  cJSON_Delete(f);
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (const unsigned char *p = (const unsigned char *)text; *p; p++)
+    h = (h ^ *p) * 0x100000001b3ull;
+  free(text);
+  return assay__format("%016llx", (unsigned long long)h);
+}
+
+/* The records already in an output file being resumed. */
+struct resume {
+  const char *path;
+  FILE *f;            /* reads the records again while the engine skips */
+  int64_t count;      /* complete records */
+  off_t keep;         /* bytes of complete lines; a torn tail is cut */
+  struct assay_summary *summary;
+  char *line;
+  size_t cap;
+};
+
+/*
+ * First pass over the file: counts complete, parseable records in index
+ * order and finds where a torn last line starts. A record that does not
+ * parse elsewhere than at the end means the file is not ours to append to.
+ */
+static int resume_scan(struct resume *rs, int fd, char **errmsg) {
+  FILE *f = fdopen(dup(fd), "r");
+  if (f == NULL)
+    return assay__fail(errmsg, ASSAY_EIO, "cannot read '%s': %s", rs->path,
+                       strerror(errno));
+  ssize_t n;
+  off_t pos = 0;
+  int rc = 0;
+  while ((n = getline(&rs->line, &rs->cap, f)) > 0) {
+    if (rs->line[n - 1] != '\n')
+      break; /* torn: the crash happened mid-write */
+    cJSON *r = cJSON_ParseWithLength(rs->line, (size_t)n);
+    const cJSON *idx = cJSON_GetObjectItemCaseSensitive(r, "index");
+    int ok = cJSON_IsObject(r) && cJSON_IsNumber(idx) &&
+             (int64_t)idx->valuedouble == rs->count;
+    cJSON_Delete(r);
+    if (!ok) {
+      rc = assay__fail(errmsg, ASSAY_ECONFIG,
+                       "cannot resume: line %lld of '%s' is not record %lld "
+                       "of a run; give another --output, or --overwrite to "
+                       "start again",
+                       (long long)rs->count + 1, rs->path, (long long)rs->count);
+      break;
+    }
+    rs->count++;
+    pos += n;
+  }
+  rs->keep = pos;
+  fclose(f);
+  return rc;
+}
+
+/* The engine skips item `index`: it must be the input of record `index`. */
+static int resume_check(void *arg, int64_t index, const cJSON *item,
+                        char **errmsg) {
+  struct resume *rs = arg;
+  ssize_t n = getline(&rs->line, &rs->cap, rs->f);
+  cJSON *r = n > 0 ? cJSON_ParseWithLength(rs->line, (size_t)n) : NULL;
+  const cJSON *input = cJSON_GetObjectItemCaseSensitive(r, "input");
+  int same = r != NULL && (item == NULL ? cJSON_IsNull(input)
+                                        : cJSON_Compare(item, input, 1));
+  if (same)
+    assay_summary_add(rs->summary, r);
+  cJSON_Delete(r);
+  if (!same)
+    return assay__fail(errmsg, ASSAY_ECONFIG,
+                       "cannot resume: record %lld of '%s' was made from "
+                       "another item than item %lld of this dataset; resume "
+                       "with the dataset it was written for, or use "
+                       "--overwrite",
+                       (long long)index, rs->path, (long long)index);
+  return 0;
+}
+
+static int summary_write(const char *path, const cJSON *sum, char **errmsg) {
+  char *text = cJSON_Print(sum);
+  int rc = write_file_atomic(path, text, errmsg);
+  free(text);
+  return rc;
 }
 
 static struct assay_engine *volatile running_engine;
@@ -571,6 +690,7 @@ static int cmd_run(int argc, char **argv) {
   struct assay_loader *loader = NULL;
   struct assay_engine *engine = NULL;
   struct sink sink = {.fd = -1};
+  struct resume rs = {0};
   double started = assay__wall_time();
 
   if (assay_dataset_open(&ds, c.dataset, c.format, c.max_item_bytes, &err) != 0)
@@ -615,8 +735,56 @@ static int cmd_run(int argc, char **argv) {
   else if (!to_stdout)
     summary_path = summary_path_for(output);
 
+  rs.path = output;
   if (to_stdout) {
     sink.fd = STDOUT_FILENO;
+  } else if (c.resume) {
+    sink.fd = open(output, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (sink.fd < 0) {
+      err = assay__format("cannot open output file '%s': %s", output,
+                          strerror(errno));
+      goto fail;
+    }
+    if (resume_scan(&rs, sink.fd, &err) != 0)
+      goto fail;
+    if (rs.count > 0 && summary_path != NULL) {
+      /* The summary, written when the earlier run started, says what it
+       * ran; refuse to mix records of two configurations. */
+      char *text = NULL;
+      FILE *sf = fopen(summary_path, "r");
+      if (sf != NULL) {
+        size_t cap = 0;
+        ssize_t n = getdelim(&text, &cap, '\0', sf);
+        fclose(sf);
+        cJSON *old = n > 0 ? cJSON_Parse(text) : NULL;
+        const cJSON *ofp = cJSON_GetObjectItemCaseSensitive(old, "fingerprint");
+        cJSON *cj = config_json(&c, output, summary_path, name);
+        char *fp = fingerprint(cj);
+        cJSON_Delete(cj);
+        int differs = cJSON_IsString(ofp) && strcmp(ofp->valuestring, fp) != 0;
+        cJSON_Delete(old);
+        free(fp);
+        if (differs) {
+          free(text);
+          err = assay__format("cannot resume '%s': it was written with another "
+                              "task, metrics or options (see its summary '%s'); "
+                              "run with those, or use --overwrite",
+                              output, summary_path);
+          goto fail;
+        }
+      }
+      free(text);
+    }
+    if (ftruncate(sink.fd, rs.keep) != 0 || lseek(sink.fd, 0, SEEK_END) < 0) {
+      err = assay__format("cannot cut the torn last line of '%s': %s", output,
+                          strerror(errno));
+      goto fail;
+    }
+    rs.f = fopen(output, "r");
+    if (rs.f == NULL) {
+      err = assay__format("cannot read '%s': %s", output, strerror(errno));
+      goto fail;
+    }
   } else {
     int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (c.overwrite ? O_TRUNC : O_EXCL);
     sink.fd = open(output, flags, 0666);
@@ -633,6 +801,34 @@ static int cmd_run(int argc, char **argv) {
   }
   sink.path = output;
   sink.summary = assay_summary_new();
+  rs.summary = sink.summary;
+  if (rs.count > 0)
+    assay_engine_skip(engine, rs.count, resume_check, &rs);
+
+  cJSON *config = config_json(&c, output, summary_path, name);
+  char *fp = fingerprint(config);
+  /* A summary from the start, so that even a killed run leaves one saying
+   * what it ran (resume checks it). */
+  if (summary_path != NULL) {
+    cJSON *run0 = cJSON_CreateObject();
+    char iso0[32];
+    assay__iso8601(started, iso0);
+    cJSON_AddStringToObject(run0, "name", name);
+    cJSON_AddStringToObject(run0, "started", iso0);
+    cJSON_AddStringToObject(run0, "status", "running");
+    cJSON_AddStringToObject(run0, "fingerprint", fp);
+    cJSON_AddItemToObject(run0, "config", cJSON_Duplicate(config, 1));
+    cJSON_AddItemToObject(run0, "plugins", assay_engine_plugins_json(engine));
+    cJSON *sum0 = assay_summary_json(NULL, run0);
+    cJSON_Delete(run0);
+    int wrc = summary_write(summary_path, sum0, &err);
+    cJSON_Delete(sum0);
+    if (wrc != 0) {
+      cJSON_Delete(config);
+      free(fp);
+      goto fail;
+    }
+  }
 
   struct sigaction sa = {0};
   sa.sa_handler = on_signal;
@@ -670,21 +866,20 @@ static int cmd_run(int argc, char **argv) {
   cJSON_AddNumberToObject(run, "wall_ms", round(wall_ms * 1000) / 1000);
   cJSON_AddStringToObject(run, "status", run_status);
   cJSON_AddStringToObject(run, "assay_version", PACKAGE_VERSION);
-  cJSON_AddItemToObject(run, "config",
-                        config_json(&c, output, summary_path, name));
+  cJSON_AddStringToObject(run, "fingerprint", fp);
+  free(fp);
+  if (rs.count > 0)
+    cJSON_AddNumberToObject(run, "resumed_from", (double)rs.count);
+  cJSON_AddItemToObject(run, "config", config);
   cJSON_AddItemToObject(run, "plugins", assay_engine_plugins_json(engine));
   cJSON_AddItemToObject(run, "engine", assay_engine_counters_json(engine));
   cJSON *sum = assay_summary_json(sink.summary, run);
   cJSON_Delete(run);
-  if (summary_path != NULL) {
-    char *text = cJSON_Print(sum);
-    if (write_file_atomic(summary_path, text, &err) != 0) {
-      fprintf(stderr, "%s: error: %s\n", prog, err);
-      free(err);
-      err = NULL;
-      rc = rc ? rc : ASSAY_EIO;
-    }
-    free(text);
+  if (summary_path != NULL && summary_write(summary_path, sum, &err) != 0) {
+    fprintf(stderr, "%s: error: %s\n", prog, err);
+    free(err);
+    err = NULL;
+    rc = rc ? rc : ASSAY_EIO;
   }
   if (!c.quiet) {
     assay_summary_print(sum, stderr);
@@ -727,6 +922,9 @@ fail:
   status = EXIT_USAGE;
 done:
   free(err);
+  if (rs.f != NULL)
+    fclose(rs.f);
+  free(rs.line);
   if (sink.fd >= 0 && sink.fd != STDOUT_FILENO)
     close(sink.fd);
   free(sink.buf);

@@ -127,6 +127,10 @@ struct assay_engine {
   int running, pending;
   struct assay_dataset *ds;
   int eof, stopping, done;
+  uv_timer_t grace;       /* after a stop: how long in-flight items may take */
+  int64_t skip;           /* items an earlier run already handed out */
+  assay_skip_cb skip_cb;
+  void *skip_arg;
   assay_record_cb cb;
   void *cb_arg;
   int run_rc;
@@ -413,9 +417,11 @@ void assay_engine_opts_init(struct assay_engine_opts *o) {
   o->backoff_base_ms = 200;
   o->backoff_max_ms = 30000;
   o->max_response_bytes = ASSAY_DEFAULT_MAX_RESPONSE_BYTES;
+  o->grace_ms = 10000;
 }
 
 static void on_inbox(uv_async_t *a);
+static void on_grace(uv_timer_t *t);
 
 int assay_engine_new(struct assay_engine **ep, const struct assay_engine_opts *o,
                      char **errmsg) {
@@ -441,6 +447,7 @@ int assay_engine_new(struct assay_engine **ep, const struct assay_engine_opts *o
                        uv_strerror(rc));
   }
   uv_async_init(&e->loop, &e->inbox_async, on_inbox);
+  uv_timer_init(&e->loop, &e->grace);
 
   uv_mutex_lock(&reg_lock);
   int free_index = -1;
@@ -458,6 +465,7 @@ int assay_engine_new(struct assay_engine **ep, const struct assay_engine_opts *o
   uv_mutex_unlock(&reg_lock);
   if (free_index < 0) {
     uv_close((uv_handle_t *)&e->inbox_async, NULL);
+    uv_close((uv_handle_t *)&e->grace, NULL);
     uv_run(&e->loop, UV_RUN_DEFAULT);
     uv_loop_close(&e->loop);
     free(e);
@@ -782,6 +790,7 @@ static uint64_t rng_next(struct assay_engine *e) {
 
 static void on_backoff(uv_timer_t *t);
 static void pump(struct assay_engine *e);
+static void flush(struct assay_engine *e);
 
 /* An attempt of a job failed: retry it after a backoff, or record it. */
 static void attempt_failed(struct assay_engine *e, struct item *it, int job,
@@ -1083,6 +1092,18 @@ static void handle_completion(struct assay_engine *e, struct completion *c) {
   completion_free(c);
 }
 
+/* The grace period after a stop ran out: items still in flight are given
+ * up (not written: a resumed run does them again), and the run ends. */
+static void on_grace(uv_timer_t *t) {
+  struct assay_engine *e = assay__container_of(t, struct assay_engine, grace);
+  e->stats.abandoned = e->running;
+  if (!e->done) {
+    flush(e);
+    e->done = 1;
+    uv_stop(&e->loop);
+  }
+}
+
 static void on_inbox(uv_async_t *a) {
   struct assay_engine *e = assay__container_of(a, struct assay_engine, inbox_async);
   uv_mutex_lock(&reg_lock);
@@ -1094,8 +1115,13 @@ static void on_inbox(uv_async_t *a) {
     handle_completion(e, c);
     c = next;
   }
-  if (__atomic_load_n(&e->stop_requested, __ATOMIC_SEQ_CST))
+  if (__atomic_load_n(&e->stop_requested, __ATOMIC_SEQ_CST) && !e->stopping) {
     e->stopping = 1;
+    if (e->running > 0 && e->opts.grace_ms > 0)
+      uv_timer_start(&e->grace, on_grace, (uint64_t)e->opts.grace_ms, 0);
+    else if (e->running > 0)
+      on_grace(&e->grace);
+  }
   pump(e);
 }
 
@@ -1244,6 +1270,46 @@ static void pump(struct assay_engine *e) {
   }
 }
 
+void assay_engine_skip(struct assay_engine *e, int64_t count, assay_skip_cb cb,
+                       void *arg) {
+  e->skip = count;
+  e->skip_cb = cb;
+  e->skip_arg = arg;
+}
+
+/* Reads past the items an earlier run already handed out, letting the
+ * caller check each is the one it saw. */
+static int skip_done(struct assay_engine *e) {
+  while (e->next_index < e->skip) {
+    struct assay_dataset_item di = {0};
+    char *err = NULL;
+    int rc = assay_dataset_next(e->ds, &di, &err);
+    if (rc <= 0) {
+      e->run_rc = rc < 0 ? rc : ASSAY_ECONFIG;
+      e->run_err = rc < 0 ? err
+                          : assay__format("the dataset has only %lld items, "
+                                          "but %lld records exist already",
+                                          (long long)e->next_index,
+                                          (long long)e->skip);
+      return -1;
+    }
+    free(err);
+    err = NULL;
+    rc = e->skip_cb ? e->skip_cb(e->skip_arg, e->next_index, di.json, &err) : 0;
+    cJSON_Delete(di.json);
+    free(di.error);
+    if (rc != 0) {
+      e->run_rc = ASSAY_ECONFIG;
+      e->run_err = err ? err : assay__xstrdup("an existing record does not "
+                                              "match the dataset");
+      return -1;
+    }
+    e->next_index++;
+    e->next_write++;
+  }
+  return 0;
+}
+
 int assay_engine_run(struct assay_engine *e, struct assay_dataset *ds,
                      assay_record_cb cb, void *arg, char **errmsg) {
   if (e->ds != NULL)
@@ -1261,6 +1327,11 @@ int assay_engine_run(struct assay_engine *e, struct assay_dataset *ds,
   e->cb_arg = arg;
   e->window = 2 * (int64_t)e->opts.concurrency;
   e->ring = assay__xcalloc((size_t)e->window, sizeof *e->ring);
+  if (skip_done(e) != 0) {
+    if (errmsg != NULL)
+      *errmsg = assay__xstrdup(e->run_err);
+    return e->run_rc;
+  }
   pump(e);
   while (!e->done)
     uv_run(&e->loop, UV_RUN_DEFAULT);
@@ -1295,6 +1366,7 @@ cJSON *assay_engine_counters_json(const struct assay_engine *e) {
   cJSON_AddNumberToObject(j, "timeouts", (double)s->timeouts);
   cJSON_AddNumberToObject(j, "late_completions", (double)s->late_completions);
   cJSON_AddNumberToObject(j, "plugin_faults", (double)s->plugin_faults);
+  cJSON_AddNumberToObject(j, "abandoned", (double)s->abandoned);
   cJSON_AddNumberToObject(j, "max_running", s->max_running);
   cJSON_AddNumberToObject(j, "max_pending", s->max_pending);
   cJSON_AddNumberToObject(j, "concurrency", e->opts.concurrency);
@@ -1378,6 +1450,7 @@ int assay_engine_free(struct assay_engine *e) {
   for (int i = 0; i < e->nslots; i++)
     uv_close((uv_handle_t *)&e->slots[i]->timer, NULL);
   uv_close((uv_handle_t *)&e->inbox_async, NULL);
+  uv_close((uv_handle_t *)&e->grace, NULL);
   uv_run(&e->loop, UV_RUN_DEFAULT);
   int rc = uv_loop_close(&e->loop);
   if (rc != 0) {

@@ -30,6 +30,8 @@ struct assay_engine_opts {
   double rps;               /* HTTP requests per second, 0 for no cap */
   long limit;               /* items to run at most, 0 for all */
   unsigned seed;            /* jitter seed (0: from the clock) */
+  long grace_ms;            /* after a stop, how long in-flight items may
+                               still finish (default 10000) */
 };
 
 /* Fills o with the defaults above. */
@@ -49,6 +51,7 @@ struct assay_engine_stats {
   long timeouts;          /* attempts ended by the host's timeout */
   long late_completions;  /* completions of abandoned calls, dropped */
   long plugin_faults;     /* second completions, stale handles */
+  long abandoned;         /* items in flight when the grace period ended */
 };
 
 struct assay_engine;
@@ -82,7 +85,20 @@ typedef int (*assay_record_cb)(void *arg, const cJSON *record);
 int assay_engine_run(struct assay_engine *e, struct assay_dataset *ds,
                      assay_record_cb cb, void *arg, char **errmsg);
 
-/* Asks a running engine to stop admitting items. Async-signal-safe. */
+/*
+ * Before assay_engine_run(): the first count items of the dataset were
+ * handed out by an earlier run (resume). They are read and not run; cb, when
+ * not NULL, is called with each (item is NULL for a malformed one) and
+ * returns 0 when it is the item the earlier run saw, or non-zero with
+ * *errmsg set to refuse the run.
+ */
+typedef int (*assay_skip_cb)(void *arg, int64_t index, const cJSON *item,
+                             char **errmsg);
+void assay_engine_skip(struct assay_engine *e, int64_t count, assay_skip_cb cb,
+                       void *arg);
+
+/* Asks a running engine to stop admitting items; items in flight may finish
+ * within grace_ms, then the run ends without them. Async-signal-safe. */
 void assay_engine_stop(struct assay_engine *e);
 
 const struct assay_engine_stats *assay_engine_stats(const struct assay_engine *e);
