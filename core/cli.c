@@ -110,6 +110,7 @@ static const char run_help[] =
     "                        e.g. answers.0) for the preceding --metric, or for\n"
     "                        all metrics when given before any --metric\n"
     "  --limit N             run the first N items only\n"
+    "  --trials K            run every item K times (records per trial)\n"
     "\n"
     "where results go:\n"
     "  -o, --output FILE     records (default: assay-runs/NAME-TIMESTAMP.jsonl)\n"
@@ -363,6 +364,13 @@ static int parse_run(int argc, char **argv, struct run_config *c) {
                                   "none), got '%s'",
                            v);
       c->eng.item_timeout_ms = n;
+    } else if ((r = take(argc, argv, &i, "--trials", NULL, 1, &v)) != 0) {
+      NEED_VALUE();
+      if (parse_long(v, 1, 1000000, &n) != 0)
+        return usage_error("run", "--trials expects a whole number from 1 to "
+                                  "1000000, got '%s'",
+                           v);
+      c->eng.trials = (int)n;
     } else if ((r = take(argc, argv, &i, "--limit", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       if (parse_long(v, 1, LONG_MAX, &n) != 0)
@@ -556,6 +564,7 @@ static cJSON *config_json(const struct run_config *c, const char *output,
   cJSON_AddNumberToObject(j, "retries", c->eng.retries);
   cJSON_AddNumberToObject(j, "item_timeout_ms", (double)c->eng.item_timeout_ms);
   cJSON_AddNumberToObject(j, "limit", (double)c->eng.limit);
+  cJSON_AddNumberToObject(j, "trials", c->eng.trials);
   cJSON_AddNumberToObject(j, "max_item_bytes", (double)c->max_item_bytes);
   cJSON_AddNumberToObject(j, "max_response_bytes",
                           (double)c->eng.max_response_bytes);
@@ -571,7 +580,7 @@ static cJSON *config_json(const struct run_config *c, const char *output,
  */
 static char *fingerprint(const cJSON *config) {
   cJSON *f = cJSON_CreateObject();
-  static const char *const keys[] = {"task", "metrics", "map"};
+  static const char *const keys[] = {"task", "metrics", "map", "trials"};
   for (size_t i = 0; i < assay__array_size(keys); i++) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(config, keys[i]);
     if (v != NULL)
@@ -615,15 +624,13 @@ static int resume_scan(struct resume *rs, int fd, char **errmsg) {
       break; /* torn: the crash happened mid-write */
     cJSON *r = cJSON_ParseWithLength(rs->line, (size_t)n);
     const cJSON *idx = cJSON_GetObjectItemCaseSensitive(r, "index");
-    int ok = cJSON_IsObject(r) && cJSON_IsNumber(idx) &&
-             (int64_t)idx->valuedouble == rs->count;
+    int ok = cJSON_IsObject(r) && cJSON_IsNumber(idx);
     cJSON_Delete(r);
     if (!ok) {
       rc = assay__fail(errmsg, ASSAY_ECONFIG,
-                       "cannot resume: line %lld of '%s' is not record %lld "
-                       "of a run; give another --output, or --overwrite to "
-                       "start again",
-                       (long long)rs->count + 1, rs->path, (long long)rs->count);
+                       "cannot resume: line %lld of '%s' is not a record; "
+                       "give another --output, or --overwrite to start again",
+                       (long long)rs->count + 1, rs->path);
       break;
     }
     rs->count++;
@@ -635,14 +642,17 @@ static int resume_scan(struct resume *rs, int fd, char **errmsg) {
 }
 
 /* The engine skips item `index`: it must be the input of record `index`. */
-static int resume_check(void *arg, int64_t index, const cJSON *item,
+static int resume_check(void *arg, int64_t index, int trial, const cJSON *item,
                         char **errmsg) {
   struct resume *rs = arg;
   ssize_t n = getline(&rs->line, &rs->cap, rs->f);
   cJSON *r = n > 0 ? cJSON_ParseWithLength(rs->line, (size_t)n) : NULL;
   const cJSON *input = cJSON_GetObjectItemCaseSensitive(r, "input");
-  int same = r != NULL && (item == NULL ? cJSON_IsNull(input)
-                                        : cJSON_Compare(item, input, 1));
+  const cJSON *ri = cJSON_GetObjectItemCaseSensitive(r, "index");
+  const cJSON *rt = cJSON_GetObjectItemCaseSensitive(r, "trial");
+  int same = r != NULL && cJSON_IsNumber(ri) && ri->valuedouble == (double)index &&
+             (rt == NULL || (cJSON_IsNumber(rt) && rt->valuedouble == trial)) &&
+             (item == NULL ? cJSON_IsNull(input) : cJSON_Compare(item, input, 1));
   if (same)
     assay_summary_add(rs->summary, r);
   cJSON_Delete(r);

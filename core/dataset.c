@@ -1,1 +1,954 @@
-/* core/dataset.c: placeholder until written. */
+/*
+ * Dataset readers (see dataset.h). One input layer reads the source in
+ * chunks into a window that grows only while a single item is in it, so
+ * memory is bounded by max_item_bytes, never by the file. On top of it:
+ * JSONL splits lines with memchr; a JSON array is scanned for element
+ * boundaries (strings, escapes, nesting depth) and each element is parsed
+ * alone; CSV is fed to libcsv one physical line at a time, so that every
+ * record knows the line it starts on.
+ */
+#include "dataset.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <csv.h>
+
+#include "error.h"
+#include "util.h"
+
+/* The least free space offered to one read(); the window starts at twice
+ * that and doubles only while an item does not fit. */
+#define READ_MIN ((size_t)64 << 10)
+/* How much of the text around a JSON error a message quotes. */
+#define SNIPPET_MAX 24
+
+/* Where the JSON array scanner is. */
+enum json_phase {
+  JP_START, /* before '[' */
+  JP_FIRST, /* after '[': an element or ']' */
+  JP_NEXT,  /* after ',': an element */
+  JP_ELEM,  /* inside an element */
+  JP_DONE,  /* after ']': only whitespace may follow */
+  JP_END
+};
+
+struct csv_reader {
+  struct csv_parser parser;
+  int parser_ready;
+  int header_done;
+  char **cols; /* the header, owned */
+  size_t ncols;
+  /* The record being read: its fields back to back, each NUL-terminated,
+   * and where each starts. Only the first ncols fields are stored once the
+   * header is known; the rest are only counted. */
+  char *fields;
+  size_t fields_len, fields_cap;
+  size_t *offs;
+  size_t nstored, offs_cap;
+  size_t nfields;
+  size_t rec_line, rec_bytes;
+  int row_open, row_done;
+  int overflow;        /* over max_item: fields are dropped, not stored */
+  size_t bad_utf8_col; /* 1-based column of the first invalid field */
+  int fini_done;
+  int have_item; /* a finished item waits in item */
+  struct assay_dataset_item item;
+};
+
+struct assay_dataset {
+  int64_t items; /* items handed out so far, malformed ones included */
+  char *name;
+  int format;
+  size_t max_item;
+  int fd; /* -1 for a memory source */
+  int own_fd;
+  char *buf; /* the window's storage (files and pipes) */
+  size_t cap;
+  const char *data; /* buf, or the caller's memory */
+  size_t pos;       /* first byte not consumed */
+  size_t scan;      /* how far past pos has been searched (>= pos) */
+  size_t end;       /* end of the bytes read */
+  int eof;
+  int started;
+  size_t line; /* the line number of data[scan] (JSONL, CSV: of data[pos]) */
+
+  /* Skipping an item over the cap without keeping it. */
+  int skipping;
+  size_t skip_bytes;
+  char skip_last;
+
+  /* JSON array scanner state, kept across reads. */
+  int phase;
+  int in_str, esc;
+  size_t depth;
+  size_t trail; /* whitespace bytes at the end of what was scanned */
+  size_t elem_line;
+
+  struct csv_reader csv;
+
+  /* A fatal error, returned again by every later call. */
+  char *fatal;
+  int fatal_err;
+};
+
+static inline int is_ws(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static int set_fatal(struct assay_dataset *ds, char **errmsg, int err,
+                     const char *fmt, ...) ASSAY__PRINTF(4, 5);
+
+static int set_fatal(struct assay_dataset *ds, char **errmsg, int err,
+                     const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  free(ds->fatal);
+  ds->fatal = assay__vformat(fmt, ap);
+  va_end(ap);
+  ds->fatal_err = err;
+  if (errmsg != NULL)
+    *errmsg = assay__xstrdup(ds->fatal);
+  return err;
+}
+
+static void item_error(struct assay_dataset *ds,
+                       struct assay_dataset_item *item, size_t line,
+                       const char *fmt, ...) ASSAY__PRINTF(4, 5);
+
+/* Fills item as a malformed one: "name:line: <fmt>". */
+static void item_error(struct assay_dataset *ds,
+                       struct assay_dataset_item *item, size_t line,
+                       const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *what = assay__vformat(fmt, ap);
+  va_end(ap);
+  item->json = NULL;
+  item->error = assay__format("%s:%zu: %s", ds->name, line, what);
+  free(what);
+}
+
+static void item_oversize(struct assay_dataset *ds,
+                          struct assay_dataset_item *item, size_t line,
+                          size_t size) {
+  item_error(ds, item, line,
+             "item is %zu bytes, over the %zu-byte limit (--max-item-bytes)",
+             size, ds->max_item);
+}
+
+/* --- input ------------------------------------------------------------- */
+
+/*
+ * Reads more bytes into the window, keeping data[pos..end). Returns 1 when
+ * bytes came, 0 at the end of the input, or a fatal error.
+ */
+static int src_read(struct assay_dataset *ds, char **errmsg) {
+  if (ds->fd < 0 || ds->eof) {
+    ds->eof = 1;
+    return 0;
+  }
+  size_t keep = ds->end - ds->pos;
+  if (ds->pos > 0) {
+    memmove(ds->buf, ds->buf + ds->pos, keep);
+    ds->scan -= ds->pos;
+    ds->end = keep;
+    ds->pos = 0;
+  }
+  if (ds->cap - keep < READ_MIN) {
+    size_t ncap = ds->cap;
+    while (ncap - keep < READ_MIN)
+      ncap *= 2;
+    ds->buf = assay__xrealloc(ds->buf, ncap);
+    ds->cap = ncap;
+    ds->data = ds->buf;
+  }
+  ssize_t n;
+  do
+    n = read(ds->fd, ds->buf + ds->end, ds->cap - ds->end);
+  while (n < 0 && errno == EINTR);
+  if (n < 0)
+    return set_fatal(ds, errmsg, ASSAY_EIO, "cannot read dataset '%s': %s",
+                     ds->name, strerror(errno));
+  if (n == 0) {
+    ds->eof = 1;
+    return 0;
+  }
+  ds->end += (size_t)n;
+  return 1;
+}
+
+/* Skips a UTF-8 byte order mark at the very start. */
+static int src_start(struct assay_dataset *ds, char **errmsg) {
+  ds->started = 1;
+  while (ds->end - ds->pos < 3 && !ds->eof) {
+    int r = src_read(ds, errmsg);
+    if (r < 0)
+      return r;
+  }
+  if (ds->end - ds->pos >= 3 &&
+      memcmp(ds->data + ds->pos, "\xEF\xBB\xBF", 3) == 0)
+    ds->pos += 3;
+  ds->scan = ds->pos;
+  return 0;
+}
+
+/* Reads on until the window holds a snippet's worth after pos, so that a
+ * message quotes the same text however the input arrived. */
+static void src_fill_snippet(struct assay_dataset *ds) {
+  while (ds->end - ds->pos < SNIPPET_MAX && !ds->eof &&
+         memchr(ds->data + ds->pos, '\n', ds->end - ds->pos) == NULL)
+    if (src_read(ds, NULL) < 0)
+      break;
+}
+
+/* --- one JSON item ----------------------------------------------------- */
+
+static const char *json_kind(const cJSON *j) {
+  if (cJSON_IsArray(j))
+    return "a JSON array";
+  if (cJSON_IsString(j))
+    return "a string";
+  if (cJSON_IsNumber(j))
+    return "a number";
+  if (cJSON_IsBool(j))
+    return "a boolean";
+  if (cJSON_IsNull(j))
+    return "null";
+  return "not an object";
+}
+
+/* The 1-based line of text[off], text starting on line. */
+static size_t line_at(const char *text, size_t off, size_t line) {
+  for (size_t i = 0; i < off; i++)
+    line += text[i] == '\n';
+  return line;
+}
+
+/* A printable quote of up to SNIPPET_MAX bytes of text[from..to), cut on
+ * a UTF-8 boundary and at the end of the line. Owned. */
+static char *snippet(const char *text, size_t from, size_t to) {
+  size_t n = to - from;
+  if (n > SNIPPET_MAX) {
+    n = SNIPPET_MAX;
+    while (n > 0 && ((unsigned char)text[from + n] & 0xc0) == 0x80)
+      n--;
+  }
+  char *s = assay__xstrndup(text + from, n);
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] == '\n' || s[i] == '\r') {
+      s[i] = '\0';
+      break;
+    }
+    if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+      s[i] = ' ';
+  }
+  return s;
+}
+
+/*
+ * Turns the text of one item (len bytes, starting on line) into item:
+ * a JSON object, or an error saying what is wrong and where.
+ */
+static void make_item(struct assay_dataset *ds, const char *text, size_t len,
+                      size_t line, struct assay_dataset_item *item) {
+  memset(item, 0, sizeof *item);
+  item->line = line;
+  if (len > ds->max_item) {
+    item_oversize(ds, item, line, len);
+    return;
+  }
+  size_t bad;
+  if (!assay__utf8_valid(text, len, &bad)) {
+    item_error(ds, item, line_at(text, bad, line),
+               "invalid UTF-8 at byte %zu of the item (datasets must be "
+               "UTF-8)",
+               bad + 1);
+    return;
+  }
+  const char *stop = NULL;
+  cJSON *j = cJSON_ParseWithLengthOpts(text, len, &stop, 0);
+  if (j == NULL) {
+    size_t off = stop != NULL ? (size_t)(stop - text) : 0;
+    if (off + 1 >= len) {
+      /* cJSON puts an error past the end on the last byte: the item stops
+       * before its value is complete. */
+      size_t from = len > SNIPPET_MAX ? len - SNIPPET_MAX : 0;
+      while (from < len && ((unsigned char)text[from] & 0xc0) == 0x80)
+        from++;
+      char *s = snippet(text, from, len);
+      item_error(ds, item, line_at(text, len ? len - 1 : 0, line),
+                 "invalid JSON: the item ends too early, after '%s'", s);
+      free(s);
+    } else {
+      char *s = snippet(text, off, len);
+      item_error(ds, item, line_at(text, off, line), "invalid JSON near '%s'",
+                 s);
+      free(s);
+    }
+    return;
+  }
+  size_t off = (size_t)(stop - text);
+  while (off < len && is_ws(text[off]))
+    off++;
+  if (off < len) {
+    cJSON_Delete(j);
+    char *s = snippet(text, off, len);
+    item_error(ds, item, line_at(text, off, line),
+               "invalid JSON: unexpected text after the item near '%s'", s);
+    free(s);
+    return;
+  }
+  if (!cJSON_IsObject(j)) {
+    item_error(ds, item, line, "item is %s, not a JSON object", json_kind(j));
+    cJSON_Delete(j);
+    return;
+  }
+  item->json = j;
+}
+
+/* --- JSONL --------------------------------------------------------------- */
+
+/* One line without its '\n': 0 when blank, else 1 with item filled. */
+static int jsonl_line(struct assay_dataset *ds, const char *l, size_t len,
+                      size_t line, struct assay_dataset_item *item) {
+  size_t i = 0;
+  while (i < len && is_ws(l[i]))
+    i++;
+  if (i == len)
+    return 0;
+  if (l[len - 1] == '\r')
+    len--;
+  make_item(ds, l, len, line, item);
+  return 1;
+}
+
+static int jsonl_next(struct assay_dataset *ds, struct assay_dataset_item *item,
+                      char **errmsg) {
+  for (;;) {
+    if (ds->skipping) {
+      const char *p = ds->data + ds->pos;
+      const char *nl = memchr(p, '\n', ds->end - ds->pos);
+      if (nl == NULL) {
+        if (ds->end > ds->pos) {
+          ds->skip_bytes += ds->end - ds->pos;
+          ds->skip_last = ds->data[ds->end - 1];
+          ds->pos = ds->scan = ds->end;
+        }
+        if (!ds->eof) {
+          int r = src_read(ds, errmsg);
+          if (r < 0)
+            return r;
+          continue;
+        }
+      } else {
+        size_t n = (size_t)(nl - p);
+        if (n > 0)
+          ds->skip_last = nl[-1];
+        ds->skip_bytes += n;
+        if (ds->skip_last == '\r')
+          ds->skip_bytes--;
+        ds->pos = ds->scan = ds->pos + n + 1;
+      }
+      memset(item, 0, sizeof *item);
+      item->line = ds->line;
+      item_oversize(ds, item, ds->line, ds->skip_bytes);
+      ds->line++;
+      ds->skipping = 0;
+      return 1;
+    }
+    const char *nl = memchr(ds->data + ds->scan, '\n', ds->end - ds->scan);
+    if (nl != NULL) {
+      const char *l = ds->data + ds->pos;
+      size_t len = (size_t)(nl - l), line = ds->line;
+      ds->pos = ds->scan = ds->pos + len + 1;
+      ds->line++;
+      if (jsonl_line(ds, l, len, line, item))
+        return 1;
+      continue;
+    }
+    ds->scan = ds->end;
+    if (ds->eof) {
+      if (ds->pos == ds->end)
+        return 0;
+      const char *l = ds->data + ds->pos;
+      size_t len = ds->end - ds->pos;
+      ds->pos = ds->scan = ds->end;
+      if (jsonl_line(ds, l, len, ds->line, item))
+        return 1;
+      continue;
+    }
+    /* Past the cap even if the next byte is the '\n' after a '\r': stop
+     * keeping the line. */
+    if (ds->end - ds->pos > ds->max_item + 1) {
+      ds->skipping = 1;
+      ds->skip_bytes = ds->end - ds->pos;
+      ds->skip_last = ds->data[ds->end - 1];
+      ds->pos = ds->scan = ds->end;
+      continue;
+    }
+    int r = src_read(ds, errmsg);
+    if (r < 0)
+      return r;
+  }
+}
+
+/* --- JSON array ---------------------------------------------------------- */
+
+/* Skips whitespace at pos, counting lines. 1 when a byte follows, 0 at the
+ * end of the input, or a fatal error. */
+static int json_skip_ws(struct assay_dataset *ds, char **errmsg) {
+  for (;;) {
+    while (ds->pos < ds->end && is_ws(ds->data[ds->pos])) {
+      ds->line += ds->data[ds->pos] == '\n';
+      ds->pos++;
+    }
+    ds->scan = ds->pos;
+    if (ds->pos < ds->end)
+      return 1;
+    int r = src_read(ds, errmsg);
+    if (r <= 0)
+      return r;
+  }
+}
+
+static void json_begin_element(struct assay_dataset *ds) {
+  ds->phase = JP_ELEM;
+  ds->scan = ds->pos;
+  ds->in_str = ds->esc = 0;
+  ds->depth = 0;
+  ds->trail = 0;
+  ds->elem_line = ds->line;
+  ds->skipping = 0;
+  ds->skip_bytes = 0;
+}
+
+/*
+ * Scans the current element from scan. Returns 1 with the element's end
+ * (the ',' or ']' at depth 0) in *stop, 0 when the window ends first.
+ */
+static int json_scan(struct assay_dataset *ds, size_t *stop) {
+  const char *d = ds->data;
+  size_t i = ds->scan, end = ds->end;
+  int in_str = ds->in_str, esc = ds->esc;
+  size_t depth = ds->depth, trail = ds->trail, line = ds->line;
+  int found = 0;
+  for (; i < end; i++) {
+    char c = d[i];
+    if (in_str) {
+      trail = 0;
+      if (esc)
+        esc = 0;
+      else if (c == '\\')
+        esc = 1;
+      else if (c == '"')
+        in_str = 0;
+      else if (c == '\n')
+        line++; /* invalid in a string; cJSON will say so */
+      continue;
+    }
+    switch (c) {
+    case '"':
+      in_str = 1;
+      trail = 0;
+      break;
+    case '{':
+    case '[':
+      depth++;
+      trail = 0;
+      break;
+    case '}':
+    case ']':
+      if (depth == 0 && c == ']') {
+        found = 1;
+        goto out;
+      }
+      if (depth > 0)
+        depth--;
+      trail = 0;
+      break;
+    case ',':
+      if (depth == 0) {
+        found = 1;
+        goto out;
+      }
+      trail = 0;
+      break;
+    case '\n':
+      line++;
+      trail++;
+      break;
+    case ' ':
+    case '\t':
+    case '\r':
+      trail++;
+      break;
+    default:
+      trail = 0;
+    }
+  }
+out:
+  ds->scan = i;
+  ds->in_str = in_str;
+  ds->esc = esc;
+  ds->depth = depth;
+  ds->trail = trail;
+  ds->line = line;
+  *stop = i;
+  return found;
+}
+
+static int json_next(struct assay_dataset *ds, struct assay_dataset_item *item,
+                     char **errmsg) {
+  for (;;) {
+    int r;
+    switch (ds->phase) {
+    case JP_START:
+      r = json_skip_ws(ds, errmsg);
+      if (r < 0)
+        return r;
+      if (r == 0)
+        return set_fatal(ds, errmsg, ASSAY_EINVAL,
+                         "dataset '%s' is empty: a .json dataset must be a "
+                         "JSON array of objects",
+                         ds->name);
+      if (ds->data[ds->pos] != '[') {
+        src_fill_snippet(ds);
+        char *s = snippet(ds->data, ds->pos, ds->end);
+        r = set_fatal(ds, errmsg, ASSAY_EINVAL,
+                      "dataset '%s' is not a JSON array (line %zu starts "
+                      "'%s'): use --format jsonl for one object per line",
+                      ds->name, ds->line, s);
+        free(s);
+        return r;
+      }
+      ds->pos++;
+      ds->phase = JP_FIRST;
+      break;
+    case JP_FIRST:
+    case JP_NEXT:
+      r = json_skip_ws(ds, errmsg);
+      if (r < 0)
+        return r;
+      if (r == 0)
+        return set_fatal(ds, errmsg, ASSAY_EINVAL,
+                         "dataset '%s' ends at line %zu inside its JSON "
+                         "array: is the file truncated?",
+                         ds->name, ds->line);
+      if (ds->data[ds->pos] == ']' && ds->phase == JP_FIRST) {
+        ds->pos++;
+        ds->phase = JP_DONE;
+        break;
+      }
+      if (ds->data[ds->pos] == ',' || ds->data[ds->pos] == ']') {
+        memset(item, 0, sizeof *item);
+        item->line = ds->line;
+        item_error(ds, item, ds->line,
+                   "invalid JSON near '%c': an array element is missing "
+                   "(a stray comma?)",
+                   ds->data[ds->pos]);
+        ds->phase = ds->data[ds->pos] == ']' ? JP_DONE : JP_NEXT;
+        ds->pos++;
+        ds->scan = ds->pos;
+        return 1;
+      }
+      json_begin_element(ds);
+      break;
+    case JP_ELEM: {
+      size_t stop;
+      if (json_scan(ds, &stop)) {
+        /* The element without the whitespace before its delimiter. */
+        size_t len = ds->skip_bytes + (stop - ds->pos) - ds->trail;
+        if (ds->skipping) {
+          memset(item, 0, sizeof *item);
+          item->line = ds->elem_line;
+          item_oversize(ds, item, ds->elem_line, len);
+        } else {
+          make_item(ds, ds->data + ds->pos, len, ds->elem_line, item);
+        }
+        ds->skipping = 0;
+        ds->phase = ds->data[stop] == ',' ? JP_NEXT : JP_DONE;
+        ds->pos = ds->scan = stop + 1;
+        return 1;
+      }
+      /* The window ended inside the element: drop what is kept once it is
+       * over the cap, then read on. */
+      size_t kept = ds->end - ds->pos;
+      if (ds->skipping || kept - ds->trail > ds->max_item) {
+        ds->skipping = 1;
+        ds->skip_bytes += kept;
+        ds->pos = ds->scan = ds->end;
+      }
+      r = src_read(ds, errmsg);
+      if (r < 0)
+        return r;
+      if (r == 0)
+        return set_fatal(ds, errmsg, ASSAY_EINVAL,
+                         "dataset '%s' ends at line %zu inside the array "
+                         "element that starts on line %zu: is the file "
+                         "truncated?",
+                         ds->name, ds->line, ds->elem_line);
+      break;
+    }
+    case JP_DONE:
+      r = json_skip_ws(ds, errmsg);
+      if (r < 0)
+        return r;
+      if (r == 0) {
+        ds->phase = JP_END;
+        return 0;
+      }
+      {
+        src_fill_snippet(ds);
+        char *s = snippet(ds->data, ds->pos, ds->end);
+        r = set_fatal(ds, errmsg, ASSAY_EINVAL,
+                      "dataset '%s' has text after its JSON array on line "
+                      "%zu: '%s'",
+                      ds->name, ds->line, s);
+        free(s);
+      }
+      return r;
+    default:
+      return 0;
+    }
+  }
+}
+
+/* --- CSV ----------------------------------------------------------------- */
+
+static void csv_reset_record(struct csv_reader *c) {
+  c->fields_len = 0;
+  c->nstored = 0;
+  c->nfields = 0;
+  c->rec_bytes = 0;
+  c->overflow = 0;
+  c->bad_utf8_col = 0;
+  c->row_open = 0;
+  c->row_done = 0;
+}
+
+static void csv_open_row(struct assay_dataset *ds) {
+  struct csv_reader *c = &ds->csv;
+  csv_reset_record(c);
+  c->row_open = 1;
+  c->rec_line = ds->line;
+}
+
+/* libcsv: one field of the current record. */
+static void csv_on_field(void *s, size_t len, void *data) {
+  struct assay_dataset *ds = data;
+  struct csv_reader *c = &ds->csv;
+  if (!c->row_open)
+    csv_open_row(ds); /* only with lone '\r' line ends */
+  c->nfields++;
+  if (c->overflow || (c->header_done && c->nfields > c->ncols))
+    return;
+  if (c->bad_utf8_col == 0 && !assay__utf8_valid(s, len, NULL))
+    c->bad_utf8_col = c->nfields;
+  if (c->fields_cap - c->fields_len < len + 1) {
+    size_t ncap = c->fields_cap ? c->fields_cap : 256;
+    while (ncap - c->fields_len < len + 1)
+      ncap *= 2;
+    c->fields = assay__xrealloc(c->fields, ncap);
+    c->fields_cap = ncap;
+  }
+  if (len > 0)
+    memcpy(c->fields + c->fields_len, s, len);
+  c->fields[c->fields_len + len] = '\0';
+  if (c->nstored == c->offs_cap) {
+    c->offs_cap = c->offs_cap ? c->offs_cap * 2 : 16;
+    c->offs = assay__xrealloc(c->offs, c->offs_cap * sizeof *c->offs);
+  }
+  c->offs[c->nstored++] = c->fields_len;
+  c->fields_len += len + 1;
+}
+
+/* libcsv: the end of the current record. */
+static void csv_on_row(int term, void *data) {
+  struct assay_dataset *ds = data;
+  if (!ds->csv.row_open)
+    csv_open_row(ds);
+  ds->csv.row_done = 1;
+}
+
+/* A record of size bytes is complete: the header, or an item. */
+static int csv_record_end(struct assay_dataset *ds, size_t size,
+                          char **errmsg) {
+  struct csv_reader *c = &ds->csv;
+  c->row_open = 0;
+  c->row_done = 0;
+  if (!c->header_done) {
+    if (c->overflow || size > ds->max_item)
+      return set_fatal(ds, errmsg, ASSAY_EINVAL,
+                       "%s:%zu: the header row is %zu bytes, over the "
+                       "%zu-byte limit (--max-item-bytes)",
+                       ds->name, c->rec_line, size, ds->max_item);
+    if (c->bad_utf8_col != 0)
+      return set_fatal(ds, errmsg, ASSAY_EINVAL,
+                       "%s:%zu: invalid UTF-8 in column %zu of the header "
+                       "(datasets must be UTF-8)",
+                       ds->name, c->rec_line, c->bad_utf8_col);
+    for (size_t i = 0; i < c->nstored; i++)
+      for (size_t k = 0; k < i; k++)
+        if (strcmp(c->fields + c->offs[i], c->fields + c->offs[k]) == 0)
+          return set_fatal(ds, errmsg, ASSAY_EINVAL,
+                           "%s:%zu: column '%s' appears twice in the header",
+                           ds->name, c->rec_line, c->fields + c->offs[i]);
+    c->ncols = c->nstored;
+    c->cols = assay__xcalloc(c->ncols ? c->ncols : 1, sizeof *c->cols);
+    for (size_t i = 0; i < c->ncols; i++)
+      c->cols[i] = assay__xstrdup(c->fields + c->offs[i]);
+    c->header_done = 1;
+    return 0;
+  }
+  struct assay_dataset_item *item = &c->item;
+  memset(item, 0, sizeof *item);
+  item->line = c->rec_line;
+  c->have_item = 1;
+  if (c->overflow || size > ds->max_item) {
+    item_oversize(ds, item, c->rec_line, size);
+  } else if (c->nfields != c->ncols) {
+    item_error(ds, item, c->rec_line, "row has %zu field%s, the header has %zu",
+               c->nfields, c->nfields == 1 ? "" : "s", c->ncols);
+  } else if (c->bad_utf8_col != 0) {
+    item_error(ds, item, c->rec_line,
+               "invalid UTF-8 in column '%s' (datasets must be UTF-8)",
+               c->cols[c->bad_utf8_col - 1]);
+  } else {
+    cJSON *obj = cJSON_CreateObject();
+    for (size_t i = 0; i < c->ncols; i++)
+      cJSON_AddItemToObject(obj, c->cols[i],
+                            cJSON_CreateString(c->fields + c->offs[i]));
+    item->json = obj;
+  }
+  return 0;
+}
+
+static int csv_next(struct assay_dataset *ds, struct assay_dataset_item *item,
+                    char **errmsg) {
+  struct csv_reader *c = &ds->csv;
+  for (;;) {
+    if (c->have_item) {
+      *item = c->item;
+      c->have_item = 0;
+      return 1;
+    }
+    if (ds->pos == ds->end) {
+      if (!ds->eof) {
+        int r = src_read(ds, errmsg);
+        if (r < 0)
+          return r;
+        continue;
+      }
+      if (c->fini_done)
+        return 0;
+      c->fini_done = 1;
+      /* A last record without a line end. */
+      csv_fini(&c->parser, csv_on_field, csv_on_row, ds);
+      if (c->row_done) {
+        int r = csv_record_end(ds, c->rec_bytes, errmsg);
+        if (r < 0)
+          return r;
+      }
+      continue;
+    }
+    /* One piece: up to and including the next line end, so that at most
+     * one record ends in it, at its last byte. */
+    const char *p = ds->data + ds->pos;
+    size_t n = ds->end - ds->pos, k = 0;
+    while (k < n && p[k] != '\n' && p[k] != '\r')
+      k++;
+    if (k < n)
+      k++;
+    if (!c->row_open) {
+      for (size_t i = 0; i < k; i++)
+        if (!is_ws(p[i])) {
+          csv_open_row(ds);
+          break;
+        }
+    }
+    if (csv_parse(&c->parser, p, k, csv_on_field, csv_on_row, ds) != k)
+      return set_fatal(ds, errmsg, ASSAY_EIO, "cannot read dataset '%s': %s",
+                       ds->name, csv_strerror(csv_error(&c->parser)));
+    ds->pos = ds->scan = ds->pos + k;
+    if (p[k - 1] == '\n')
+      ds->line++;
+    /* Grow libcsv's field buffer geometrically rather than by one block. */
+    size_t bufsize = csv_get_buffer_size(&c->parser);
+    if (bufsize > c->parser.blk_size)
+      csv_set_blk_size(&c->parser, bufsize);
+    if (c->row_done) {
+      int r = csv_record_end(ds, c->rec_bytes + k - 1, errmsg);
+      if (r < 0)
+        return r;
+    } else if (c->row_open) {
+      c->rec_bytes += k;
+      if (c->rec_bytes > ds->max_item)
+        c->overflow = 1;
+      /* While skipping a record over the cap, keep libcsv's field from
+       * growing: its content is dropped anyway. entry_pos and spaces are
+       * public fields of struct csv_parser; entry_pos stays at least one
+       * byte past spaces so that trimming a closing quote and spaces never
+       * goes below zero. */
+      if (c->overflow && c->parser.entry_pos > READ_MIN) {
+        c->parser.entry_pos = 1;
+        c->parser.spaces = 0;
+      }
+    }
+  }
+}
+
+/* --- the API ------------------------------------------------------------- */
+
+static int format_of(const char *name, int format) {
+  if (format != ASSAY_DATASET_AUTO)
+    return format;
+  const char *slash = strrchr(name, '/');
+  const char *dot = strrchr(slash ? slash : name, '.');
+  if (dot != NULL && strcasecmp(dot, ".json") == 0)
+    return ASSAY_DATASET_JSON;
+  if (dot != NULL && strcasecmp(dot, ".csv") == 0)
+    return ASSAY_DATASET_CSV;
+  return ASSAY_DATASET_JSONL;
+}
+
+static struct assay_dataset *dataset_new(const char *name, int format,
+                                         size_t max_item_bytes) {
+  struct assay_dataset *ds = assay__xcalloc(1, sizeof *ds);
+  ds->name = assay__xstrdup(name);
+  ds->format = format;
+  ds->max_item = max_item_bytes ? max_item_bytes : ASSAY_DEFAULT_MAX_ITEM_BYTES;
+  ds->fd = -1;
+  ds->line = 1;
+  ds->phase = JP_START;
+  if (format == ASSAY_DATASET_CSV) {
+    csv_init(&ds->csv.parser, 0);
+    /* Out of memory aborts, as everywhere in the host. */
+    csv_set_realloc_func(&ds->csv.parser, assay__xrealloc);
+    csv_set_blk_size(&ds->csv.parser, 1024);
+    ds->csv.parser_ready = 1;
+  }
+  return ds;
+}
+
+static int check_format(int format, char **errmsg) {
+  if (format < ASSAY_DATASET_AUTO || format > ASSAY_DATASET_CSV)
+    return assay__fail(errmsg, ASSAY_EINVAL, "unknown dataset format %d",
+                       format);
+  return 0;
+}
+
+int assay_dataset_open(struct assay_dataset **ds, const char *path, int format,
+                       size_t max_item_bytes, char **errmsg) {
+  *ds = NULL;
+  int r = check_format(format, errmsg);
+  if (r < 0)
+    return r;
+  int fd = 0, own = 0;
+  const char *name = "<stdin>";
+  if (strcmp(path, "-") == 0) {
+    if (format == ASSAY_DATASET_AUTO)
+      format = ASSAY_DATASET_JSONL;
+  } else {
+    name = path;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      return assay__fail(errmsg, errno == ENOENT ? ASSAY_ENOENT : ASSAY_EIO,
+                         "cannot open dataset '%s': %s", path, strerror(errno));
+    own = 1;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+      close(fd);
+      return assay__fail(errmsg, ASSAY_EIO, "cannot open dataset '%s': %s",
+                         path, strerror(EISDIR));
+    }
+  }
+  struct assay_dataset *d =
+      dataset_new(name, format_of(name, format), max_item_bytes);
+  d->fd = fd;
+  d->own_fd = own;
+  d->cap = 2 * READ_MIN;
+  d->buf = assay__xmalloc(d->cap);
+  d->data = d->buf;
+  *ds = d;
+  return 0;
+}
+
+int assay_dataset_open_mem(struct assay_dataset **ds, const char *name,
+                           const char *data, size_t len, int format,
+                           size_t max_item_bytes, char **errmsg) {
+  *ds = NULL;
+  int r = check_format(format, errmsg);
+  if (r < 0)
+    return r;
+  struct assay_dataset *d =
+      dataset_new(name, format_of(name, format), max_item_bytes);
+  d->data = data != NULL ? data : "";
+  d->end = data != NULL ? len : 0;
+  d->eof = 1;
+  *ds = d;
+  return 0;
+}
+
+int assay_dataset_next(struct assay_dataset *ds,
+                       struct assay_dataset_item *item, char **errmsg) {
+  memset(item, 0, sizeof *item);
+  if (ds->fatal != NULL) {
+    if (errmsg != NULL)
+      *errmsg = assay__xstrdup(ds->fatal);
+    return ds->fatal_err;
+  }
+  if (!ds->started) {
+    int r = src_start(ds, errmsg);
+    if (r < 0)
+      return r;
+  }
+  int r;
+  switch (ds->format) {
+  case ASSAY_DATASET_JSON:
+    r = json_next(ds, item, errmsg);
+    break;
+  case ASSAY_DATASET_CSV:
+    r = csv_next(ds, item, errmsg);
+    break;
+  default:
+    r = jsonl_next(ds, item, errmsg);
+    break;
+  }
+  if (r == 1)
+    item->index = ds->items++;
+  return r;
+}
+
+const char *assay_dataset_name(const struct assay_dataset *ds) {
+  return ds->name;
+}
+
+void assay_dataset_free(struct assay_dataset *ds) {
+  if (ds == NULL)
+    return;
+  if (ds->own_fd)
+    close(ds->fd);
+  struct csv_reader *c = &ds->csv;
+  if (c->parser_ready)
+    csv_free(&c->parser);
+  for (size_t i = 0; i < c->ncols; i++)
+    free(c->cols[i]);
+  free(c->cols);
+  free(c->fields);
+  free(c->offs);
+  if (c->have_item) {
+    cJSON_Delete(c->item.json);
+    free(c->item.error);
+  }
+  free(ds->fatal);
+  free(ds->buf);
+  free(ds->name);
+  free(ds);
+}

@@ -8,6 +8,7 @@
 #define ASSAY_DATASET_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <cjson/cJSON.h>
 
@@ -28,6 +29,8 @@ struct assay_dataset_item {
   cJSON *json;  /* the item, always a JSON object */
   char *error;  /* a malformed item: "qa.jsonl:12: invalid JSON: ..." */
   size_t line;  /* 1-based line where the item starts (CSV: the record's line) */
+  int64_t index; /* 0-based position among the file's items, malformed
+                    ones included: the record's "index" */
 };
 
 /*

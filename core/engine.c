@@ -90,7 +90,9 @@ struct slot {
 };
 
 struct item {
-  int64_t index;
+  int64_t seq;          /* admission order: its place in the output */
+  int64_t index;        /* the dataset item's index */
+  int trial;
   cJSON *json;          /* the dataset item, owned */
   char *bad;            /* a malformed item's message */
   cJSON *output;        /* task output, owned */
@@ -123,7 +125,10 @@ struct assay_engine {
 
   struct item **ring;
   int64_t window;
-  int64_t next_index, next_write;
+  int64_t next_seq, next_write; /* units admitted, units handed out */
+  int64_t items_read;           /* dataset items read */
+  struct assay_dataset_item cur; /* the item whose trials are admitted */
+  int cur_valid, cur_trial;
   int running, pending;
   struct assay_dataset *ds;
   int eof, stopping, done;
@@ -188,6 +193,7 @@ static void post(struct completion *c) {
 struct call_ctx {
   uint64_t call;
   int64_t index;
+  int trial;
   int attempt;
   long timeout_ms;
   int capture;      /* inside run_sync: completions are captured here */
@@ -321,7 +327,7 @@ static int host_call_info(assay_call call, struct assay_call_info *info) {
     return -1;
   struct assay_call_info full = {.size = info->size,
                                  .index = ctx->index,
-                                 .trial = 0,
+                                 .trial = ctx->trial,
                                  .attempt = ctx->attempt,
                                  .timeout_ms = ctx->timeout_ms};
   size_t n = info->size < sizeof full ? info->size : sizeof full;
@@ -418,6 +424,7 @@ void assay_engine_opts_init(struct assay_engine_opts *o) {
   o->backoff_max_ms = 30000;
   o->max_response_bytes = ASSAY_DEFAULT_MAX_RESPONSE_BYTES;
   o->grace_ms = 10000;
+  o->trials = 1;
 }
 
 static void on_inbox(uv_async_t *a);
@@ -428,7 +435,7 @@ int assay_engine_new(struct assay_engine **ep, const struct assay_engine_opts *o
   uv_once(&reg_once, reg_init);
   if (o->concurrency < 1 || o->threads < 1 || o->timeout_ms < 1 ||
       o->retries < 0 || o->item_timeout_ms < 0 || o->backoff_base_ms < 0 ||
-      o->backoff_max_ms < 0 || o->rps < 0 || o->limit < 0)
+      o->backoff_max_ms < 0 || o->rps < 0 || o->limit < 0 || o->trials < 1)
     return assay__fail(errmsg, ASSAY_EINVAL,
                        "invalid engine options: concurrency, threads and "
                        "timeout must be at least 1, the others at least 0");
@@ -868,6 +875,7 @@ static void sync_work(struct assay_pool_job *job) {
   struct instance *inst = job_instance(e, s->job);
   struct call_ctx ctx = {.call = make_call(e, s),
                          .index = s->item->index,
+                         .trial = s->item->trial,
                          .attempt = s->attempt,
                          .timeout_ms = s->timeout_ms,
                          .capture = 1};
@@ -937,6 +945,7 @@ static void dispatch(struct assay_engine *e, struct slot *s) {
   if (inst->use_async) {
     struct call_ctx ctx = {.call = call,
                            .index = it->index,
+                           .trial = it->trial,
                            .attempt = s->attempt,
                            .timeout_ms = timeout};
     struct call_ctx *saved = tls_ctx;
@@ -1136,7 +1145,7 @@ static cJSON *record_build(struct assay_engine *e, struct item *it) {
     cJSON_AddItemToObject(r, "id", cJSON_Duplicate(id, 0));
   else
     cJSON_AddNumberToObject(r, "id", (double)it->index);
-  cJSON_AddNumberToObject(r, "trial", 0);
+  cJSON_AddNumberToObject(r, "trial", it->trial);
   if (it->json)
     cJSON_AddItemReferenceToObject(r, "input", it->json);
   else
@@ -1179,7 +1188,7 @@ static cJSON *record_build(struct assay_engine *e, struct item *it) {
 }
 
 static void flush(struct assay_engine *e) {
-  while (e->next_write < e->next_index) {
+  while (e->next_write < e->next_seq) {
     struct item *it = e->ring[e->next_write % e->window];
     if (!it->final)
       break;
@@ -1201,25 +1210,56 @@ static void flush(struct assay_engine *e) {
   }
 }
 
-/* Reads the next item into a new struct item; 0 at the end. */
-static int admit_one(struct assay_engine *e) {
-  if (e->opts.limit > 0 && e->next_index >= e->opts.limit)
+/* Makes the dataset item whose trials are admitted next current; 0 at the
+ * end of the dataset (or of --limit), -1 on a read error. */
+static int next_item(struct assay_engine *e) {
+  if (e->cur_valid)
+    return 1;
+  if (e->opts.limit > 0 && e->items_read >= e->opts.limit)
     return 0;
-  struct assay_dataset_item di = {0};
   char *err = NULL;
-  int rc = assay_dataset_next(e->ds, &di, &err);
+  int rc = assay_dataset_next(e->ds, &e->cur, &err);
   if (rc < 0) {
     e->run_rc = rc;
     e->run_err = err ? err : assay__xstrdup("cannot read the dataset");
-    return 0;
+    return -1;
   }
   free(err);
   if (rc == 0)
     return 0;
+  e->items_read++;
+  e->cur_valid = 1;
+  e->cur_trial = 0;
+  return 1;
+}
+
+/* Takes the current item's next trial: its JSON and error, moved out on
+ * the last trial and copied before. */
+static void take_trial(struct assay_engine *e, cJSON **json, char **bad,
+                       int64_t *index, int *trial) {
+  int last = e->cur_trial + 1 >= e->opts.trials;
+  *index = e->cur.index;
+  *trial = e->cur_trial++;
+  if (last) {
+    *json = e->cur.json;
+    *bad = e->cur.error;
+    e->cur.json = NULL;
+    e->cur.error = NULL;
+    e->cur_valid = 0;
+  } else {
+    *json = e->cur.json ? cJSON_Duplicate(e->cur.json, 1) : NULL;
+    *bad = e->cur.error ? assay__xstrdup(e->cur.error) : NULL;
+  }
+}
+
+/* Admits the next unit (an item's trial) as a new struct item; 0 at the
+ * end. */
+static int admit_one(struct assay_engine *e) {
+  if (next_item(e) <= 0)
+    return 0;
   struct item *it = assay__xcalloc(1, sizeof *it);
-  it->index = e->next_index++;
-  it->json = di.json;
-  it->bad = di.error;
+  it->seq = e->next_seq++;
+  take_trial(e, &it->json, &it->bad, &it->index, &it->trial);
   it->refs = 1;
   it->attempts = assay__xcalloc((size_t)e->nmetrics + 1, sizeof *it->attempts);
   it->scores = e->nmetrics ? assay__xcalloc((size_t)e->nmetrics, sizeof *it->scores)
@@ -1227,7 +1267,7 @@ static int admit_one(struct assay_engine *e) {
   it->t_admit = assay__now_ms();
   if (e->opts.item_timeout_ms > 0)
     it->deadline = it->t_admit + (double)e->opts.item_timeout_ms;
-  e->ring[it->index % e->window] = it;
+  e->ring[it->seq % e->window] = it;
   e->running++;
   e->pending++;
   if (e->running > e->stats.max_running)
@@ -1253,7 +1293,7 @@ static void pump(struct assay_engine *e) {
     flush(e);
     int admitted = 0;
     while (!e->eof && !e->stopping && e->running < e->opts.concurrency &&
-           e->next_index - e->next_write < e->window) {
+           e->next_seq - e->next_write < e->window) {
       if (!admit_one(e)) {
         e->eof = 1;
         break;
@@ -1277,34 +1317,35 @@ void assay_engine_skip(struct assay_engine *e, int64_t count, assay_skip_cb cb,
   e->skip_arg = arg;
 }
 
-/* Reads past the items an earlier run already handed out, letting the
+/* Reads past the units an earlier run already handed out, letting the
  * caller check each is the one it saw. */
 static int skip_done(struct assay_engine *e) {
-  while (e->next_index < e->skip) {
-    struct assay_dataset_item di = {0};
-    char *err = NULL;
-    int rc = assay_dataset_next(e->ds, &di, &err);
-    if (rc <= 0) {
-      e->run_rc = rc < 0 ? rc : ASSAY_ECONFIG;
-      e->run_err = rc < 0 ? err
-                          : assay__format("the dataset has only %lld items, "
-                                          "but %lld records exist already",
-                                          (long long)e->next_index,
-                                          (long long)e->skip);
+  while (e->next_seq < e->skip) {
+    int rc = next_item(e);
+    if (rc < 0)
+      return -1;
+    if (rc == 0) {
+      e->run_rc = ASSAY_ECONFIG;
+      e->run_err = assay__format("the dataset gives only %lld results, but "
+                                 "%lld records exist already",
+                                 (long long)e->next_seq, (long long)e->skip);
       return -1;
     }
-    free(err);
-    err = NULL;
-    rc = e->skip_cb ? e->skip_cb(e->skip_arg, e->next_index, di.json, &err) : 0;
-    cJSON_Delete(di.json);
-    free(di.error);
+    cJSON *json;
+    char *bad, *err = NULL;
+    int64_t index;
+    int trial;
+    take_trial(e, &json, &bad, &index, &trial);
+    rc = e->skip_cb ? e->skip_cb(e->skip_arg, index, trial, json, &err) : 0;
+    cJSON_Delete(json);
+    free(bad);
     if (rc != 0) {
       e->run_rc = ASSAY_ECONFIG;
       e->run_err = err ? err : assay__xstrdup("an existing record does not "
                                               "match the dataset");
       return -1;
     }
-    e->next_index++;
+    e->next_seq++;
     e->next_write++;
   }
   return 0;
@@ -1475,6 +1516,8 @@ int assay_engine_free(struct assay_engine *e) {
   free(e->metrics);
   free(e->slots);
   free(e->ring);
+  cJSON_Delete(e->cur.json);
+  free(e->cur.error);
   free(e->run_err);
   free(e);
   return rc;

@@ -30,6 +30,7 @@ struct assay_engine_opts {
   double rps;               /* HTTP requests per second, 0 for no cap */
   long limit;               /* items to run at most, 0 for all */
   unsigned seed;            /* jitter seed (0: from the clock) */
+  int trials;               /* runs of each item (default 1) */
   long grace_ms;            /* after a stop, how long in-flight items may
                                still finish (default 10000) */
 };
@@ -86,14 +87,14 @@ int assay_engine_run(struct assay_engine *e, struct assay_dataset *ds,
                      assay_record_cb cb, void *arg, char **errmsg);
 
 /*
- * Before assay_engine_run(): the first count items of the dataset were
+ * Before assay_engine_run(): the first count results (items x trials) were
  * handed out by an earlier run (resume). They are read and not run; cb, when
  * not NULL, is called with each (item is NULL for a malformed one) and
  * returns 0 when it is the item the earlier run saw, or non-zero with
  * *errmsg set to refuse the run.
  */
-typedef int (*assay_skip_cb)(void *arg, int64_t index, const cJSON *item,
-                             char **errmsg);
+typedef int (*assay_skip_cb)(void *arg, int64_t index, int trial,
+                             const cJSON *item, char **errmsg);
 void assay_engine_skip(struct assay_engine *e, int64_t count, assay_skip_cb cb,
                        void *arg);
 

@@ -1,1 +1,1301 @@
-/* core/http.c: placeholder until written. */
+/*
+ * The host's HTTP service (see http.h): libcurl's multi interface driven by
+ * the caller's libuv loop. curl tells us which sockets to watch (one uv_poll
+ * per socket) and when to call it back (one uv_timer); we hand readiness
+ * back with curl_multi_socket_action and collect finished transfers with
+ * curl_multi_info_read. On top of that sit per-endpoint admission (an
+ * adaptive in-flight limit and a FIFO queue), an optional token bucket over
+ * all endpoints, the response size cap and the failure policy that the
+ * engine applies to every LLM call.
+ *
+ * One thread owns all of it: the loop thread. User callbacks never run
+ * inside a curl callback, so they may start, cancel or close freely.
+ */
+#include "config.h"
+
+#include "http.h"
+
+#include <limits.h>
+#include <math.h> /* isfinite, a macro: no libm */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "error.h"
+#include "util.h"
+
+/* Response headers kept per request; beyond it later headers are dropped. */
+#define HEADER_BYTES_MAX (64u << 10)
+/* Limit changes remembered per endpoint for the summary. */
+#define HISTORY_MAX 256
+/* A burst of 429s shrinks the limit once per window at least this long. */
+#define COOLDOWN_MIN_MS 1000.0
+/* Longest server error message quoted, and raw body excerpt when the body
+ * is not an error object. */
+#define SERVER_MESSAGE_MAX 500
+#define BODY_EXCERPT_MAX 200
+/* A Retry-After beyond a day is taken as a day: the engine's deadlines
+ * bound it anyway, and it keeps the arithmetic far from overflow. */
+#define RETRY_AFTER_MAX_S 86400L
+/* The token bucket holds at most this many seconds of requests, so that an
+ * idle service does not release a burst far above --rps. */
+#define RPS_BURST_S 0.05
+
+#define USER_AGENT "assay/" PACKAGE_VERSION
+
+/* An intrusive doubly-linked list: each request is on exactly one list. */
+struct link {
+  struct link *prev, *next;
+};
+
+static void link_init(struct link *l) {
+  l->prev = l->next = l;
+}
+
+static int list_empty(const struct link *head) {
+  return head->next == head;
+}
+
+static void list_push(struct link *head, struct link *l) {
+  l->prev = head->prev;
+  l->next = head;
+  head->prev->next = l;
+  head->prev = l;
+}
+
+static void list_remove(struct link *l) {
+  l->prev->next = l->next;
+  l->next->prev = l->prev;
+  link_init(l);
+}
+
+enum req_state {
+  REQ_QUEUED = 1, /* on its endpoint's queue, waiting for a slot or a token */
+  REQ_ACTIVE,     /* its easy handle is in the multi handle */
+  REQ_DEFERRED    /* finished; its callback runs from the defer timer */
+};
+
+struct history {
+  double t_ms;
+  int limit;
+  const char *why; /* static: "429" or "recovered" */
+};
+
+/* Everything sent to one scheme://host:port/path shares one limit. */
+struct endpoint {
+  struct link link; /* in assay_http.endpoints */
+  char *key;
+  int limit;     /* current in-flight limit, 1..max_inflight */
+  int min_limit; /* lowest limit reached, for the summary */
+  int inflight;
+  struct link queue; /* FIFO of REQ_QUEUED requests */
+  size_t queued;
+  double cooldown_until_ms; /* no shrink nor growth before this */
+  int credit;               /* successes since the last change */
+  uint64_t requests;
+  struct history history[HISTORY_MAX];
+  size_t nhistory;
+  uint64_t history_dropped;
+};
+
+struct http_req {
+  struct link link; /* endpoint queue, active list or deferred list */
+  struct assay_http *h;
+  struct endpoint *ep;
+  uint64_t call;
+  int state;
+  assay_http_cb cb;
+  void *arg;
+  CURL *easy;
+  struct curl_slist *headers;
+  uv_timer_t timer; /* the request's deadline; freed in its close callback */
+  long timeout_ms;
+  double start_ms;
+  size_t body_out;
+  /* The response body, NUL-terminated, capped at max_response_bytes. */
+  char *body;
+  size_t body_len, body_cap;
+  int too_large;
+  /* Headers of the last response as "name\0value\0" pairs. */
+  char *hdrs;
+  size_t hdrs_len, hdrs_cap;
+  /* A deferred completion's outcome. */
+  int cause;
+  char *error;
+  char errbuf[CURL_ERROR_SIZE];
+};
+
+/* A socket curl asked us to watch. */
+struct sock_ctx {
+  struct link link; /* in assay_http.sockets */
+  struct assay_http *h;
+  uv_poll_t poll;
+  curl_socket_t fd;
+};
+
+struct assay_http {
+  uv_loop_t *loop;
+  CURLM *multi;
+  uv_timer_t curl_timer;  /* curl's one timeout */
+  uv_timer_t rps_timer;   /* releases queued requests as tokens arrive */
+  uv_timer_t defer_timer; /* runs deferred callbacks on a later turn */
+  size_t max_response_bytes;
+  int max_inflight;
+  double rps, tokens, tokens_at_ms, tokens_max;
+  double start_ms;
+  struct link endpoints, active, deferred, sockets;
+  int closing, torn_down;
+  int busy;          /* nesting of our uv callbacks on the stack */
+  long handles_open; /* uv handles not yet through their close callback */
+  /* Statistics. */
+  uint64_t requests, started, completed, connections, bytes_in, bytes_out;
+  uint64_t by_class[6]; /* [status / 100], 0 for anything else */
+  uint64_t status_429;
+  uint64_t failed[5]; /* by enum assay_http_cause */
+  uint64_t retryable_429, retryable_5xx, retryable_timeout, retryable_network;
+  long max_active, active_now, max_queued, queued_now;
+};
+
+static uv_once_t curl_once = UV_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+static void curl_init_once(void) {
+  curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void pump(struct assay_http *h);
+static void teardown(struct assay_http *h);
+static long retry_after_ms_of(const char *value);
+
+/* ---- handle bookkeeping ------------------------------------------------ */
+
+static void service_free(struct assay_http *h) {
+  while (!list_empty(&h->endpoints)) {
+    struct endpoint *ep =
+        assay__container_of(h->endpoints.next, struct endpoint, link);
+    list_remove(&ep->link);
+    free(ep->key);
+    free(ep);
+  }
+  free(h);
+}
+
+static void handle_unref(struct assay_http *h) {
+  if (--h->handles_open == 0 && h->torn_down)
+    service_free(h);
+}
+
+static void on_service_handle_closed(uv_handle_t *handle) {
+  handle_unref(handle->data);
+}
+
+/* Every entry from the loop into the service goes through busy_enter and
+ * busy_exit, so that a close requested from a user callback tears down
+ * only once nothing of ours is left on the stack. */
+static void busy_enter(struct assay_http *h) {
+  h->busy++;
+}
+
+static void busy_exit(struct assay_http *h) {
+  if (--h->busy == 0 && h->closing && !h->torn_down)
+    teardown(h);
+}
+
+/* ---- curl <-> libuv ----------------------------------------------------- */
+
+static void on_sock_closed(uv_handle_t *handle) {
+  struct sock_ctx *ctx = handle->data;
+  struct assay_http *h = ctx->h;
+  free(ctx);
+  handle_unref(h);
+}
+
+static void sock_close(struct sock_ctx *ctx) {
+  list_remove(&ctx->link);
+  uv_close((uv_handle_t *)&ctx->poll, on_sock_closed);
+}
+
+static void process_done(struct assay_http *h);
+
+static void on_poll(uv_poll_t *poll, int status, int events) {
+  struct sock_ctx *ctx = poll->data;
+  struct assay_http *h = ctx->h;
+  int flags = 0, running;
+  if (status < 0)
+    flags = CURL_CSELECT_ERR;
+  if (events & UV_READABLE)
+    flags |= CURL_CSELECT_IN;
+  if (events & UV_WRITABLE)
+    flags |= CURL_CSELECT_OUT;
+  busy_enter(h);
+  curl_multi_socket_action(h->multi, ctx->fd, flags, &running);
+  process_done(h);
+  busy_exit(h);
+}
+
+static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
+                          void *socketp) {
+  struct assay_http *h = userp;
+  struct sock_ctx *ctx = socketp;
+  (void)easy;
+  if (what == CURL_POLL_REMOVE) {
+    if (ctx != NULL) {
+      sock_close(ctx);
+      curl_multi_assign(h->multi, fd, NULL);
+    }
+    return 0;
+  }
+  if (ctx == NULL) {
+    ctx = assay__xcalloc(1, sizeof *ctx);
+    ctx->h = h;
+    ctx->fd = fd;
+    if (uv_poll_init_socket(h->loop, &ctx->poll, fd) != 0) {
+      free(ctx);
+      return -1;
+    }
+    ctx->poll.data = ctx;
+    h->handles_open++;
+    list_push(&h->sockets, &ctx->link);
+    curl_multi_assign(h->multi, fd, ctx);
+  }
+  int events = 0;
+  if (what & CURL_POLL_IN)
+    events |= UV_READABLE;
+  if (what & CURL_POLL_OUT)
+    events |= UV_WRITABLE;
+  return uv_poll_start(&ctx->poll, events, on_poll) == 0 ? 0 : -1;
+}
+
+static void on_curl_timer(uv_timer_t *timer) {
+  struct assay_http *h = timer->data;
+  int running;
+  busy_enter(h);
+  curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  process_done(h);
+  busy_exit(h);
+}
+
+/* curl asks for one timeout; a zero one fires on the next loop turn, never
+ * from inside this callback (curl forbids re-entering socket_action). */
+static int on_curl_timer_set(CURLM *multi, long timeout_ms, void *userp) {
+  struct assay_http *h = userp;
+  (void)multi;
+  if (timeout_ms < 0)
+    uv_timer_stop(&h->curl_timer);
+  else
+    uv_timer_start(&h->curl_timer, on_curl_timer, (uint64_t)timeout_ms, 0);
+  return 0;
+}
+
+/* ---- response capture -------------------------------------------------- */
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userp) {
+  struct http_req *req = userp;
+  size_t n = size * nmemb;
+  size_t cap = req->h->max_response_bytes;
+  if (n > cap - req->body_len) {
+    /* Returning short makes curl end the transfer with a write error,
+     * which transfer_done reports as TOO_LARGE. */
+    req->too_large = 1;
+    return 0;
+  }
+  if (req->body_len + n + 1 > req->body_cap) {
+    size_t want = req->body_cap ? req->body_cap : 16384;
+    while (want < req->body_len + n + 1)
+      want *= 2;
+    if (want > cap + 1)
+      want = cap + 1;
+    req->body = assay__xrealloc(req->body, want);
+    req->body_cap = want;
+  }
+  memcpy(req->body + req->body_len, data, n);
+  req->body_len += n;
+  req->body[req->body_len] = '\0';
+  return n;
+}
+
+static int is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userp) {
+  struct http_req *req = userp;
+  size_t n = size * nmemb;
+  /* A status line starts a new response (1xx, a proxy's CONNECT answer):
+   * only the last response's headers are kept. */
+  if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+    req->hdrs_len = 0;
+    return n;
+  }
+  /* Folded continuation lines are obsolete (RFC 9112) and ignored. */
+  if (n == 0 || data[0] == ' ' || data[0] == '\t')
+    return n;
+  const char *colon = memchr(data, ':', n);
+  if (colon == NULL)
+    return n;
+  const char *name = data, *name_end = colon;
+  while (name_end > name && is_space(name_end[-1]))
+    name_end--;
+  const char *value = colon + 1, *value_end = data + n;
+  while (value < value_end && is_space(*value))
+    value++;
+  while (value_end > value && is_space(value_end[-1]))
+    value_end--;
+  size_t nl = (size_t)(name_end - name), vl = (size_t)(value_end - value);
+  size_t need = nl + 1 + vl + 1;
+  if (nl == 0 || need > HEADER_BYTES_MAX - req->hdrs_len)
+    return n;
+  if (req->hdrs_len + need > req->hdrs_cap) {
+    size_t want = req->hdrs_cap ? req->hdrs_cap : 1024;
+    while (want < req->hdrs_len + need)
+      want *= 2;
+    req->hdrs = assay__xrealloc(req->hdrs, want);
+    req->hdrs_cap = want;
+  }
+  char *p = req->hdrs + req->hdrs_len;
+  memcpy(p, name, nl);
+  p[nl] = '\0';
+  memcpy(p + nl + 1, value, vl);
+  p[nl + 1 + vl] = '\0';
+  req->hdrs_len += need;
+  return n;
+}
+
+const char *assay_http_header(const struct assay_http_response *res,
+                              const char *name) {
+  if (res == NULL || res->host_private == NULL || name == NULL)
+    return NULL;
+  const struct http_req *req = res->host_private;
+  size_t off = 0;
+  while (off < req->hdrs_len) {
+    const char *n = req->hdrs + off;
+    const char *v = n + strlen(n) + 1;
+    if (strcasecmp(n, name) == 0)
+      return v;
+    off = (size_t)(v + strlen(v) + 1 - req->hdrs);
+  }
+  return NULL;
+}
+
+/* ---- adaptive concurrency ---------------------------------------------- */
+
+static void history_add(struct assay_http *h, struct endpoint *ep,
+                        const char *why) {
+  if (ep->limit < ep->min_limit)
+    ep->min_limit = ep->limit;
+  if (ep->nhistory == HISTORY_MAX) {
+    ep->history_dropped++;
+    return;
+  }
+  struct history *e = &ep->history[ep->nhistory++];
+  e->t_ms = assay__now_ms() - h->start_ms;
+  e->limit = ep->limit;
+  e->why = why;
+}
+
+/* A 429 halves the limit, once per cooldown window: the requests that were
+ * already in flight when the server started refusing answer 429 too, and
+ * they describe the same overload. */
+static void adapt_429(struct assay_http *h, struct endpoint *ep,
+                      long retry_after_ms) {
+  double now = assay__now_ms();
+  if (now < ep->cooldown_until_ms)
+    return;
+  double cooldown = COOLDOWN_MIN_MS;
+  if (retry_after_ms > cooldown)
+    cooldown = (double)retry_after_ms;
+  ep->cooldown_until_ms = now + cooldown;
+  ep->credit = 0;
+  int next = ep->limit / 2 > 1 ? ep->limit / 2 : 1;
+  if (next != ep->limit) {
+    ep->limit = next;
+    history_add(h, ep, "429");
+  }
+}
+
+/* Additive increase: about one more slot per `limit` successes, none while
+ * cooling down, never above the ceiling. */
+static void adapt_success(struct assay_http *h, struct endpoint *ep) {
+  if (ep->limit >= h->max_inflight)
+    return;
+  if (assay__now_ms() < ep->cooldown_until_ms)
+    return;
+  if (++ep->credit >= ep->limit) {
+    ep->credit = 0;
+    ep->limit++;
+    history_add(h, ep, "recovered");
+  }
+}
+
+/* ---- completion -------------------------------------------------------- */
+
+static void on_req_closed(uv_handle_t *handle) {
+  struct http_req *req = handle->data;
+  struct assay_http *h = req->h;
+  free(req);
+  handle_unref(h);
+}
+
+static void req_release(struct http_req *req) {
+  if (req->easy != NULL)
+    curl_easy_cleanup(req->easy);
+  curl_slist_free_all(req->headers);
+  free(req->body);
+  free(req->hdrs);
+  free(req->error);
+  req->easy = NULL;
+  req->headers = NULL;
+  req->body = req->hdrs = req->error = NULL;
+  uv_close((uv_handle_t *)&req->timer, on_req_closed);
+}
+
+/* Runs the callback once with the outcome and releases the request. error
+ * is taken. req must already be off every list. */
+static void req_finish(struct http_req *req, int cause, long status,
+                       char *error) {
+  struct assay_http *h = req->h;
+  uv_timer_stop(&req->timer);
+  h->completed++;
+  if (cause == ASSAY_HTTP_OK) {
+    long cls = status / 100;
+    h->by_class[cls >= 1 && cls <= 5 ? cls : 0]++;
+    if (status == 429)
+      h->status_429++, h->retryable_429++;
+    else if (cls == 5)
+      h->retryable_5xx++;
+    h->bytes_in += req->body_len;
+  } else {
+    h->failed[cause]++;
+    if (cause == ASSAY_HTTP_TIMEOUT)
+      h->retryable_timeout++;
+    else if (cause == ASSAY_HTTP_NETWORK)
+      h->retryable_network++;
+  }
+  struct assay_http_response res = {
+      .cause = cause,
+      .status = cause == ASSAY_HTTP_OK ? status : 0,
+      .body = cause == ASSAY_HTTP_OK && req->body ? req->body : "",
+      .body_len = cause == ASSAY_HTTP_OK ? req->body_len : 0,
+      .error = cause == ASSAY_HTTP_OK ? NULL : (error ? error : "failed"),
+      .elapsed_ms = assay__now_ms() - req->start_ms,
+      .host_private = req,
+  };
+  req->error = error;
+  req->cb(&res, req->arg);
+  req_release(req);
+}
+
+/* Takes an active request out of curl, keeping its connection count. */
+static void req_detach(struct http_req *req) {
+  struct assay_http *h = req->h;
+  long conns = 0;
+  if (curl_easy_getinfo(req->easy, CURLINFO_NUM_CONNECTS, &conns) == CURLE_OK)
+    h->connections += (uint64_t)conns;
+  curl_multi_remove_handle(h->multi, req->easy);
+  list_remove(&req->link);
+  req->ep->inflight--;
+  h->active_now--;
+}
+
+static void transfer_done(struct http_req *req, CURLcode rc) {
+  struct assay_http *h = req->h;
+  req_detach(req);
+  if (rc == CURLE_OK) {
+    long status = 0;
+    curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status == 429) {
+      struct assay_http_response probe = {.host_private = req};
+      adapt_429(h, req->ep,
+                retry_after_ms_of(assay_http_header(&probe, "Retry-After")));
+    } else if (status >= 200 && status < 300) {
+      adapt_success(h, req->ep);
+    }
+    req_finish(req, ASSAY_HTTP_OK, status, NULL);
+  } else if (req->too_large || rc == CURLE_FILESIZE_EXCEEDED) {
+    req_finish(req, ASSAY_HTTP_TOO_LARGE, 0,
+               assay__format("response body over the %zu-byte limit "
+                             "(--max-response-bytes)",
+                             h->max_response_bytes));
+  } else {
+    const char *why = req->errbuf[0] ? req->errbuf : curl_easy_strerror(rc);
+    if (rc == CURLE_OPERATION_TIMEDOUT)
+      req_finish(req, ASSAY_HTTP_TIMEOUT, 0,
+                 assay__format("timed out: %s", why));
+    else
+      req_finish(req, ASSAY_HTTP_NETWORK, 0,
+                 assay__format("network error on '%s': %s", req->ep->key, why));
+  }
+  pump(h);
+}
+
+static void process_done(struct assay_http *h) {
+  CURLMsg *msg;
+  int left;
+  /* A callback may close the service; then stop: close has already
+   * finished every request. */
+  while (!h->closing && (msg = curl_multi_info_read(h->multi, &left))) {
+    if (msg->msg != CURLMSG_DONE)
+      continue;
+    CURL *easy = msg->easy_handle;
+    CURLcode rc = msg->data.result;
+    char *priv = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+    transfer_done((struct http_req *)priv, rc);
+  }
+}
+
+static void on_defer(uv_timer_t *timer) {
+  struct assay_http *h = timer->data;
+  busy_enter(h);
+  while (!h->closing && !list_empty(&h->deferred)) {
+    struct http_req *req =
+        assay__container_of(h->deferred.next, struct http_req, link);
+    list_remove(&req->link);
+    char *error = req->error;
+    req->error = NULL;
+    req_finish(req, req->cause, 0, error);
+  }
+  busy_exit(h);
+}
+
+/* Completes req on a later loop turn, so that no callback runs inside the
+ * call that caused it. error is taken. */
+static void req_defer(struct http_req *req, int cause, char *error) {
+  struct assay_http *h = req->h;
+  req->state = REQ_DEFERRED;
+  req->cause = cause;
+  free(req->error);
+  req->error = error;
+  list_push(&h->deferred, &req->link);
+  uv_timer_start(&h->defer_timer, on_defer, 0, 0);
+}
+
+static void on_req_timeout(uv_timer_t *timer) {
+  struct http_req *req = assay__container_of(timer, struct http_req, timer);
+  struct assay_http *h = req->h;
+  busy_enter(h);
+  if (req->state == REQ_QUEUED) {
+    list_remove(&req->link);
+    req->ep->queued--;
+    h->queued_now--;
+    req_finish(req, ASSAY_HTTP_TIMEOUT, 0,
+               assay__format("timed out after %ld ms (queued behind the "
+                             "in-flight limit of %d for '%s')",
+                             req->timeout_ms, req->ep->limit, req->ep->key));
+  } else if (req->state == REQ_ACTIVE) {
+    req_detach(req);
+    req_finish(req, ASSAY_HTTP_TIMEOUT, 0,
+               assay__format("timed out after %ld ms", req->timeout_ms));
+    pump(h);
+  }
+  busy_exit(h);
+}
+
+/* ---- admission --------------------------------------------------------- */
+
+static void req_start(struct http_req *req) {
+  struct assay_http *h = req->h;
+  req->state = REQ_ACTIVE;
+  req->ep->inflight++;
+  list_push(&h->active, &req->link);
+  h->started++;
+  if (++h->active_now > h->max_active)
+    h->max_active = h->active_now;
+  CURLMcode mc = curl_multi_add_handle(h->multi, req->easy);
+  if (mc != CURLM_OK) {
+    list_remove(&req->link);
+    req->ep->inflight--;
+    h->active_now--;
+    req_defer(req, ASSAY_HTTP_NETWORK,
+              assay__format("cannot start the request to '%s': %s",
+                            req->ep->key, curl_multi_strerror(mc)));
+  }
+}
+
+static void on_rps_timer(uv_timer_t *timer) {
+  struct assay_http *h = timer->data;
+  busy_enter(h);
+  pump(h);
+  busy_exit(h);
+}
+
+static void tokens_refill(struct assay_http *h) {
+  double now = assay__now_ms();
+  h->tokens += (now - h->tokens_at_ms) / 1000.0 * h->rps;
+  if (h->tokens > h->tokens_max)
+    h->tokens = h->tokens_max;
+  h->tokens_at_ms = now;
+}
+
+/* Starts queued requests while their endpoint has a free slot and the
+ * bucket a token; endpoints take turns, one request each per round, so
+ * that a busy endpoint does not starve the others of tokens. */
+static void pump(struct assay_http *h) {
+  if (h->closing)
+    return;
+  if (h->rps > 0)
+    tokens_refill(h);
+  int progress = 1;
+  while (progress) {
+    progress = 0;
+    for (struct link *l = h->endpoints.next; l != &h->endpoints; l = l->next) {
+      struct endpoint *ep = assay__container_of(l, struct endpoint, link);
+      if (ep->queued == 0 || ep->inflight >= ep->limit)
+        continue;
+      if (h->rps > 0) {
+        if (h->tokens < 1.0) {
+          double wait = (1.0 - h->tokens) / h->rps * 1000.0;
+          uv_timer_start(&h->rps_timer, on_rps_timer,
+                         (uint64_t)(wait > 1.0 ? wait + 0.999 : 1.0), 0);
+          return;
+        }
+        h->tokens -= 1.0;
+      }
+      struct http_req *req =
+          assay__container_of(ep->queue.next, struct http_req, link);
+      list_remove(&req->link);
+      ep->queued--;
+      h->queued_now--;
+      req_start(req);
+      progress = 1;
+    }
+  }
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+static struct endpoint *endpoint_get(struct assay_http *h, const char *key) {
+  for (struct link *l = h->endpoints.next; l != &h->endpoints; l = l->next) {
+    struct endpoint *ep = assay__container_of(l, struct endpoint, link);
+    if (strcmp(ep->key, key) == 0)
+      return ep;
+  }
+  struct endpoint *ep = assay__xcalloc(1, sizeof *ep);
+  ep->key = assay__xstrdup(key);
+  ep->limit = ep->min_limit = h->max_inflight;
+  link_init(&ep->queue);
+  list_push(&h->endpoints, &ep->link);
+  return ep;
+}
+
+/* The endpoint key of url: scheme://host:port/path, without user info or
+ * query (where some APIs put keys), so it is safe to show. */
+static int endpoint_key(const char *url, char **key, char **errmsg) {
+  CURLU *u = curl_url();
+  char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
+  int rc = 0;
+  if (u == NULL)
+    return assay__fail(errmsg, ASSAY_ENOMEM, "cannot parse a URL: no memory");
+  CURLUcode uc = curl_url_set(u, CURLUPART_URL, url, 0);
+  if (uc != CURLUE_OK) {
+    rc = assay__fail(errmsg, ASSAY_EINVAL,
+                     "invalid URL '%.200s': %s (give an absolute http:// or "
+                     "https:// URL)",
+                     url, curl_url_strerror(uc));
+    goto out;
+  }
+  if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+      (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
+    rc = assay__fail(errmsg, ASSAY_EINVAL,
+                     "unsupported URL scheme '%s' in '%.200s': only http "
+                     "and https are served",
+                     scheme ? scheme : "", url);
+    goto out;
+  }
+  if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+      curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
+      curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
+    rc =
+        assay__fail(errmsg, ASSAY_EINVAL, "invalid URL '%.200s': no host", url);
+    goto out;
+  }
+  *key = assay__format("%s://%s:%s%s", scheme, host, port, path);
+out:
+  curl_free(scheme);
+  curl_free(host);
+  curl_free(port);
+  curl_free(path);
+  curl_url_cleanup(u);
+  return rc;
+}
+
+static int header_named(const char *header, const char *name) {
+  size_t n = strlen(name);
+  return strncasecmp(header, name, n) == 0 && header[n] == ':';
+}
+
+/* Configures req->easy for req; returns 0 or a negative code. */
+static int easy_setup(struct http_req *req, const struct assay_http_request *r,
+                      char **errmsg) {
+  struct assay_http *h = req->h;
+  CURL *e = req->easy;
+  int has_type = 0, has_expect = 0;
+  for (const char *const *p = r->headers; p != NULL && *p != NULL; p++) {
+    const char *colon = strchr(*p, ':');
+    if (colon == NULL || colon == *p || strpbrk(*p, "\r\n") != NULL)
+      return assay__fail(errmsg, ASSAY_EINVAL,
+                         "invalid request header '%.60s': give \"Name: "
+                         "value\" on one line",
+                         *p);
+    has_type |= header_named(*p, "content-type");
+    has_expect |= header_named(*p, "expect");
+    struct curl_slist *next = curl_slist_append(req->headers, *p);
+    if (next == NULL)
+      return assay__fail(errmsg, ASSAY_ENOMEM, "out of memory");
+    req->headers = next;
+  }
+  /* LLM APIs take JSON; curl would otherwise announce a form. */
+  if (r->body != NULL && !has_type)
+    req->headers =
+        curl_slist_append(req->headers, "Content-Type: application/json");
+  /* curl waits up to a second for "100 Continue" on large bodies, which
+   * many API servers never send. */
+  if (!has_expect)
+    req->headers = curl_slist_append(req->headers, "Expect:");
+  if (req->headers == NULL)
+    return assay__fail(errmsg, ASSAY_ENOMEM, "out of memory");
+
+  const char *method = r->method ? r->method : r->body ? "POST" : "GET";
+  int is_https = strncasecmp(r->url, "https:", 6) == 0;
+  CURLcode c = CURLE_OK;
+#define SET(opt, val)                                                          \
+  do {                                                                         \
+    if (c == CURLE_OK)                                                         \
+      c = curl_easy_setopt(e, opt, val);                                       \
+  } while (0)
+  SET(CURLOPT_PRIVATE, req);
+  SET(CURLOPT_URL, r->url);
+  SET(CURLOPT_PROTOCOLS_STR, "http,https");
+  SET(CURLOPT_NOSIGNAL, 1L);
+  SET(CURLOPT_FOLLOWLOCATION, 0L);
+  SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+  /* Waiting for a connection that may multiplex only pays over TLS, where
+   * HTTP/2 is negotiated; over cleartext it would serialise connects. */
+  SET(CURLOPT_PIPEWAIT, is_https ? 1L : 0L);
+  SET(CURLOPT_SSL_VERIFYPEER, 1L);
+  SET(CURLOPT_SSL_VERIFYHOST, 2L);
+  SET(CURLOPT_TCP_KEEPALIVE, 1L);
+  SET(CURLOPT_ACCEPT_ENCODING, "");
+  SET(CURLOPT_USERAGENT, USER_AGENT);
+  SET(CURLOPT_HTTPHEADER, req->headers);
+  SET(CURLOPT_ERRORBUFFER, req->errbuf);
+  SET(CURLOPT_WRITEFUNCTION, on_body);
+  SET(CURLOPT_WRITEDATA, req);
+  SET(CURLOPT_HEADERFUNCTION, on_header);
+  SET(CURLOPT_HEADERDATA, req);
+  SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->max_response_bytes);
+  if (strcmp(method, "GET") == 0 && r->body == NULL) {
+    SET(CURLOPT_HTTPGET, 1L);
+  } else {
+    if (r->body != NULL) {
+      SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+      SET(CURLOPT_COPYPOSTFIELDS, r->body);
+      req->body_out = r->body_len;
+    } else if (strcmp(method, "POST") == 0) {
+      SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
+      SET(CURLOPT_COPYPOSTFIELDS, "");
+    }
+    if (strcmp(method, "POST") != 0)
+      SET(CURLOPT_CUSTOMREQUEST, method);
+  }
+#undef SET
+  if (c != CURLE_OK)
+    return assay__fail(errmsg, ASSAY_EINVAL,
+                       "cannot set up the request to "
+                       "'%s': %s",
+                       req->ep->key, curl_easy_strerror(c));
+  return 0;
+}
+
+int assay_http_request(struct assay_http *h, uint64_t call,
+                       const struct assay_http_request *r, long timeout_ms,
+                       assay_http_cb cb, void *arg, char **errmsg) {
+  if (h == NULL || r == NULL || cb == NULL)
+    return assay__fail(errmsg, ASSAY_EINVAL, "http request: missing argument");
+  if (h->closing)
+    return assay__fail(errmsg, ASSAY_EINTERRUPTED,
+                       "http request: the service is shutting down");
+  if (r->size < offsetof(struct assay_http_request, reserved))
+    return assay__fail(errmsg, ASSAY_EINVAL,
+                       "http request: struct size %u is too small (set size "
+                       "to sizeof(struct assay_http_request))",
+                       (unsigned)r->size);
+  if (r->url == NULL)
+    return assay__fail(errmsg, ASSAY_EINVAL, "http request: no URL");
+  if (r->method != NULL &&
+      (r->method[0] == '\0' || strpbrk(r->method, " \t\r\n") != NULL))
+    return assay__fail(errmsg, ASSAY_EINVAL,
+                       "http request: invalid method '%.40s'", r->method);
+
+  char *key = NULL;
+  int rc = endpoint_key(r->url, &key, errmsg);
+  if (rc != 0)
+    return rc;
+  struct http_req *req = assay__xcalloc(1, sizeof *req);
+  req->h = h;
+  req->call = call;
+  req->cb = cb;
+  req->arg = arg;
+  req->ep = endpoint_get(h, key);
+  free(key);
+  link_init(&req->link);
+  req->easy = curl_easy_init();
+  if (req->easy == NULL) {
+    free(req);
+    return assay__fail(errmsg, ASSAY_ENOMEM,
+                       "http request: cannot create a curl handle");
+  }
+  rc = easy_setup(req, r, errmsg);
+  if (rc != 0) {
+    curl_easy_cleanup(req->easy);
+    curl_slist_free_all(req->headers);
+    free(req);
+    return rc;
+  }
+
+  /* The tighter of the two deadlines, each ignored when not positive. */
+  long t = timeout_ms;
+  if (r->timeout_ms > 0 && (t <= 0 || r->timeout_ms < t))
+    t = r->timeout_ms;
+  req->timeout_ms = t > 0 ? t : 0;
+  uv_timer_init(h->loop, &req->timer);
+  req->timer.data = req;
+  h->handles_open++;
+  req->start_ms = assay__now_ms();
+  if (req->timeout_ms > 0) {
+    /* The loop's clock may be stale after a long callback, and it counts
+     * whole milliseconds: refresh it and add one so that the deadline is
+     * never shorter than asked. */
+    uv_update_time(h->loop);
+    uv_timer_start(&req->timer, on_req_timeout, (uint64_t)req->timeout_ms + 1,
+                   0);
+  }
+
+  h->requests++;
+  h->bytes_out += req->body_out;
+  req->ep->requests++;
+  req->state = REQ_QUEUED;
+  list_push(&req->ep->queue, &req->link);
+  req->ep->queued++;
+  h->queued_now++;
+  pump(h);
+  if (h->queued_now > h->max_queued)
+    h->max_queued = h->queued_now;
+  return 0;
+}
+
+int assay_http_cancel(struct assay_http *h, uint64_t call) {
+  if (h == NULL || h->closing)
+    return 0;
+  int n = 0;
+  struct link *l = h->active.next;
+  while (l != &h->active) {
+    struct http_req *req = assay__container_of(l, struct http_req, link);
+    l = l->next;
+    if (req->call != call)
+      continue;
+    req_detach(req);
+    req_defer(req, ASSAY_HTTP_CANCELLED,
+              assay__xstrdup("cancelled: the call was abandoned"));
+    n++;
+  }
+  for (struct link *e = h->endpoints.next; e != &h->endpoints; e = e->next) {
+    struct endpoint *ep = assay__container_of(e, struct endpoint, link);
+    l = ep->queue.next;
+    while (l != &ep->queue) {
+      struct http_req *req = assay__container_of(l, struct http_req, link);
+      l = l->next;
+      if (req->call != call)
+        continue;
+      list_remove(&req->link);
+      ep->queued--;
+      h->queued_now--;
+      req_defer(req, ASSAY_HTTP_CANCELLED,
+                assay__xstrdup("cancelled: the call was abandoned"));
+      n++;
+    }
+  }
+  if (n > 0)
+    pump(h);
+  return n;
+}
+
+/* ---- the service ------------------------------------------------------- */
+
+int assay_http_new(struct assay_http **out, uv_loop_t *loop,
+                   const struct assay_http_config *cfg, char **errmsg) {
+  *out = NULL;
+  if (loop == NULL || cfg == NULL)
+    return assay__fail(errmsg, ASSAY_EINVAL, "http service: missing argument");
+  if (cfg->max_inflight < 1)
+    return assay__fail(errmsg, ASSAY_EINVAL,
+                       "http service: the concurrency must be at least 1, "
+                       "not %d",
+                       cfg->max_inflight);
+  if (!(cfg->rps >= 0) || !isfinite(cfg->rps))
+    return assay__fail(errmsg, ASSAY_EINVAL,
+                       "http service: --rps must be a positive number, not "
+                       "%g",
+                       cfg->rps);
+  uv_once(&curl_once, curl_init_once);
+  if (curl_init_rc != CURLE_OK)
+    return assay__fail(errmsg, ASSAY_EERROR, "cannot initialise libcurl: %s",
+                       curl_easy_strerror(curl_init_rc));
+
+  struct assay_http *h = assay__xcalloc(1, sizeof *h);
+  h->loop = loop;
+  h->max_response_bytes = cfg->max_response_bytes
+                              ? cfg->max_response_bytes
+                              : ASSAY_DEFAULT_MAX_RESPONSE_BYTES;
+  /* The cap is also a curl_off_t and a size_t sum below SIZE_MAX. */
+  if (h->max_response_bytes > ((size_t)1 << 40))
+    h->max_response_bytes = (size_t)1 << 40;
+  h->max_inflight = cfg->max_inflight;
+  h->rps = cfg->rps;
+  h->tokens = 1.0;
+  h->tokens_max = h->rps * RPS_BURST_S > 1.0 ? h->rps * RPS_BURST_S : 1.0;
+  h->start_ms = h->tokens_at_ms = assay__now_ms();
+  link_init(&h->endpoints);
+  link_init(&h->active);
+  link_init(&h->deferred);
+  link_init(&h->sockets);
+
+  h->multi = curl_multi_init();
+  if (h->multi == NULL) {
+    free(h);
+    return assay__fail(errmsg, ASSAY_ENOMEM,
+                       "cannot create a curl multi handle");
+  }
+  curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+  curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+  curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer_set);
+  curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+  /* Keep every connection the limit allows warm for reuse; curl's default
+   * cache (4 x transfers) would close and reopen them under churn. */
+  curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS,
+                    (long)(h->max_inflight > 16 ? h->max_inflight : 16));
+  curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
+  curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, 0L);
+  curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+
+  uv_timer_init(loop, &h->curl_timer);
+  uv_timer_init(loop, &h->rps_timer);
+  uv_timer_init(loop, &h->defer_timer);
+  h->curl_timer.data = h->rps_timer.data = h->defer_timer.data = h;
+  h->handles_open = 3;
+  *out = h;
+  return 0;
+}
+
+static void teardown(struct assay_http *h) {
+  h->torn_down = 1;
+  /* curl may report sockets removed while cleaning up; on_curl_socket
+   * closes those, and the loop below closes what it left. */
+  curl_multi_cleanup(h->multi);
+  h->multi = NULL;
+  while (!list_empty(&h->sockets))
+    sock_close(assay__container_of(h->sockets.next, struct sock_ctx, link));
+  uv_close((uv_handle_t *)&h->curl_timer, on_service_handle_closed);
+  uv_close((uv_handle_t *)&h->rps_timer, on_service_handle_closed);
+  uv_close((uv_handle_t *)&h->defer_timer, on_service_handle_closed);
+}
+
+void assay_http_close(struct assay_http *h) {
+  if (h == NULL || h->closing)
+    return;
+  h->closing = 1;
+  /* Every request ends now with CANCELLED (already finished deferred ones
+   * with their own outcome). Callbacks cannot add requests any more. */
+  while (!list_empty(&h->active)) {
+    struct http_req *req =
+        assay__container_of(h->active.next, struct http_req, link);
+    req_detach(req);
+    req_finish(req, ASSAY_HTTP_CANCELLED, 0,
+               assay__xstrdup("cancelled: the HTTP service was closed"));
+  }
+  for (struct link *e = h->endpoints.next; e != &h->endpoints; e = e->next) {
+    struct endpoint *ep = assay__container_of(e, struct endpoint, link);
+    while (!list_empty(&ep->queue)) {
+      struct http_req *req =
+          assay__container_of(ep->queue.next, struct http_req, link);
+      list_remove(&req->link);
+      ep->queued--;
+      h->queued_now--;
+      req_finish(req, ASSAY_HTTP_CANCELLED, 0,
+                 assay__xstrdup("cancelled: the HTTP service was closed"));
+    }
+  }
+  while (!list_empty(&h->deferred)) {
+    struct http_req *req =
+        assay__container_of(h->deferred.next, struct http_req, link);
+    list_remove(&req->link);
+    char *error = req->error;
+    req->error = NULL;
+    req_finish(req, req->cause, 0, error);
+  }
+  if (h->busy == 0)
+    teardown(h);
+}
+
+/* ---- statistics -------------------------------------------------------- */
+
+cJSON *assay_http_stats(const struct assay_http *h) {
+  cJSON *o = cJSON_CreateObject();
+  if (h == NULL)
+    return o;
+  cJSON_AddNumberToObject(o, "requests", (double)h->requests);
+  cJSON_AddNumberToObject(o, "started", (double)h->started);
+  cJSON_AddNumberToObject(o, "completed", (double)h->completed);
+  cJSON_AddNumberToObject(o, "in_flight", (double)h->active_now);
+  cJSON_AddNumberToObject(o, "queued", (double)h->queued_now);
+  cJSON_AddNumberToObject(o, "max_in_flight", (double)h->max_active);
+  cJSON_AddNumberToObject(o, "max_queued", (double)h->max_queued);
+  cJSON_AddNumberToObject(o, "connections", (double)h->connections);
+  cJSON_AddNumberToObject(o, "bytes_in", (double)h->bytes_in);
+  cJSON_AddNumberToObject(o, "bytes_out", (double)h->bytes_out);
+  cJSON_AddNumberToObject(o, "concurrency", h->max_inflight);
+  if (h->rps > 0)
+    cJSON_AddNumberToObject(o, "rps", h->rps);
+  else
+    cJSON_AddNullToObject(o, "rps");
+
+  static const char *const classes[] = {"other", "1xx", "2xx",
+                                        "3xx",   "4xx", "5xx"};
+  cJSON *resp = cJSON_AddObjectToObject(o, "responses");
+  for (size_t i = 0; i < assay__array_size(classes); i++)
+    cJSON_AddNumberToObject(resp, classes[i], (double)h->by_class[i]);
+  cJSON_AddNumberToObject(resp, "429", (double)h->status_429);
+
+  cJSON *fail = cJSON_AddObjectToObject(o, "failures");
+  cJSON_AddNumberToObject(fail, "network", (double)h->failed[1]);
+  cJSON_AddNumberToObject(fail, "timeout", (double)h->failed[2]);
+  cJSON_AddNumberToObject(fail, "too_large", (double)h->failed[3]);
+  cJSON_AddNumberToObject(fail, "cancelled", (double)h->failed[4]);
+
+  cJSON *retry = cJSON_AddObjectToObject(o, "retryable");
+  cJSON_AddNumberToObject(retry, "429", (double)h->retryable_429);
+  cJSON_AddNumberToObject(retry, "5xx", (double)h->retryable_5xx);
+  cJSON_AddNumberToObject(retry, "timeout", (double)h->retryable_timeout);
+  cJSON_AddNumberToObject(retry, "network", (double)h->retryable_network);
+
+  cJSON *eps = cJSON_AddArrayToObject(o, "endpoints");
+  for (const struct link *l = h->endpoints.next; l != &h->endpoints;
+       l = l->next) {
+    const struct endpoint *ep =
+        assay__container_of(l, const struct endpoint, link);
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "endpoint", ep->key);
+    cJSON_AddNumberToObject(e, "requests", (double)ep->requests);
+    cJSON_AddNumberToObject(e, "limit", ep->limit);
+    cJSON_AddNumberToObject(e, "min_limit", ep->min_limit);
+    cJSON_AddNumberToObject(e, "in_flight", ep->inflight);
+    cJSON_AddNumberToObject(e, "queued", (double)ep->queued);
+    cJSON *hist = cJSON_AddArrayToObject(e, "history");
+    for (size_t i = 0; i < ep->nhistory; i++) {
+      cJSON *x = cJSON_CreateObject();
+      cJSON_AddNumberToObject(x, "t_ms",
+                              (double)(long long)(ep->history[i].t_ms + 0.5));
+      cJSON_AddNumberToObject(x, "limit", ep->history[i].limit);
+      cJSON_AddStringToObject(x, "why", ep->history[i].why);
+      cJSON_AddItemToArray(hist, x);
+    }
+    cJSON_AddNumberToObject(e, "history_dropped", (double)ep->history_dropped);
+    cJSON_AddItemToArray(eps, e);
+  }
+  return o;
+}
+
+/* ---- failure policy ---------------------------------------------------- */
+
+static long retry_after_ms_of(const char *v) {
+  if (v == NULL)
+    return -1;
+  while (*v == ' ' || *v == '\t')
+    v++;
+  if (*v >= '0' && *v <= '9') {
+    char *end;
+    long s = strtol(v, &end, 10);
+    while (*end == ' ' || *end == '\t')
+      end++;
+    if (*end != '\0')
+      return -1;
+    if (s > RETRY_AFTER_MAX_S)
+      s = RETRY_AFTER_MAX_S;
+    return s * 1000;
+  }
+  time_t t = curl_getdate(v, NULL);
+  if (t == (time_t)-1)
+    return -1;
+  double ms = ((double)t - assay__wall_time()) * 1000.0;
+  if (ms <= 0)
+    return 0;
+  if (ms > RETRY_AFTER_MAX_S * 1000.0)
+    ms = RETRY_AFTER_MAX_S * 1000.0;
+  long whole = (long)ms; /* round up: never sooner than asked */
+  return whole < ms ? whole + 1 : whole;
+}
+
+static const struct {
+  long status;
+  const char *phrase;
+} reason_phrases[] = {
+    {200, "OK"},
+    {201, "Created"},
+    {202, "Accepted"},
+    {204, "No Content"},
+    {301, "Moved Permanently"},
+    {302, "Found"},
+    {303, "See Other"},
+    {304, "Not Modified"},
+    {307, "Temporary Redirect"},
+    {308, "Permanent Redirect"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {402, "Payment Required"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {406, "Not Acceptable"},
+    {408, "Request Timeout"},
+    {409, "Conflict"},
+    {410, "Gone"},
+    {413, "Content Too Large"},
+    {415, "Unsupported Media Type"},
+    {422, "Unprocessable Content"},
+    {429, "Too Many Requests"},
+    {500, "Internal Server Error"},
+    {501, "Not Implemented"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {504, "Gateway Timeout"},
+};
+
+static const char *reason_phrase(long status) {
+  for (size_t i = 0; i < assay__array_size(reason_phrases); i++)
+    if (reason_phrases[i].status == status)
+      return reason_phrases[i].phrase;
+  return NULL;
+}
+
+/* s[0..len) as one owned line of valid UTF-8: control characters become
+ * spaces, runs of spaces collapse, invalid bytes become '?'. At most max
+ * bytes of s are read, and a character cut there is dropped. */
+static char *sanitize_line(const char *s, size_t len, size_t max) {
+  if (len > max)
+    len = max;
+  char *out = assay__xmalloc(len + 4);
+  size_t o = 0, i = 0;
+  while (i < len) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x80) {
+      char ch = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+      if (!(ch == ' ' && (o == 0 || out[o - 1] == ' ')))
+        out[o++] = ch;
+      i++;
+      continue;
+    }
+    size_t n = (c & 0xe0) == 0xc0   ? 2
+               : (c & 0xf0) == 0xe0 ? 3
+               : (c & 0xf8) == 0xf0 ? 4
+                                    : 1;
+    if (n > 1 && i + n <= len && assay__utf8_valid(s + i, n, NULL)) {
+      memcpy(out + o, s + i, n);
+      o += n;
+      i += n;
+    } else if (n > 1 && i + n > len) {
+      break; /* a character cut by the cap */
+    } else {
+      out[o++] = '?';
+      i++;
+    }
+  }
+  while (o > 0 && out[o - 1] == ' ')
+    o--;
+  out[o] = '\0';
+  return out;
+}
+
+/* The server's own words from an error body: OpenAI's
+ * {"error":{"message"}}, {"error":"..."} (Ollama, llama.cpp), {"message"},
+ * {"detail":"..."} (FastAPI servers such as vLLM), else the start of the
+ * body. Owned; "" when the body is empty. */
+static char *server_message(const char *body, size_t len) {
+  cJSON *root = cJSON_ParseWithLength(body, len);
+  const char *m = NULL;
+  if (cJSON_IsObject(root)) {
+    const cJSON *err = cJSON_GetObjectItemCaseSensitive(root, "error");
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(err, "message");
+    if (cJSON_IsString(msg))
+      m = msg->valuestring;
+    else if (cJSON_IsString(err))
+      m = err->valuestring;
+    else if (cJSON_IsString(
+                 msg = cJSON_GetObjectItemCaseSensitive(root, "message")))
+      m = msg->valuestring;
+    else if (cJSON_IsString(
+                 msg = cJSON_GetObjectItemCaseSensitive(root, "detail")))
+      m = msg->valuestring;
+  }
+  char *out = m ? sanitize_line(m, strlen(m), SERVER_MESSAGE_MAX)
+                : sanitize_line(body, len, BODY_EXCERPT_MAX);
+  cJSON_Delete(root);
+  return out;
+}
+
+const char *assay_http_classify(const struct assay_http_response *res,
+                                const char *what, int *code,
+                                long *retry_after_ms, char **msg) {
+  if (what == NULL)
+    what = "request";
+  *retry_after_ms = -1;
+  if (res->cause != ASSAY_HTTP_OK) {
+    const char *err = res->error ? res->error : "failed";
+    *msg = assay__format("%s: %s", what, err);
+    switch (res->cause) {
+    case ASSAY_HTTP_TIMEOUT:
+      *code = ASSAY_FAIL_TIMEOUT;
+      return "timeout";
+    case ASSAY_HTTP_NETWORK:
+      *code = ASSAY_FAIL_RETRYABLE;
+      return "network";
+    default: /* TOO_LARGE, CANCELLED: trying again cannot help */
+      *code = ASSAY_FAIL_ERROR;
+      return NULL;
+    }
+  }
+
+  long st = res->status;
+  const char *phrase = reason_phrase(st);
+  char *server = server_message(res->body ? res->body : "", res->body_len);
+  char *head = phrase ? assay__format("%s: HTTP %ld %s", what, st, phrase)
+                      : assay__format("%s: HTTP %ld", what, st);
+  const char *cause = NULL;
+  *code = ASSAY_FAIL_ERROR;
+  if (st == 429 || (st >= 500 && st <= 599)) {
+    *code = ASSAY_FAIL_RETRYABLE;
+    *retry_after_ms = retry_after_ms_of(assay_http_header(res, "Retry-After"));
+    cause = st == 429 ? "429" : "5xx";
+  } else if (st == 408) {
+    /* The server gave up waiting for the request: a timeout by another
+     * name, and safe to send again. */
+    *code = ASSAY_FAIL_TIMEOUT;
+    cause = "timeout";
+  }
+  if (st >= 300 && st < 400) {
+    const char *loc = assay_http_header(res, "Location");
+    *msg = assay__format("%s: redirects are not followed (Location: %.200s); "
+                         "give the final URL",
+                         head, loc ? loc : "none");
+  } else if (server[0] != '\0') {
+    *msg = assay__format("%s: %s", head, server);
+  } else {
+    *msg = head;
+    head = NULL;
+  }
+  free(head);
+  free(server);
+  return cause;
+}

@@ -7,6 +7,11 @@
  * limit: a burst of 429s shrinks it multiplicatively, successes grow it
  * additively, never above max_inflight. An optional token bucket caps the
  * request rate. Everything here runs on the loop thread.
+ *
+ * Redirects are not followed: a 3xx comes back as the response, and
+ * assay_http_classify() turns it into a permanent error naming the
+ * Location (an API base URL should be given in its final form; following
+ * redirects would also resend the Authorization header elsewhere).
  */
 #ifndef ASSAY_HTTP_H
 #define ASSAY_HTTP_H
@@ -32,15 +37,25 @@ int assay_http_new(struct assay_http **h, uv_loop_t *loop,
                    const struct assay_http_config *cfg, char **errmsg);
 
 /*
- * Starts req, tagged with call (for statistics and messages). timeout_ms
- * bounds the whole exchange including time queued behind the endpoint's
- * limit. Returns 0 and later runs cb exactly once on the loop thread; or a
- * negative code with *errmsg set (a malformed request) and cb never runs.
- * req and its strings are copied.
+ * Starts req, tagged with call (for assay_http_cancel). timeout_ms bounds
+ * the whole exchange including time queued behind the endpoint's limit;
+ * the tighter of timeout_ms and req->timeout_ms applies, each ignored when
+ * not positive (both not positive: no deadline). A body without a
+ * Content-Type header is sent as application/json. Returns 0 and later
+ * runs cb exactly once on the loop thread, never before returning; or a
+ * negative code with *errmsg set (a malformed request, or the service is
+ * closing) and cb never runs. req and its strings are copied.
  */
 int assay_http_request(struct assay_http *h, uint64_t call,
                        const struct assay_http_request *req, long timeout_ms,
                        assay_http_cb cb, void *arg, char **errmsg);
+
+/*
+ * Cancels every request tagged with call (the engine abandoned the call):
+ * their callbacks run with ASSAY_HTTP_CANCELLED on a later loop turn,
+ * never inside this function. Returns how many were cancelled.
+ */
+int assay_http_cancel(struct assay_http *h, uint64_t call);
 
 /* A response header's value (case-insensitive), or NULL. */
 const char *assay_http_header(const struct assay_http_response *res,
@@ -49,26 +64,37 @@ const char *assay_http_header(const struct assay_http_response *res,
 /*
  * The host's failure policy for a response that is not a 2xx: fills *code
  * (enum assay_fail_code), *retry_after_ms (-1 when none; Retry-After in
- * seconds or as an HTTP date) and *msg (owned: "chat completion: HTTP 401:
- * <the server's error message>"), and returns the retry cause for
- * statistics: "429", "5xx", "timeout", "network", or NULL when not
- * retryable.
+ * seconds or as an HTTP date, a past date giving 0) and *msg (owned:
+ * "chat completion: HTTP 401 Unauthorized: <the server's error message>",
+ * "chat completion: timed out after 3000 ms"), and returns the retry cause
+ * for statistics: "429", "5xx", "timeout", "network", or NULL when not
+ * retryable. 429 and 5xx are RETRYABLE, a timeout (and a 408) TIMEOUT, a
+ * network error RETRYABLE; other statuses, an oversize body and a
+ * cancellation are ERROR. The server's message comes from
+ * {"error":{"message"}}, {"error":"..."}, {"message"} or {"detail"}, else
+ * the first 200 bytes of the body, as one line.
  */
 const char *assay_http_classify(const struct assay_http_response *res,
                                 const char *what, int *code,
                                 long *retry_after_ms, char **msg);
 
 /*
- * Statistics (owned JSON): requests, responses by status class, bytes,
- * and per endpoint its current limit and the history of limit changes
- * [{"t_ms","limit","why"}], capped in length.
+ * Statistics (owned JSON): requests, started, completed, in_flight,
+ * max_in_flight, connections (opened by curl), bytes_in, bytes_out,
+ * "responses" by status class (and "429"), "failures" by cause,
+ * "retryable" by retry cause, and "endpoints": per endpoint (its key
+ * scheme://host:port/path, never the query) its limit, min_limit,
+ * in_flight, queued and the history of limit changes
+ * [{"t_ms" (since the service started),"limit","why":"429"|"recovered"}],
+ * at most 256 entries (history_dropped counts the rest).
  */
 cJSON *assay_http_stats(const struct assay_http *h);
 
 /*
  * Cancels every pending request (their callbacks run with
- * ASSAY_HTTP_CANCELLED), closes all handles and frees h once they are
- * closed; the loop must run on until then. h is unusable after the call.
+ * ASSAY_HTTP_CANCELLED before it returns), closes all handles and frees h
+ * once they are closed; the loop must run on until then. It may be called
+ * from an HTTP callback. h is unusable after the call.
  */
 void assay_http_close(struct assay_http *h);
 

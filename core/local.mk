@@ -13,7 +13,7 @@ core_libassaycore_la_SOURCES = \
 	core/cli.c core/cli.h
 core_libassaycore_la_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(UTF8PROC_CFLAGS)
 core_libassaycore_la_LIBADD = $(UV_LIBS) $(CJSON_LIBS) $(CURL_LIBS) \
-	$(LTDL_LIBS) $(CSV_LIBS) $(UTF8PROC_LIBS)
+	$(LTDL_LIBS) $(CSV_LIBS) $(UTF8PROC_LIBS) $(LIBM)
 
 bin_PROGRAMS += assay
 assay_SOURCES = core/main.c

@@ -1,1 +1,784 @@
-/* core/summary.c: placeholder until written. */
+/*
+ * Run summary (see summary.h and docs/results.md): statistics accumulated
+ * one result record at a time, in memory that does not grow with the number
+ * of records, so a run of millions of items, a resume or a merge can feed it
+ * as they stream. Means and variances use Welford's update, which stays
+ * accurate when the values sit on a large offset (1e9 + small values) where
+ * the textbook sum-of-squares formula cancels to noise. Latency percentiles
+ * come from the exact values while there are few, then from a fixed
+ * log-scale histogram.
+ */
+#include "summary.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+/*
+ * Caps on what records can make the summary hold. Records come from files a
+ * user may hand us (resume, merge), so each distinct-name table is bounded;
+ * what does not fit is counted in counts.ignored rather than kept.
+ */
+#define MAX_SCORES 1024
+#define MAX_CODES 64
+#define MAX_USAGE 128
+#define USAGE_DEPTH 4
+
+/*
+ * Latency histogram: bucket 0 holds values under HIST_MIN_MS, bucket i >= 1
+ * holds [HIST_MIN_MS * 2^((i-1)/HIST_SUB), HIST_MIN_MS * 2^(i/HIST_SUB)),
+ * the last bucket everything above (about 12 days). With 16 buckets per
+ * octave the geometric middle of a bucket is within 2.2% of any value in it.
+ */
+#define HIST_MIN_MS 1e-3
+#define HIST_SUB 16
+#define HIST_OCTAVES 40
+#define HIST_N (HIST_SUB * HIST_OCTAVES + 2)
+/* Up to this many values, percentiles are exact. */
+#define EXACT_N 256
+
+/* Welford accumulator with extremes. */
+struct welford {
+  long n;
+  double mean, m2, min, max;
+};
+
+struct score {
+  char *name;
+  struct welford w;
+  long failures;
+};
+
+struct code_count {
+  char *code;
+  long n;
+};
+
+/* One member of the usage tree: a number summed across records or an
+ * object whose members are further entries (parent is the index of the
+ * enclosing object entry, -1 at the top). Parents precede their children. */
+struct usage_entry {
+  char *key;
+  int parent;
+  int is_object;
+  double sum, comp; /* Neumaier-compensated sum */
+};
+
+struct latency {
+  long n;
+  double total, comp, min, max;
+  double exact[EXACT_N];
+  long hist[HIST_N];
+};
+
+struct assay_summary {
+  long items, ok, failed;
+  long attempts, retried;
+  long score_failures;
+  long ignored; /* score names, codes or usage keys past the caps */
+  struct score *scores;
+  int nscores, capscores;
+  struct code_count codes[MAX_CODES];
+  int ncodes;
+  struct usage_entry usage[MAX_USAGE];
+  int nusage;
+  struct latency task, metrics;
+};
+
+struct assay_summary *assay_summary_new(void) {
+  return assay__xcalloc(1, sizeof(struct assay_summary));
+}
+
+void assay_summary_free(struct assay_summary *s) {
+  if (s == NULL)
+    return;
+  for (int i = 0; i < s->nscores; i++)
+    free(s->scores[i].name);
+  free(s->scores);
+  for (int i = 0; i < s->ncodes; i++)
+    free(s->codes[i].code);
+  for (int i = 0; i < s->nusage; i++)
+    free(s->usage[i].key);
+  free(s);
+}
+
+static void welford_add(struct welford *w, double x) {
+  w->n++;
+  if (w->n == 1) {
+    w->mean = w->min = w->max = x;
+    w->m2 = 0;
+    return;
+  }
+  double d = x - w->mean;
+  w->mean += d / (double)w->n;
+  /* d and (x - new mean) share a sign, so m2 never decreases. */
+  w->m2 += d * (x - w->mean);
+  if (x < w->min)
+    w->min = x;
+  if (x > w->max)
+    w->max = x;
+}
+
+/* Neumaier's compensated addition: token counts and costs summed over
+ * millions of records keep their low digits. */
+static void ksum_add(double *sum, double *comp, double x) {
+  double t = *sum + x;
+  if (fabs(*sum) >= fabs(x))
+    *comp += (*sum - t) + x;
+  else
+    *comp += (x - t) + *sum;
+  *sum = t;
+}
+
+static int hist_bucket(double v) {
+  if (!(v >= HIST_MIN_MS))
+    return 0;
+  double b = floor(log2(v / HIST_MIN_MS) * HIST_SUB);
+  if (b >= HIST_N - 2)
+    return HIST_N - 1;
+  return 1 + (int)b;
+}
+
+static void latency_add(struct latency *l, double v) {
+  if (!isfinite(v) || v < 0)
+    return;
+  if (l->n < EXACT_N)
+    l->exact[l->n] = v;
+  if (l->n == 0 || v < l->min)
+    l->min = v;
+  if (l->n == 0 || v > l->max)
+    l->max = v;
+  l->n++;
+  ksum_add(&l->total, &l->comp, v);
+  l->hist[hist_bucket(v)]++;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile (the smallest value with at least p of the
+ * values at or below it): exact for few values, else the geometric middle
+ * of the histogram bucket holding that rank, kept within [min, max]. */
+static double latency_percentile(const struct latency *l, double p) {
+  if (l->n == 0)
+    return NAN;
+  long rank = (long)ceil(p * (double)l->n);
+  if (rank < 1)
+    rank = 1;
+  if (l->n <= EXACT_N) {
+    double sorted[EXACT_N];
+    memcpy(sorted, l->exact, (size_t)l->n * sizeof *sorted);
+    qsort(sorted, (size_t)l->n, sizeof *sorted, cmp_double);
+    return sorted[rank - 1];
+  }
+  long seen = 0;
+  int b = 0;
+  for (; b < HIST_N - 1; b++) {
+    seen += l->hist[b];
+    if (seen >= rank)
+      break;
+  }
+  double v;
+  if (b == 0)
+    v = l->min;
+  else if (b == HIST_N - 1)
+    v = l->max;
+  else
+    v = HIST_MIN_MS * exp2(((double)b - 0.5) / HIST_SUB);
+  if (v < l->min)
+    v = l->min;
+  if (v > l->max)
+    v = l->max;
+  return v;
+}
+
+/* The score named name, created when new; hint is the score's position in
+ * the record, which matches the table for every record the engine writes,
+ * so the usual lookup is one comparison. NULL past the cap. */
+static struct score *score_find(struct assay_summary *s, const char *name,
+                                int hint) {
+  if (hint < s->nscores && strcmp(s->scores[hint].name, name) == 0)
+    return &s->scores[hint];
+  for (int i = 0; i < s->nscores; i++)
+    if (strcmp(s->scores[i].name, name) == 0)
+      return &s->scores[i];
+  if (s->nscores >= MAX_SCORES) {
+    s->ignored++;
+    return NULL;
+  }
+  if (s->nscores == s->capscores) {
+    s->capscores = s->capscores ? 2 * s->capscores : 8;
+    s->scores = assay__xrealloc(s->scores,
+                                (size_t)s->capscores * sizeof *s->scores);
+  }
+  struct score *sc = &s->scores[s->nscores++];
+  memset(sc, 0, sizeof *sc);
+  sc->name = assay__xstrdup(name);
+  return sc;
+}
+
+static void code_count_add(struct assay_summary *s, const char *code) {
+  for (int i = 0; i < s->ncodes; i++)
+    if (strcmp(s->codes[i].code, code) == 0) {
+      s->codes[i].n++;
+      return;
+    }
+  if (s->ncodes >= MAX_CODES) {
+    s->ignored++;
+    return;
+  }
+  s->codes[s->ncodes].code = assay__xstrdup(code);
+  s->codes[s->ncodes].n = 1;
+  s->ncodes++;
+}
+
+/* Index of the usage entry key under parent, created with the given kind
+ * when new; -1 past the cap or when the key was first seen with the other
+ * kind (a number in one record, an object in another: the first wins). */
+static int usage_entry(struct assay_summary *s, int parent, const char *key,
+                       int is_object) {
+  for (int i = 0; i < s->nusage; i++)
+    if (s->usage[i].parent == parent && strcmp(s->usage[i].key, key) == 0)
+      return s->usage[i].is_object == is_object ? i : -1;
+  if (s->nusage >= MAX_USAGE) {
+    s->ignored++;
+    return -1;
+  }
+  struct usage_entry *u = &s->usage[s->nusage];
+  memset(u, 0, sizeof *u);
+  u->key = assay__xstrdup(key);
+  u->parent = parent;
+  u->is_object = is_object;
+  return s->nusage++;
+}
+
+static void usage_add(struct assay_summary *s, const cJSON *obj, int parent,
+                      int depth) {
+  const cJSON *m;
+  cJSON_ArrayForEach(m, obj) {
+    if (m->string == NULL)
+      continue;
+    if (cJSON_IsNumber(m) && isfinite(m->valuedouble)) {
+      int i = usage_entry(s, parent, m->string, 0);
+      if (i >= 0)
+        ksum_add(&s->usage[i].sum, &s->usage[i].comp, m->valuedouble);
+    } else if (cJSON_IsObject(m) && depth < USAGE_DEPTH) {
+      int i = usage_entry(s, parent, m->string, 1);
+      if (i >= 0)
+        usage_add(s, m, i, depth + 1);
+    }
+  }
+}
+
+static const cJSON *member(const cJSON *obj, const char *key) {
+  return cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, key)
+                             : NULL;
+}
+
+static int number_of(const cJSON *obj, const char *key, double *v) {
+  const cJSON *m = member(obj, key);
+  if (!cJSON_IsNumber(m) || !isfinite(m->valuedouble))
+    return 0;
+  *v = m->valuedouble;
+  return 1;
+}
+
+void assay_summary_add(struct assay_summary *s, const cJSON *record) {
+  if (s == NULL || !cJSON_IsObject(record))
+    return;
+  s->items++;
+
+  const cJSON *err = member(record, "error");
+  if (err == NULL || cJSON_IsNull(err)) {
+    s->ok++;
+  } else {
+    s->failed++;
+    const cJSON *code = member(err, "code");
+    code_count_add(s, cJSON_IsString(code) && code->valuestring[0] != '\0'
+                          ? code->valuestring
+                          : "unknown");
+  }
+
+  const cJSON *scores = member(record, "scores");
+  if (!cJSON_IsObject(scores))
+    scores = NULL;
+  int k = 0, nscored = 0;
+  const cJSON *sv;
+  cJSON_ArrayForEach(sv, scores) {
+    if (sv->string == NULL)
+      continue;
+    nscored++;
+    struct score *sc = score_find(s, sv->string, k++);
+    if (sc == NULL)
+      continue;
+    /* Only a finite number is a value; null (a failed metric) and anything
+     * malformed count as a failure of that score, never as a zero. */
+    double v;
+    if (number_of(sv, "value", &v)) {
+      welford_add(&sc->w, v);
+    } else {
+      sc->failures++;
+      s->score_failures++;
+    }
+  }
+
+  double v;
+  long attempts = 0;
+  if (number_of(record, "attempts", &v) && v > 0) {
+    attempts = v > 1e9 ? 1000000000L : (long)v;
+    s->attempts += attempts;
+    if (attempts > 1)
+      s->retried++;
+  }
+  /* A record with no task attempt (scoring mode, a bad item) has no task
+   * time to speak of; one with no scores ran no metrics. */
+  if (attempts > 0 && number_of(record, "task_ms", &v))
+    latency_add(&s->task, v);
+  if (nscored > 0 && number_of(record, "metrics_ms", &v))
+    latency_add(&s->metrics, v);
+
+  const cJSON *usage = member(member(record, "output"), "usage");
+  if (cJSON_IsObject(usage))
+    usage_add(s, usage, -1, 1);
+}
+
+/* Adds v, or null when it is not finite: JSON has no NaN or infinity. */
+static void add_number(cJSON *obj, const char *key, double v) {
+  if (isfinite(v))
+    cJSON_AddNumberToObject(obj, key, v);
+  else
+    cJSON_AddNullToObject(obj, key);
+}
+
+static cJSON *score_json(const struct score *sc) {
+  cJSON *j = cJSON_CreateObject();
+  const struct welford *w = &sc->w;
+  cJSON_AddNumberToObject(j, "count", (double)w->n);
+  if (w->n == 0) {
+    static const char *const keys[] = {"mean", "std", "min", "max", "stderr"};
+    for (size_t i = 0; i < assay__array_size(keys); i++)
+      cJSON_AddNullToObject(j, keys[i]);
+  } else {
+    double sd = w->n < 2 ? 0.0 : sqrt(fmax(w->m2, 0.0) / (double)(w->n - 1));
+    add_number(j, "mean", w->mean);
+    add_number(j, "std", sd);
+    add_number(j, "min", w->min);
+    add_number(j, "max", w->max);
+    add_number(j, "stderr", sd / sqrt((double)w->n));
+  }
+  cJSON_AddNumberToObject(j, "failures", (double)sc->failures);
+  return j;
+}
+
+static cJSON *latency_json(const struct latency *l) {
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddNumberToObject(j, "count", (double)l->n);
+  double total = l->total + l->comp;
+  add_number(j, "total", total);
+  add_number(j, "mean", l->n ? total / (double)l->n : NAN);
+  add_number(j, "p50", latency_percentile(l, 0.50));
+  add_number(j, "p95", latency_percentile(l, 0.95));
+  add_number(j, "max", l->n ? l->max : NAN);
+  return j;
+}
+
+static cJSON *usage_json(const struct assay_summary *s) {
+  cJSON *root = cJSON_CreateObject();
+  cJSON *nodes[MAX_USAGE];
+  for (int i = 0; i < s->nusage; i++) {
+    const struct usage_entry *u = &s->usage[i];
+    cJSON *parent = u->parent < 0 ? root : nodes[u->parent];
+    if (u->is_object) {
+      nodes[i] = cJSON_AddObjectToObject(parent, u->key);
+    } else {
+      nodes[i] = NULL;
+      add_number(parent, u->key, u->sum + u->comp);
+    }
+  }
+  return root;
+}
+
+/* Members of run copied in this order; any other member of run follows
+ * them unless its name is one the summary computes. */
+static const char *const run_members[] = {"name",   "started", "wall_ms",
+                                          "status", "config",  "plugins",
+                                          "engine"};
+static const char *const computed_members[] = {
+    "format_version", "record_format_version", "items_per_s", "counts", "scores", "usage", "latency"};
+
+static int is_one_of(const char *key, const char *const *set, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(key, set[i]) == 0)
+      return 1;
+  return 0;
+}
+
+cJSON *assay_summary_json(const struct assay_summary *s, const cJSON *run) {
+  static const struct assay_summary empty;
+  if (s == NULL)
+    s = &empty;
+  if (!cJSON_IsObject(run))
+    run = NULL;
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddNumberToObject(j, "format_version", ASSAY_SUMMARY_FORMAT_VERSION);
+  /* The summary says which record format the records beside it use, since
+   * records carry no version of their own (it would repeat on every line). */
+  cJSON_AddNumberToObject(j, "record_format_version",
+                          ASSAY_RECORD_FORMAT_VERSION);
+  for (size_t i = 0; i < assay__array_size(run_members); i++) {
+    const cJSON *m = member(run, run_members[i]);
+    if (m != NULL && !(cJSON_IsNumber(m) && !isfinite(m->valuedouble)))
+      cJSON_AddItemToObject(j, run_members[i], cJSON_Duplicate(m, 1));
+    else
+      cJSON_AddNullToObject(j, run_members[i]);
+  }
+  const cJSON *m;
+  cJSON_ArrayForEach(m, run) {
+    if (m->string == NULL ||
+        is_one_of(m->string, run_members, assay__array_size(run_members)) ||
+        is_one_of(m->string, computed_members,
+                  assay__array_size(computed_members)) ||
+        cJSON_GetObjectItemCaseSensitive(j, m->string) != NULL)
+      continue;
+    cJSON_AddItemToObject(j, m->string, cJSON_Duplicate(m, 1));
+  }
+
+  double wall_ms;
+  if (number_of(run, "wall_ms", &wall_ms) && wall_ms > 0)
+    add_number(j, "items_per_s", (double)s->items / (wall_ms / 1000.0));
+  else
+    cJSON_AddNullToObject(j, "items_per_s");
+
+  cJSON *counts = cJSON_AddObjectToObject(j, "counts");
+  cJSON_AddNumberToObject(counts, "items", (double)s->items);
+  cJSON_AddNumberToObject(counts, "ok", (double)s->ok);
+  cJSON_AddNumberToObject(counts, "failed", (double)s->failed);
+  cJSON *by = cJSON_AddObjectToObject(counts, "failed_by_code");
+  for (int i = 0; i < s->ncodes; i++)
+    cJSON_AddNumberToObject(by, s->codes[i].code, (double)s->codes[i].n);
+  cJSON_AddNumberToObject(counts, "score_failures", (double)s->score_failures);
+  cJSON_AddNumberToObject(counts, "attempts", (double)s->attempts);
+  cJSON_AddNumberToObject(counts, "retried", (double)s->retried);
+  double faults = 0;
+  number_of(member(run, "engine"), "plugin_faults", &faults);
+  cJSON_AddNumberToObject(counts, "plugin_faults", faults);
+  cJSON_AddNumberToObject(counts, "ignored", (double)s->ignored);
+
+  cJSON *scores = cJSON_AddObjectToObject(j, "scores");
+  for (int i = 0; i < s->nscores; i++)
+    cJSON_AddItemToObject(scores, s->scores[i].name, score_json(&s->scores[i]));
+
+  cJSON_AddItemToObject(j, "usage", usage_json(s));
+
+  cJSON *lat = cJSON_AddObjectToObject(j, "latency");
+  cJSON_AddItemToObject(lat, "task_ms", latency_json(&s->task));
+  cJSON_AddItemToObject(lat, "metrics_ms", latency_json(&s->metrics));
+  return j;
+}
+
+/* ---- the table ------------------------------------------------------- */
+
+#define CELL 64
+
+/* A number for a table cell: fixed four decimals while that is readable,
+ * scientific beyond; "-" for null or missing. */
+static void fmt_stat(const cJSON *v, char out[CELL]) {
+  if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+    snprintf(out, CELL, "-");
+  else if (fabs(v->valuedouble) < 1e15)
+    snprintf(out, CELL, "%.4f", v->valuedouble);
+  else
+    snprintf(out, CELL, "%.4e", v->valuedouble);
+}
+
+static void fmt_count(const cJSON *v, char out[CELL]) {
+  if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+    snprintf(out, CELL, "-");
+  else
+    snprintf(out, CELL, "%.0f", v->valuedouble);
+}
+
+/* Integers as integers (token counts), other numbers with up to six
+ * decimals and no trailing zeros (costs: 0.000059, not 5.9e-05). */
+static void fmt_plain(double v, char out[CELL]) {
+  if (!isfinite(v)) {
+    snprintf(out, CELL, "-");
+  } else if (v == floor(v) && fabs(v) < 1e15) {
+    snprintf(out, CELL, "%.0f", v);
+  } else if (fabs(v) >= 1e-6 && fabs(v) < 1e12) {
+    snprintf(out, CELL, "%.6f", v);
+    char *end = out + strlen(out) - 1;
+    while (*end == '0')
+      *end-- = '\0';
+    if (*end == '.')
+      *end = '\0';
+  } else {
+    snprintf(out, CELL, "%.6g", v);
+  }
+}
+
+static void fmt_ms(double ms, char out[CELL]) {
+  if (!isfinite(ms))
+    snprintf(out, CELL, "-");
+  else if (ms < 10)
+    snprintf(out, CELL, "%.2f ms", ms);
+  else if (ms < 1000)
+    snprintf(out, CELL, "%.1f ms", ms);
+  else if (ms < 60000)
+    snprintf(out, CELL, "%.2f s", ms / 1000);
+  else {
+    double sec = ms / 1000;
+    long h = (long)(sec / 3600);
+    long min = (long)((sec - (double)h * 3600) / 60);
+    double rest = sec - (double)h * 3600 - (double)min * 60;
+    if (h > 0)
+      snprintf(out, CELL, "%ldh%02ldm%02.0fs", h, min, floor(rest));
+    else
+      snprintf(out, CELL, "%ldm%04.1fs", min, rest);
+  }
+}
+
+/* Display width of a UTF-8 string: one column per code point, which is
+ * right for the Latin, Greek and Cyrillic names scores get. */
+static size_t text_width(const char *s) {
+  size_t w = 0;
+  for (; *s; s++)
+    if (((unsigned char)*s & 0xC0) != 0x80)
+      w++;
+  return w;
+}
+
+/* Writes s with control characters replaced, so a hostile score name
+ * cannot move the cursor or break the table's lines. */
+static void put_text(FILE *out, const char *s) {
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    fputc(c < 0x20 || c == 0x7f ? '?' : c, out);
+  }
+}
+
+static void put_pad(FILE *out, size_t n) {
+  while (n-- > 0)
+    fputc(' ', out);
+}
+
+static double number_or(const cJSON *obj, const char *key, double def) {
+  double v;
+  return number_of(obj, key, &v) ? v : def;
+}
+
+static void print_header(const cJSON *sum, FILE *out) {
+  const cJSON *name = member(sum, "name");
+  const cJSON *status = member(sum, "status");
+  const cJSON *counts = member(sum, "counts");
+  fputs("run", out);
+  if (cJSON_IsString(name)) {
+    fputs(" '", out);
+    put_text(out, name->valuestring);
+    fputc('\'', out);
+  }
+  if (cJSON_IsString(status)) {
+    fputs(" (", out);
+    put_text(out, status->valuestring);
+    fputc(')', out);
+  }
+  char items[CELL], ok[CELL], failed[CELL];
+  fmt_count(member(counts, "items"), items);
+  fmt_count(member(counts, "ok"), ok);
+  fmt_count(member(counts, "failed"), failed);
+  fprintf(out, ": %s items, %s ok, %s failed", items, ok, failed);
+  double wall = number_or(sum, "wall_ms", NAN);
+  if (isfinite(wall)) {
+    char w[CELL];
+    fmt_ms(wall, w);
+    fprintf(out, " in %s", w);
+  }
+  double ips = number_or(sum, "items_per_s", NAN);
+  if (isfinite(ips))
+    fprintf(out, ips >= 10 ? " (%.1f items/s)" : " (%.3g items/s)", ips);
+  fputc('\n', out);
+}
+
+enum { COL_NAME, COL_N, COL_MEAN, COL_STD, COL_MIN, COL_MAX, COL_STDERR,
+       COL_FAIL, NCOLS };
+
+static void print_scores(const cJSON *scores, FILE *out) {
+  static const char *const head[NCOLS] = {"score", "n",   "mean",   "std",
+                                          "min",   "max", "stderr", "failures"};
+  int rows = cJSON_IsObject(scores) ? cJSON_GetArraySize(scores) : 0;
+  if (rows == 0) {
+    fputs("no scores\n", out);
+    return;
+  }
+  char(*cells)[NCOLS][CELL] = assay__xcalloc((size_t)rows, sizeof *cells);
+  size_t width[NCOLS];
+  for (int c = 0; c < NCOLS; c++)
+    width[c] = strlen(head[c]);
+  size_t namew = width[COL_NAME];
+  int r = 0;
+  const cJSON *sc;
+  cJSON_ArrayForEach(sc, scores) {
+    const char *name = sc->string ? sc->string : "?";
+    size_t w = text_width(name);
+    if (w > namew)
+      namew = w;
+    fmt_count(member(sc, "count"), cells[r][COL_N]);
+    fmt_stat(member(sc, "mean"), cells[r][COL_MEAN]);
+    fmt_stat(member(sc, "std"), cells[r][COL_STD]);
+    fmt_stat(member(sc, "min"), cells[r][COL_MIN]);
+    fmt_stat(member(sc, "max"), cells[r][COL_MAX]);
+    fmt_stat(member(sc, "stderr"), cells[r][COL_STDERR]);
+    fmt_count(member(sc, "failures"), cells[r][COL_FAIL]);
+    for (int c = COL_N; c < NCOLS; c++)
+      if (strlen(cells[r][c]) > width[c])
+        width[c] = strlen(cells[r][c]);
+    r++;
+  }
+  /* The name column is left-aligned, the numbers right-aligned, two spaces
+   * between columns. */
+  fputs(head[COL_NAME], out);
+  put_pad(out, namew - strlen(head[COL_NAME]));
+  for (int c = COL_N; c < NCOLS; c++) {
+    put_pad(out, 2 + width[c] - strlen(head[c]));
+    fputs(head[c], out);
+  }
+  fputc('\n', out);
+  r = 0;
+  cJSON_ArrayForEach(sc, scores) {
+    const char *name = sc->string ? sc->string : "?";
+    put_text(out, name);
+    put_pad(out, namew - text_width(name));
+    for (int c = COL_N; c < NCOLS; c++) {
+      put_pad(out, 2 + width[c] - strlen(cells[r][c]));
+      fputs(cells[r][c], out);
+    }
+    fputc('\n', out);
+    r++;
+  }
+  free(cells);
+}
+
+/* "key value, key value" over the numeric members of obj, nested objects
+ * as "outer.inner"; returns how many were printed. */
+static int print_pairs(const cJSON *obj, const char *prefix, int printed,
+                       FILE *out) {
+  const cJSON *m;
+  cJSON_ArrayForEach(m, obj) {
+    if (m->string == NULL)
+      continue;
+    if (cJSON_IsObject(m)) {
+      char *p = prefix ? assay__format("%s.%s", prefix, m->string)
+                       : assay__xstrdup(m->string);
+      printed = print_pairs(m, p, printed, out);
+      free(p);
+    } else if (cJSON_IsNumber(m)) {
+      char v[CELL];
+      fmt_plain(m->valuedouble, v);
+      fputs(printed++ ? ", " : "", out);
+      if (prefix) {
+        put_text(out, prefix);
+        fputc('.', out);
+      }
+      put_text(out, m->string);
+      fprintf(out, " %s", v);
+    }
+  }
+  return printed;
+}
+
+static void print_latency(const cJSON *lat, FILE *out) {
+  static const char *const which[] = {"task_ms", "metrics_ms"};
+  static const char *const label[] = {"task", "metrics"};
+  for (int i = 0; i < 2; i++) {
+    const cJSON *l = member(lat, which[i]);
+    double n = number_or(l, "count", 0);
+    if (n <= 0)
+      continue;
+    char mean[CELL], p50[CELL], p95[CELL], max[CELL];
+    fmt_ms(number_or(l, "mean", NAN), mean);
+    fmt_ms(number_or(l, "p50", NAN), p50);
+    fmt_ms(number_or(l, "p95", NAN), p95);
+    fmt_ms(number_or(l, "max", NAN), max);
+    fprintf(out, "%s time: mean %s, p50 %s, p95 %s, max %s (%.0f items)\n",
+            label[i], mean, p50, p95, max, n);
+  }
+}
+
+static void print_engine(const cJSON *sum, FILE *out) {
+  const cJSON *eng = member(sum, "engine");
+  const cJSON *counts = member(sum, "counts");
+  double retried = number_or(counts, "retried", 0);
+  if (retried > 0)
+    fprintf(out, "task attempts: %.0f (%.0f %s retried)\n",
+            number_or(counts, "attempts", 0), retried,
+            retried == 1 ? "item" : "items");
+  if (!cJSON_IsObject(eng))
+    return;
+  static const char *const keys[] = {"plugin_faults", "late_completions",
+                                     "timeouts", "retries"};
+  static const char *const labels[] = {"plugin faults", "late completions",
+                                       "timeouts", "retries"};
+  int printed = 0;
+  for (size_t i = 0; i < assay__array_size(keys); i++) {
+    double v = number_or(eng, keys[i], 0);
+    if (v <= 0)
+      continue;
+    fprintf(out, "%s%s %.0f", printed++ ? ", " : "engine: ", labels[i], v);
+    const cJSON *by = member(eng, "retries_by_cause");
+    if (strcmp(keys[i], "retries") == 0 && cJSON_IsObject(by)) {
+      int n = 0;
+      const cJSON *c;
+      cJSON_ArrayForEach(c, by) {
+        if (c->string == NULL || !cJSON_IsNumber(c) || !(c->valuedouble > 0))
+          continue;
+        fputs(n++ ? ", " : " (", out);
+        put_text(out, c->string);
+        fprintf(out, " %.0f", c->valuedouble);
+      }
+      if (n)
+        fputc(')', out);
+    }
+  }
+  if (printed)
+    fputc('\n', out);
+}
+
+void assay_summary_print(const cJSON *summary, FILE *out) {
+  if (out == NULL)
+    return;
+  const cJSON *counts = member(summary, "counts");
+  print_header(summary, out);
+  fputc('\n', out);
+  print_scores(member(summary, "scores"), out);
+  fputc('\n', out);
+
+  const cJSON *by = member(counts, "failed_by_code");
+  if (cJSON_IsObject(by) && by->child != NULL) {
+    fputs("failed by code: ", out);
+    print_pairs(by, NULL, 0, out);
+    fputc('\n', out);
+  }
+  double sf = number_or(counts, "score_failures", 0);
+  if (sf > 0)
+    fprintf(out, "failed scores: %.0f\n", sf);
+  const cJSON *usage = member(summary, "usage");
+  if (cJSON_IsObject(usage) && usage->child != NULL) {
+    fputs("usage: ", out);
+    print_pairs(usage, NULL, 0, out);
+    fputc('\n', out);
+  }
+  print_latency(member(summary, "latency"), out);
+  print_engine(summary, out);
+  double ignored = number_or(counts, "ignored", 0);
+  if (ignored > 0)
+    fprintf(out,
+            "warning: %.0f score names, error codes or usage keys past the "
+            "summary's limits were not counted\n",
+            ignored);
+  fflush(out);
+}

@@ -3,7 +3,7 @@
 # linked into the modules that need it (plugins get nothing from the host at
 # link time).
 PLUGIN_CFLAGS = $(AM_CFLAGS)
-PLUGIN_LIBS = $(CJSON_LIBS)
+PLUGIN_LIBS = $(CJSON_LIBS) $(LIBM)
 
 pkglib_LTLIBRARIES += plugins/echo.la plugins/delay.la
 plugins_echo_la_SOURCES = plugins/echo.c
