@@ -855,9 +855,12 @@ static void on_timeout(uv_timer_t *t) {
   struct assay_engine *e = assay__container_of(t->loop, struct assay_engine, loop);
   struct instance *inst = job_instance(e, s->job);
   struct item *it = s->item;
-  /* The plugin keeps the call (and its input) until it completes late. */
+  /* The plugin keeps the call (and its input) until it completes late; its
+   * HTTP requests end now, so a hung one frees its connection. */
   s->state = SLOT_ABANDONED;
   e->stats.timeouts++;
+  if (e->http != NULL)
+    assay_http_cancel(e->http, make_call(e, s));
   char *msg = assay__format("%s '%s' timed out after %ld ms", assay_kind_name(inst->kind),
                             inst->comp->name, s->timeout_ms);
   it->refs++;
