@@ -132,6 +132,7 @@ struct assay_engine {
   int running, pending;
   struct assay_dataset *ds;
   int eof, stopping, done;
+  int looping;            /* inside uv_run: uv_stop() has a loop to stop */
   uv_timer_t grace;       /* after a stop: how long in-flight items may take */
   int64_t skip;           /* items an earlier run already handed out */
   assay_skip_cb skip_cb;
@@ -826,7 +827,9 @@ static void attempt_failed(struct assay_engine *e, struct item *it, int job,
       else
         e->stats.retries_network++;
       struct slot *s = slot_get(e, it, job);
-      uv_timer_start(&s->timer, on_backoff, (uint64_t)llround(delay), 0);
+      /* libuv timers have millisecond granularity and may fire up to 1 ms
+       * early; a retry-after is a promise, so round up and add one. */
+      uv_timer_start(&s->timer, on_backoff, (uint64_t)ceil(delay) + 1, 0);
       return;
     }
   }
@@ -1112,7 +1115,8 @@ static void on_grace(uv_timer_t *t) {
   if (!e->done) {
     flush(e);
     e->done = 1;
-    uv_stop(&e->loop);
+    if (e->looping)
+      uv_stop(&e->loop);
   }
 }
 
@@ -1309,7 +1313,8 @@ static void pump(struct assay_engine *e) {
   if ((e->eof || e->stopping) && e->running == 0 && !e->done) {
     flush(e);
     e->done = 1;
-    uv_stop(&e->loop);
+    if (e->looping)
+      uv_stop(&e->loop);
   }
 }
 
@@ -1376,9 +1381,14 @@ int assay_engine_run(struct assay_engine *e, struct assay_dataset *ds,
       *errmsg = assay__xstrdup(e->run_err);
     return e->run_rc;
   }
+  /* Loading plugins took time the loop's clock has not seen yet; timeouts
+   * start from now. */
+  uv_update_time(&e->loop);
   pump(e);
+  e->looping = 1;
   while (!e->done)
     uv_run(&e->loop, UV_RUN_DEFAULT);
+  e->looping = 0;
   if (e->run_rc == 0 && e->stopping && !e->eof)
     e->run_rc = ASSAY_EINTERRUPTED;
   if (e->run_rc != 0 && errmsg != NULL)
