@@ -1,0 +1,183 @@
+/*
+ * Text helpers shared by the built-in metric plugins (a convenience library
+ * linked into each module, never installed): the text of a JSON value,
+ * Unicode caseless forms and code points (utf8proc), word lists (whitespace
+ * split as Python's str.split(), and the rouge_score tokenizer), interning
+ * words to integer ids, n-gram counting and the LCS length.
+ *
+ * Everything here is reentrant: no global state, so the metrics that use it
+ * can be flagged ASSAY_THREAD_SAFE. Functions returning int give 0 or a
+ * negative ASSAY_E* code (core/error.h): ASSAY_EBAD_INPUT for text that is
+ * not valid UTF-8, ASSAY_ENOMEM when memory runs out. Returned memory is
+ * owned by the caller and freed with free() unless stated otherwise.
+ */
+#ifndef ASSAY_PLUGINS_TEXT_H
+#define ASSAY_PLUGINS_TEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <assay/plugin.h>
+#include <cjson/cJSON.h>
+
+#include "error.h"
+
+struct sb_stemmer;
+
+/* The text a metric compares for v (borrowed): a string's own characters,
+ * any other JSON value as its compact JSON text. Owned, or NULL when memory
+ * runs out. */
+char *assay__text_of(const cJSON *v);
+
+/* A text to compare: as given (for messages) and in the form compared. */
+struct assay__text {
+  char *raw;  /* assay__text_of() the value */
+  char *cmp;  /* the caseless form when folding, else raw itself */
+  size_t len; /* bytes in cmp */
+};
+
+/*
+ * Loads the text of v (borrowed, may be NULL) into t, folded when fold is
+ * set. Returns 0; ASSAY_EMISSING_INPUT when v is NULL; ASSAY_EBAD_INPUT when
+ * folding meets invalid UTF-8; ASSAY_ENOMEM. t needs no release on error.
+ */
+int assay__text_load(struct assay__text *t, const cJSON *v, int fold);
+void assay__text_release(struct assay__text *t);
+
+/* Fails call for an error of assay__text_load() or another helper here
+ * about input key, with a message naming the key. */
+void assay__text_fail(const struct assay_host *host, assay_call call, int err,
+                      const char *key);
+
+/* "a string", "a number", "an object", ...: how a message names v's type. */
+const char *assay__json_type_name(const cJSON *v);
+
+/* Whether s (len bytes) is empty or only whitespace (assay__text_is_space),
+ * as Python's `not s.strip()`; invalid UTF-8 counts as not blank. */
+int assay__text_blank(const char *s, size_t len);
+
+/*
+ * Checks a reference that may be one string or a non-empty list of
+ * strings, none of them blank. On success *refs receives an owned array of
+ * *n strings borrowed from ref and 0 is returned. Otherwise returns
+ * ASSAY_EBAD_INPUT (ASSAY_ENOMEM when memory runs out) with a message naming
+ * the input key and what is wrong written into err (errsize bytes).
+ */
+int assay__text_refs(const cJSON *ref, const char *key, const char ***refs,
+                     size_t *n, char *err, size_t errsize);
+
+/* Whether s (len bytes) is valid UTF-8. */
+int assay__text_valid(const char *s, size_t len);
+
+/*
+ * The caseless form of s (len bytes): Unicode full case folding (so "ß"
+ * becomes "ss" and "É" becomes "é") then canonical composition (NFC), so
+ * texts that differ only in case or in how accents are encoded compare
+ * equal. Locale-independent: "I" folds to "i", Turkish dotless "ı" stays.
+ * Stores the owned, NUL-terminated result in *out and its length in *outlen.
+ */
+int assay__text_fold(const char *s, size_t len, char **out, size_t *outlen);
+
+/* Decodes s (len bytes) into an owned array of code points (*n of them;
+ * *cps is a valid pointer even when *n is 0). */
+int assay__text_codepoints(const char *s, size_t len, uint32_t **cps,
+                           size_t *n);
+
+/* Whether c is whitespace for Python's str.split() (str.isspace()): the
+ * ASCII controls \t\n\v\f\r and 0x1c-0x1f, space, U+0085, and the Unicode
+ * separators (Zs, Zl, Zp). */
+int assay__text_is_space(int32_t c);
+
+/* A short, printable excerpt of s for a reason string, quoted: at most
+ * about max bytes of s, cut on a character boundary, "..." when cut.
+ * Writes into buf (size bytes, at least max + 8) and returns buf. */
+const char *assay__text_snippet(const char *s, char *buf, size_t size,
+                                size_t max);
+
+/* A metric result {"value": value, "reason": <printf>} (owned), or NULL
+ * when memory runs out. */
+cJSON *assay__score_new(double value, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* ---- word lists ----------------------------------------------------- */
+
+/* A list of words; each is NUL-terminated inside buf. */
+struct assay__words {
+  char *buf;     /* the words, one after another, each ending in NUL */
+  size_t len;    /* bytes used in buf */
+  size_t bufcap; /* bytes allocated */
+  size_t *start; /* offset of word i in buf */
+  size_t *size;  /* length of word i in bytes */
+  size_t n;      /* number of words */
+  size_t cap;    /* slots allocated in start and size */
+};
+
+void assay__words_init(struct assay__words *w);
+/* Frees the words; w can be used again after assay__words_init(). */
+void assay__words_release(struct assay__words *w);
+/* Appends a copy of the len bytes at s as one word. */
+int assay__words_add(struct assay__words *w, const char *s, size_t len);
+/* Word i, borrowed from w. */
+static inline const char *assay__words_get(const struct assay__words *w,
+                                           size_t i) {
+  return w->buf + w->start[i];
+}
+
+/* Appends the words of s (len bytes) split on runs of whitespace (see
+ * assay__text_is_space), like Python's str.split() with no argument; with
+ * fold, s is first put in its caseless form (assay__text_fold). */
+int assay__words_split(struct assay__words *w, const char *s, size_t len,
+                       int fold);
+
+/*
+ * Appends the tokens of s (len bytes) as rouge_score's tokenizer makes them:
+ * lowercase (simple Unicode lowercase mapping), every run of characters
+ * other than ASCII a-z and 0-9 becomes a separator, and, when stemmer is not
+ * NULL, each token longer than 3 characters is replaced by its stem. The
+ * stemmer is used by one thread at a time (libstemmer keeps state in it).
+ */
+int assay__words_rouge(struct assay__words *w, const char *s, size_t len,
+                       struct sb_stemmer *stemmer);
+
+/*
+ * Gives every word of the nlists lists an id such that two words have the
+ * same id exactly when their bytes are equal. ids[k] receives an owned array
+ * of lists[k]->n ids (never NULL; free each with free()).
+ */
+int assay__words_intern(const struct assay__words *const *lists, size_t nlists,
+                        uint32_t **ids);
+
+/* ---- n-grams and LCS ------------------------------------------------ */
+
+/* One distinct n-gram of a sequence of ids: its n ids (borrowed from the
+ * sequence) and how often it occurs. */
+struct assay__ngram {
+  const uint32_t *ids;
+  size_t n;
+  size_t count;
+};
+
+/*
+ * Counts the n-grams (n >= 1) of the len ids at seq: *out receives an owned
+ * array of the *nout distinct ones, sorted so that assay__ngrams_lookup()
+ * can search it; *nout is 0 when len < n (*out is still a valid pointer).
+ * The result borrows seq: keep seq alive while using it.
+ */
+int assay__ngrams_count(const uint32_t *seq, size_t len, size_t n,
+                        struct assay__ngram **out, size_t *nout);
+
+/* How often the n-gram of n ids at key occurs in a set counted by
+ * assay__ngrams_count() with the same n (0 when absent). */
+size_t assay__ngrams_lookup(const struct assay__ngram *set, size_t nset,
+                            const uint32_t *key, size_t n);
+
+/* Length of the longest common subsequence of a and b, in O(na*nb) time
+ * and O(min(na, nb)) memory, after skipping their common prefix and
+ * suffix. */
+int assay__lcs_length(const uint32_t *a, size_t na, const uint32_t *b,
+                      size_t nb, size_t *len);
+
+#endif
