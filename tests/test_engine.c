@@ -1,0 +1,935 @@
+/*
+ * Engine tests, in process: real fixture plugins (tests/fixtures/) through
+ * the real loader, datasets from memory. Each test runs one engine over a
+ * small dataset, collects the records the engine hands out and checks what
+ * a user depends on: records in dataset order, limits held, timeouts,
+ * retries, misbehaving plugins contained, scores well formed. Every run
+ * ends with assay_engine_free() == 0: no libuv handle left open.
+ *
+ * Timings are asserted only as generous lower bounds (a retry-after of
+ * 150 ms delayed the retry by at least 150 ms). Concurrency is shown by the
+ * fixtures' own counters, never by durations.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "error.h"
+#include "loader.h"
+#include "runner.h"
+#include "util.h"
+
+/* The reorder window documented in core/engine.c: items admitted but not
+ * yet handed out never exceed twice the concurrency. */
+#define WINDOW(concurrency) (2 * (concurrency))
+
+/* libuv timers count whole milliseconds of a loop clock truncated to the
+ * millisecond, so a timer may fire up to 1 ms early by a finer clock: lower
+ * bounds on delays allow that much. */
+#define TIMER_SLACK_MS 1.0
+
+struct metric_spec {
+  const char *spec; /* fixture "file:component" */
+  const char *opts; /* JSON object text, or NULL */
+  const char *map;  /* JSON object text KEY -> FIELD, or NULL */
+};
+
+/* One finished run. */
+struct run {
+  int add_rc; /* first failing assay_engine_add, else 0 */
+  char *add_err;
+  int rc; /* assay_engine_run */
+  char *err;
+  cJSON *records; /* array, in the order handed out */
+  struct assay_engine_stats stats;
+  double wall_ms;
+};
+
+/* Owned path spec of a fixture: "fx_metrics:pick" ->
+ * "<builddir>/tests/fixtures/fx_metrics.la:pick". */
+static char *fixture_spec(const char *spec) {
+  const char *colon = strchr(spec, ':');
+  char *rel =
+      assay__format("fixtures/%.*s.la",
+                    (int)(colon ? (size_t)(colon - spec) : strlen(spec)), spec);
+  char *path = test_build_path(rel);
+  char *full = assay__format("%s%s", path, colon ? colon : "");
+  free(rel);
+  free(path);
+  return full;
+}
+
+static int collect(void *arg, const cJSON *record) {
+  cJSON_AddItemToArray((cJSON *)arg, cJSON_Duplicate(record, 1));
+  return 0;
+}
+
+static cJSON *parse_or_null(const char *text) {
+  if (text == NULL)
+    return NULL;
+  cJSON *j = cJSON_Parse(text);
+  CU_ASSERT_PTR_NOT_NULL(j);
+  return j;
+}
+
+static int add(struct assay_engine *e, struct assay_loader *l, int kind,
+               const char *spec, const char *opts, const char *map,
+               struct run *r) {
+  char *full = fixture_spec(spec);
+  cJSON *o = parse_or_null(opts), *m = parse_or_null(map);
+  char *err = NULL;
+  int rc = assay_engine_add(e, l, kind, full, o, m, &err);
+  if (rc != 0 && r->add_rc == 0) {
+    r->add_rc = rc;
+    r->add_err = err;
+    err = NULL;
+  }
+  free(err);
+  cJSON_Delete(o);
+  cJSON_Delete(m);
+  free(full);
+  return rc;
+}
+
+/*
+ * Runs task (a fixture spec, or NULL for scoring mode) and metrics (ends
+ * with {NULL}) over the JSONL text data. When expect_add_ok, a failing
+ * assay_engine_add fails the test. The engine is always freed, and must
+ * report every handle closed.
+ */
+static void run_ex(struct run *r, const struct assay_engine_opts *o,
+                   const char *task, const char *task_opts,
+                   const struct metric_spec *metrics, const char *data,
+                   int expect_add_ok) {
+  memset(r, 0, sizeof *r);
+  r->records = cJSON_CreateArray();
+  struct assay_loader *l = NULL;
+  struct assay_engine *e = NULL;
+  char *err = NULL;
+  CU_ASSERT_EQUAL_FATAL(assay_loader_new(&l, NULL, &err), 0);
+  CU_ASSERT_EQUAL_FATAL(assay_engine_new(&e, o, &err), 0);
+  if (task != NULL)
+    add(e, l, ASSAY_KIND_TASK, task, task_opts, NULL, r);
+  for (size_t i = 0; metrics != NULL && metrics[i].spec != NULL; i++)
+    add(e, l, ASSAY_KIND_METRIC, metrics[i].spec, metrics[i].opts,
+        metrics[i].map, r);
+  if (expect_add_ok && r->add_rc != 0) {
+    fprintf(stderr, "\n  assay_engine_add: %s\n",
+            r->add_err ? r->add_err : "(no message)");
+    CU_FAIL("assay_engine_add failed");
+  }
+  if (r->add_rc == 0) {
+    struct assay_dataset *ds = NULL;
+    int drc = assay_dataset_open_mem(&ds, "test.jsonl", data, strlen(data),
+                                     ASSAY_DATASET_JSONL, 0, &err);
+    CU_ASSERT_EQUAL(drc, 0);
+    if (drc == 0) {
+      double t0 = assay__now_ms();
+      r->rc = assay_engine_run(e, ds, collect, r->records, &r->err);
+      r->wall_ms = assay__now_ms() - t0;
+      if (r->rc != 0)
+        fprintf(stderr, "\n  assay_engine_run: %s\n",
+                r->err ? r->err : "(no message)");
+      assay_dataset_free(ds);
+    } else {
+      free(err);
+    }
+  }
+  r->stats = *assay_engine_stats(e);
+  CU_ASSERT_EQUAL(assay_engine_free(e), 0);
+  assay_loader_free(l);
+}
+
+static void run(struct run *r, const struct assay_engine_opts *o,
+                const char *task, const char *task_opts,
+                const struct metric_spec *metrics, const char *data) {
+  run_ex(r, o, task, task_opts, metrics, data, 1);
+}
+
+static void run_release(struct run *r) {
+  cJSON_Delete(r->records);
+  free(r->err);
+  free(r->add_err);
+}
+
+static void opts_default(struct assay_engine_opts *o) {
+  assay_engine_opts_init(o);
+  o->threads = 4;
+  o->seed = 12345;
+}
+
+/* Appends a formatted line to an owned text buffer. */
+static void line(char **buf, const char *fmt, ...) ASSAY__PRINTF(2, 3);
+static void line(char **buf, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *l = assay__vformat(fmt, ap);
+  va_end(ap);
+  char *n = assay__format("%s%s\n", *buf ? *buf : "", l);
+  free(*buf);
+  free(l);
+  *buf = n;
+}
+
+/* ---- record accessors -------------------------------------------------------
+ */
+
+static const cJSON *rec(const struct run *r, int i) {
+  return cJSON_GetArrayItem(r->records, i);
+}
+
+static const cJSON *at(const cJSON *j, const char *path) {
+  return j ? assay__json_path(j, path) : NULL;
+}
+
+static double num(const cJSON *j, const char *path) {
+  const cJSON *v = at(j, path);
+  return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static const char *str(const cJSON *j, const char *path) {
+  const cJSON *v = at(j, path);
+  return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int str_is(const cJSON *j, const char *path, const char *want) {
+  const char *s = str(j, path);
+  if (s == NULL || strcmp(s, want) != 0) {
+    char *text = j ? cJSON_PrintUnformatted(j) : NULL;
+    fprintf(stderr, "\n  %s: want \"%s\", got %s%s%s in %s\n", path, want,
+            s ? "\"" : "", s ? s : "nothing", s ? "\"" : "",
+            text ? text : "(no record)");
+    free(text);
+    return 0;
+  }
+  return 1;
+}
+
+static int has(const char *s, const char *sub) {
+  if (s == NULL || strstr(s, sub) == NULL) {
+    fprintf(stderr, "\n  \"%s\" lacks \"%s\"\n", s ? s : "(null)", sub);
+    return 0;
+  }
+  return 1;
+}
+
+/* Checks record i is the i-th item, finished without error. */
+static int record_ok(const struct run *r, int i) {
+  const cJSON *x = rec(r, i);
+  int ok = x != NULL && num(x, "index") == i && cJSON_IsNull(at(x, "error")) &&
+           cJSON_IsObject(at(x, "output"));
+  if (!ok) {
+    char *text = x ? cJSON_PrintUnformatted(x) : NULL;
+    fprintf(stderr, "\n  record %d not ok: %s\n", i, text ? text : "(missing)");
+    free(text);
+  }
+  return ok;
+}
+
+/* ---- ordering, concurrency, memory -----------------------------------------
+ */
+
+static void test_order_random_completion(void) {
+  /* Items complete in a random order; records come out in dataset order,
+   * every one present, each with its own output. */
+  enum { N = 300 };
+  char *data = NULL;
+  srand(7);
+  for (int i = 0; i < N; i++)
+    line(&data, "{\"id\":\"q%d\",\"input\":%d,\"ms\":%d}", i, i, rand() % 40);
+  struct assay_engine_opts o;
+  opts_default(&o);
+  o.concurrency = 50;
+  struct run r;
+  run(&r, &o, "fx_async", NULL, NULL, data);
+  CU_ASSERT_EQUAL(r.rc, 0);
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), N);
+  CU_ASSERT_EQUAL(r.stats.items, N);
+  int in_order = 1;
+  for (int i = 0; i < N; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "q%d", i);
+    in_order &= record_ok(&r, i) && str_is(rec(&r, i), "id", id) &&
+                num(rec(&r, i), "output.output") == i &&
+                num(rec(&r, i), "input.input") == i &&
+                num(rec(&r, i), "trial") == 0 &&
+                num(rec(&r, i), "attempts") == 1;
+  }
+  CU_ASSERT(in_order);
+  /* The completion order really was shuffled: some item finished its call
+   * after a later item had started more calls than the window allows to
+   * pass it, i.e. results had to wait in the reorder buffer. */
+  CU_ASSERT(r.stats.max_pending > r.stats.max_running / 2);
+  run_release(&r);
+  free(data);
+}
+
+static void test_concurrency_limit_async(void) {
+  enum { N = 200, C = 7 };
+  char *data = NULL;
+  srand(11);
+  for (int i = 0; i < N; i++)
+    line(&data, "{\"input\":%d,\"ms\":%d}", i, 1 + rand() % 20);
+  struct assay_engine_opts o;
+  opts_default(&o);
+  o.concurrency = C;
+  struct run r;
+  run(&r, &o, "fx_async", NULL, NULL, data);
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), N);
+  /* The plugin's own count of its outstanding calls. */
+  int seen = 0;
+  for (int i = 0; i < N; i++) {
+    double f = num(rec(&r, i), "output.in_flight");
+    if (f > seen)
+      seen = (int)f;
+  }
+  CU_ASSERT(seen <= C);
+  CU_ASSERT(seen >= 2); /* it did run calls at once */
+  CU_ASSERT(r.stats.max_running <= C);
+  CU_ASSERT(r.stats.max_running >= 2);
+  if (seen > C || r.stats.max_running > C)
+    fprintf(stderr, "\n  concurrency %d: plugin saw %d, engine %d\n", C, seen,
+            r.stats.max_running);
+  run_release(&r);
+  free(data);
+}
+
+static int max_peak(const struct run *r) {
+  int peak = 0;
+  for (int i = 0; i < cJSON_GetArraySize(r->records); i++) {
+    double p = num(rec(r, i), "output.peak");
+    if (p > peak)
+      peak = (int)p;
+  }
+  return peak;
+}
+
+static void test_concurrency_limit_sync(void) {
+  /* More workers than --concurrency: admission is what holds the limit. */
+  enum { N = 30, C = 3 };
+  char *data = NULL;
+  for (int i = 0; i < N; i++)
+    line(&data, "{\"input\":%d}", i);
+  struct assay_engine_opts o;
+  opts_default(&o);
+  o.threads = 8;
+  o.concurrency = C;
+  struct run r;
+  run(&r, &o, "fx_unsafe:safe", "{\"ms\":15}", NULL, data);
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), N);
+  int peak = max_peak(&r);
+  CU_ASSERT(peak <= C);
+  CU_ASSERT(peak >= 2);
+  CU_ASSERT(r.stats.max_running <= C);
+  run_release(&r);
+  free(data);
+}
+
+static void test_not_thread_safe_serialised(void) {
+  /* A sync component without ASSAY_THREAD_SAFE never runs on two threads at
+   * once, whatever the workers and the concurrency; the same code declared
+   * thread-safe does overlap, which shows the count is real. */
+  enum { N = 24 };
+  char *data = NULL;
+  for (int i = 0; i < N; i++)
+    line(&data, "{\"input\":%d}", i);
+  struct assay_engine_opts o;
+  opts_default(&o);
+  o.threads = 4;
+  o.concurrency = 8;
+  struct run r;
+  run(&r, &o, "fx_unsafe:unsafe", "{\"ms\":10}", NULL, data);
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), N);
+  int all_ok = 1;
+  for (int i = 0; i < N; i++)
+    all_ok &= record_ok(&r, i);
+  CU_ASSERT(all_ok);
+  CU_ASSERT_EQUAL(max_peak(&r), 1);
+  run_release(&r);
+
+  run(&r, &o, "fx_unsafe:safe", "{\"ms\":10}", NULL, data);
+  CU_ASSERT(max_peak(&r) >= 2);
+  run_release(&r);
+  free(data);
+}
+
+static void test_memory_window(void) {
+  /* Item 0 is slow and every other item fast: finished items pile up
+   * behind item 0 in the reorder buffer. Admission must stop at the window
+   * instead of reading the whole dataset. */
+  enum { N = 100, C = 4 };
+  char *data = NULL;
+  line(&data, "{\"input\":0,\"ms\":300}");
+  for (int i = 1; i < N; i++)
+    line(&data, "{\"input\":%d,\"ms\":1}", i);
+  struct assay_engine_opts o;
+  opts_default(&o);
+  o.concurrency = C;
+  struct run r;
+  run(&r, &o, "fx_async", NULL, NULL, data);
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), N);
+  int all_ok = 1;
+  for (int i = 0; i < N; i++)
+    all_ok &= record_ok(&r, i) && num(rec(&r, i), "output.output") == i;
+  CU_ASSERT(all_ok);
+  CU_ASSERT(r.stats.max_pending <= WINDOW(C));
+  CU_ASSERT(r.stats.max_running <= C);
+  /* The plugin's view: calls started by the time item 0 completed. Others
+   * did go on meanwhile (more than C), but no more than the window. */
+  double started = num(rec(&r, 0), "output.started");
+  CU_ASSERT(started > C);
+  CU_ASSERT(started <= WINDOW(C));
+  if (!(started <= WINDOW(C)) || r.stats.max_pending > WINDOW(C))
+    fprintf(stderr, "\n  window %d: %g calls started, max_pending %d\n",
+            WINDOW(C), started, r.stats.max_pending);
+  run_release(&r);
+  free(data);
+}
+
+static void test_limit(void) {
+  char *data = NULL;
+  for (int i = 0; i < 10; i++)
+    line(&data, "{\"input\":%d}", i);
+  struct assay_engine_opts o;
+  opts_default(&o);
+  o.limit = 4;
+  struct run r;
+  run(&r, &o, "fx_sync", NULL, NULL, data);
+  CU_ASSERT_EQUAL(r.rc, 0);
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 4);
+  CU_ASSERT_EQUAL(r.stats.items, 4);
+  run_release(&r);
+  free(data);
+}
+
+/* ---- timeouts and retries
+ * ----------------------------------------------------- */
+
+static void test_timeout_never_completes(void) {
+  struct assay_engine_opts o;
+  opts_default(&o);
+  o.timeout_ms = 100;
+  o.retries = 0;
+  struct run r;
+  run(&r, &o, "fx_never", NULL, NULL,
+      "{\"input\":1}\n{\"input\":2}\n{\"input\":3}\n");
+  CU_ASSERT_EQUAL(r.rc, 0);
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 3);
+  for (int i = 0; i < 3; i++) {
+    CU_ASSERT(str_is(rec(&r, i), "error.code", "timeout"));
+    CU_ASSERT(has(str(rec(&r, i), "error.message"), "100 ms"));
+    CU_ASSERT(cJSON_IsNull(at(rec(&r, i), "output")));
+    CU_ASSERT_EQUAL(num(rec(&r, i), "attempts"), 1);
+  }
+  CU_ASSERT_EQUAL(r.stats.timeouts, 3);
+  CU_ASSERT_EQUAL(r.stats.items_failed, 3);
+  /* --timeout is a floor too: no call may be abandoned before it. */
+  CU_ASSERT(r.wall_ms >= 100 - TIMER_SLACK_MS);
+  if (!(r.wall_ms >= 100 - TIMER_SLACK_MS))
+    fprintf(stderr, "\n  three calls timed out after %.1f ms, not 100\n",
+            r.wall_ms);
+  run_release(&r);
+}
+
+static void test_timeout_async_late(void) {
+  /* Item 0's call outlives its timeout; the run goes on long enough (one
+   * item at a time) for its late completion to arrive, which must be
+   * dropped and counted, leaving item 0's timeout record as it was. */
+  struct assay_engine_opts o;
+  opts_default(&o);
+  o.timeout_ms = 200;
+  o.retries = 0;
+  o.concurrency = 1;
+  char *data = NULL;
+  line(&data, "{\"input\":0,\"ms\":400}");
+  for (int i = 1; i <= 8; i++)
+    line(&data, "{\"input\":%d,\"ms\":50}", i);
+  struct run r;
+  run(&r, &o, "fx_async", NULL, NULL, data);
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 9);
+  CU_ASSERT(str_is(rec(&r, 0), "error.code", "timeout"));
+  CU_ASSERT(cJSON_IsNull(at(rec(&r, 0), "output")));
+  int rest_ok = 1;
+  for (int i = 1; i <= 8; i++)
+    rest_ok &= record_ok(&r, i) && num(rec(&r, i), "output.output") == i;
+  CU_ASSERT(rest_ok);
+  CU_ASSERT_EQUAL(r.stats.timeouts, 1);
+  CU_ASSERT_EQUAL(r.stats.late_completions, 1);
+  run_release(&r);
+  free(data);
+}
+
+static void test_timeout_sync_late(void) {
+  /* A sync call cannot be interrupted: its item gets a timeout record when
+   * the timeout fires, and its result is dropped when the worker returns
+   * it. Meanwhile the other worker serves the rest. */
+  struct assay_engine_opts o;
+  opts_default(&o);
+  o.threads = 2;
+  o.timeout_ms = 200;
+  o.retries = 0;
+  o.concurrency = 1;
+  char *data = NULL;
+  line(&data, "{\"input\":0,\"ms\":450}");
+  for (int i = 1; i <= 8; i++)
+    line(&data, "{\"input\":%d,\"ms\":50}", i);
+  struct run r;
+  run(&r, &o, "fx_slow", NULL, NULL, data);
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 9);
+  CU_ASSERT(str_is(rec(&r, 0), "error.code", "timeout"));
+  CU_ASSERT(cJSON_IsNull(at(rec(&r, 0), "output")));
+  int rest_ok = 1;
+  for (int i = 1; i <= 8; i++)
+    rest_ok &= record_ok(&r, i) && num(rec(&r, i), "output.slept") == 50;
+  CU_ASSERT(rest_ok);
+  CU_ASSERT_EQUAL(r.stats.timeouts, 1);
+  CU_ASSERT_EQUAL(r.stats.late_completions, 1);
+  run_release(&r);
+  free(data);
+}
+
+static void test_retry_after(void) {
+  /* Each item fails retryably twice asking for 150 ms, then succeeds: three
+   * attempts in the record, and the plugin saw at least 150 ms between
+   * consecutive attempts. */
+  struct assay_engine_opts o;
+  opts_default(&o);
+  o.backoff_base_ms = 1; /* so that only the retry-after can explain a wait */
+  struct run r;
+  run(&r, &o, "fx_flaky", NULL, NULL,
+      "{\"id\":\"a\",\"input\":1}\n{\"id\":\"b\",\"input\":2}\n"
+      "{\"id\":\"c\",\"input\":3}\n");
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 3);
+  for (int i = 0; i < 3; i++) {
+    const cJSON *x = rec(&r, i);
+    CU_ASSERT(record_ok(&r, i));
+    CU_ASSERT_EQUAL(num(x, "attempts"), 3);
+    CU_ASSERT_EQUAL(num(x, "output.attempt"), 3);
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(at(x, "output.gaps")), 2);
+    for (int g = 0; g < 2; g++) {
+      double gap = num(x, g ? "output.gaps.1" : "output.gaps.0");
+      CU_ASSERT(gap >= 150 - TIMER_SLACK_MS);
+      if (!(gap >= 150 - TIMER_SLACK_MS))
+        fprintf(stderr, "\n  item %d: retry %d came after %.1f ms, not 150\n",
+                i, g + 1, gap);
+    }
+    CU_ASSERT(num(x, "task_ms") >= 300 - 2 * TIMER_SLACK_MS);
+  }
+  CU_ASSERT_EQUAL(r.stats.retries, 6);
+  CU_ASSERT_EQUAL(r.stats.calls, 9);
+  CU_ASSERT(r.wall_ms >= 300 - 2 * TIMER_SLACK_MS);
+  run_release(&r);
+}
+
+static void test_retries_exhausted(void) {
+  struct assay_engine_opts o;
+  opts_default(&o);
+  o.retries = 2;
+  o.backoff_base_ms = 1;
+  struct run r;
+  run(&r, &o, "fx_flaky", "{\"failures\":5,\"retry_after_ms\":5}", NULL,
+      "{\"id\":\"a\",\"input\":1}\n");
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 1);
+  CU_ASSERT(str_is(rec(&r, 0), "error.code", "retries_exhausted"));
+  CU_ASSERT(has(str(rec(&r, 0), "error.message"), "flaky failure 3 of 5"));
+  CU_ASSERT_EQUAL(num(rec(&r, 0), "attempts"), 3);
+  CU_ASSERT(cJSON_IsNull(at(rec(&r, 0), "output")));
+  CU_ASSERT_EQUAL(r.stats.retries, 2);
+  run_release(&r);
+}
+
+/* ---- misbehaving plugins
+ * -------------------------------------------------------- */
+
+static void test_completes_twice(void) {
+  /* Item 0: both completions at once inside run_async. Item 1: the second
+   * 30 ms later, after its record was written, while item 2 still runs.
+   * Item 2: its second completion would come after the run. */
+  struct assay_engine_opts o;
+  opts_default(&o);
+  struct run r;
+  run(&r, &o, "fx_twice", NULL, NULL,
+      "{\"input\":0}\n{\"input\":1,\"ms2\":30}\n"
+      "{\"input\":2,\"ms\":200,\"ms2\":100000}\n");
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 3);
+  for (int i = 0; i < 3; i++) {
+    CU_ASSERT(record_ok(&r, i));
+    CU_ASSERT(str_is(rec(&r, i), "output.output", "completion 1"));
+  }
+  CU_ASSERT_EQUAL(r.stats.plugin_faults, 2);
+  CU_ASSERT_EQUAL(r.stats.items_failed, 0);
+  run_release(&r);
+}
+
+static void test_foreign_thread(void) {
+  enum { N = 60 };
+  char *data = NULL;
+  srand(5);
+  for (int i = 0; i < N; i++)
+    line(&data, "{\"input\":%d,\"ms\":%d}", i, 1 + rand() % 15);
+  struct assay_engine_opts o;
+  opts_default(&o);
+  o.concurrency = 16;
+  struct run r;
+  run(&r, &o, "fx_thread", NULL, NULL, data);
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), N);
+  int all_ok = 1;
+  for (int i = 0; i < N; i++)
+    all_ok &= record_ok(&r, i) && num(rec(&r, i), "output.output") == i &&
+              cJSON_IsTrue(at(rec(&r, i), "output.foreign"));
+  CU_ASSERT(all_ok);
+  CU_ASSERT_EQUAL(r.stats.plugin_faults, 0);
+  run_release(&r);
+  free(data);
+}
+
+static void test_returns_nothing(void) {
+  static const char *const specs[] = {"fx_nothing:sync", "fx_nothing:async"};
+  for (size_t k = 0; k < 2; k++) {
+    struct assay_engine_opts o;
+    opts_default(&o);
+    struct run r;
+    run(&r, &o, specs[k], NULL, NULL, "{\"input\":1}\n{\"input\":2}\n");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 2);
+    for (int i = 0; i < 2; i++) {
+      CU_ASSERT(str_is(rec(&r, i), "error.code", "no_output"));
+      CU_ASSERT(cJSON_IsNull(at(rec(&r, i), "output")));
+    }
+    CU_ASSERT_EQUAL(r.stats.items_failed, 2);
+    run_release(&r);
+  }
+}
+
+static void test_non_object_output(void) {
+  struct assay_engine_opts o;
+  opts_default(&o);
+  struct run r;
+  run(&r, &o, "fx_scalar", NULL, NULL,
+      "{\"value\":42}\n{\"value\":\"abc\"}\n{\"value\":[1,2]}\n"
+      "{\"value\":null}\n{\"other\":1}\n");
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 5);
+  static const char *const want[] = {"{\"output\":42}", "{\"output\":\"abc\"}",
+                                     "{\"output\":[1,2]}", "{\"output\":null}",
+                                     "{\"output\":\"scalar\"}"};
+  for (int i = 0; i < 5; i++) {
+    CU_ASSERT(record_ok(&r, i));
+    cJSON *w = cJSON_Parse(want[i]);
+    CU_ASSERT(cJSON_Compare(at(rec(&r, i), "output"), w, 1));
+    cJSON_Delete(w);
+  }
+  run_release(&r);
+}
+
+static void test_both_entries_prefers_async(void) {
+  struct assay_engine_opts o;
+  opts_default(&o);
+  struct run r;
+  run(&r, &o, "fx_both", NULL, NULL, "{\"input\":\"x\"}\n");
+  CU_ASSERT(record_ok(&r, 0));
+  CU_ASSERT(str_is(rec(&r, 0), "output.output", "x"));
+  CU_ASSERT(str_is(rec(&r, 0), "output.via", "async"));
+  run_release(&r);
+}
+
+/* ---- metrics
+ * ------------------------------------------------------------------------ */
+
+/* A score's fields, or NULL when the record has no such score. */
+static const cJSON *score(const struct run *r, int i, const char *name) {
+  const cJSON *scores = at(rec(r, i), "scores");
+  return cJSON_GetObjectItemCaseSensitive(scores, name);
+}
+
+static int score_failed(const struct run *r, int i, const char *name) {
+  const cJSON *s = score(r, i, name);
+  int ok = s != NULL &&
+           cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(s, "value")) &&
+           str(s, "error") != NULL && *str(s, "error") != '\0';
+  if (!ok) {
+    char *text = cJSON_PrintUnformatted(rec(r, i));
+    fprintf(stderr, "\n  score '%s' of record %d is not a failure: %s\n", name,
+            i, text ? text : "");
+    free(text);
+  }
+  return ok;
+}
+
+static int score_is(const struct run *r, int i, const char *name, double v) {
+  const cJSON *s = score(r, i, name);
+  int ok = s != NULL && num(s, "value") == v && cJSON_IsNull(at(s, "error"));
+  if (!ok) {
+    char *text = cJSON_PrintUnformatted(rec(r, i));
+    fprintf(stderr, "\n  score '%s' of record %d is not %g: %s\n", name, i, v,
+            text ? text : "");
+    free(text);
+  }
+  return ok;
+}
+
+static void test_bad_metric_values(void) {
+  static const struct metric_spec metrics[] = {
+      {"fx_badmetric:nonfinite", NULL, NULL},
+      {"fx_badmetric:nonfinite", "{\"name\":\"inf\",\"kind\":\"inf\"}", NULL},
+      {"fx_badmetric:shape", NULL, NULL},
+      {"fx_metrics:const", "{\"value\":0.5}", NULL},
+      {NULL, NULL, NULL},
+  };
+  struct assay_engine_opts o;
+  opts_default(&o);
+  struct run r;
+  run(&r, &o, "fx_sync", NULL, metrics, "{\"input\":1}\n{\"input\":2}\n");
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 2);
+  for (int i = 0; i < 2; i++) {
+    /* The task succeeded; only the scores failed, none dropped. */
+    CU_ASSERT(record_ok(&r, i));
+    CU_ASSERT(score_failed(&r, i, "nonfinite"));
+    CU_ASSERT(score_failed(&r, i, "inf"));
+    CU_ASSERT(score_failed(&r, i, "shape"));
+    CU_ASSERT(score_is(&r, i, "const", 0.5));
+    CU_ASSERT(has(str(score(&r, i, "nonfinite"), "error"), "finite"));
+  }
+  CU_ASSERT_EQUAL(r.stats.scores_failed, 6);
+  CU_ASSERT_EQUAL(r.stats.items_failed, 0);
+  run_release(&r);
+}
+
+static void test_missing_metric_input(void) {
+  static const struct metric_spec metrics[] = {
+      {"fx_metrics:pick", NULL, NULL},
+      {NULL, NULL, NULL},
+  };
+  struct assay_engine_opts o;
+  opts_default(&o);
+  struct run r;
+  run(&r, &o, "fx_sync", NULL, metrics,
+      "{\"input\":1}\n{\"input\":2,\"x\":0.25}\n");
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 2);
+  CU_ASSERT(score_failed(&r, 0, "pick"));
+  const char *err = str(score(&r, 0, "pick"), "error");
+  CU_ASSERT(has(err, "'x'"));
+  CU_ASSERT(has(err, "--map"));
+  /* An item that has the key is scored. */
+  CU_ASSERT(score_is(&r, 1, "pick", 0.25));
+  CU_ASSERT_EQUAL(r.stats.scores_failed, 1);
+  run_release(&r);
+}
+
+static void test_map_dotted_path(void) {
+  /* --map x=answers.1 reads the second element of the item's array; the
+   * task output's fields win over the item's (output.output is 7 here, the
+   * item's own "output" field 0.5). */
+  static const struct metric_spec metrics[] = {
+      {"fx_metrics:pick", NULL, "{\"x\":\"answers.1\"}"},
+      {"fx_metrics:pick", "{\"name\":\"from_output\"}", "{\"x\":\"output\"}"},
+      {"fx_metrics:pick", "{\"name\":\"nested\"}", "{\"x\":\"meta.scores.0\"}"},
+      {NULL, NULL, NULL},
+  };
+  struct assay_engine_opts o;
+  opts_default(&o);
+  struct run r;
+  run(&r, &o, "fx_sync", NULL, metrics,
+      "{\"input\":7,\"output\":0.5,\"answers\":[0.25,0.75],"
+      "\"meta\":{\"scores\":[0.125]}}\n");
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 1);
+  CU_ASSERT(score_is(&r, 0, "pick", 0.75));
+  CU_ASSERT(score_is(&r, 0, "from_output", 7));
+  CU_ASSERT(score_is(&r, 0, "nested", 0.125));
+  run_release(&r);
+}
+
+static void test_task_failure_skips_metrics(void) {
+  static const struct metric_spec metrics[] = {
+      {"fx_metrics:const", NULL, NULL},
+      {"fx_metrics:async_sleep", "{\"ms\":1}", NULL},
+      {NULL, NULL, NULL},
+  };
+  struct assay_engine_opts o;
+  opts_default(&o);
+  struct run r;
+  run(&r, &o, "fx_sync", NULL, metrics,
+      "{\"input\":1,\"fail\":\"the model is on fire\"}\n{\"input\":2}\n");
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 2);
+  CU_ASSERT(str_is(rec(&r, 0), "error.code", "error"));
+  CU_ASSERT(has(str(rec(&r, 0), "error.message"), "the model is on fire"));
+  CU_ASSERT(cJSON_IsNull(at(rec(&r, 0), "output")));
+  /* No metric ran on the failed item: no score at all. */
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(at(rec(&r, 0), "scores")), 0);
+  CU_ASSERT(score_is(&r, 1, "const", 1));
+  CU_ASSERT(score_is(&r, 1, "async_sleep", 1));
+  CU_ASSERT_EQUAL(r.stats.items_failed, 1);
+  CU_ASSERT_EQUAL(r.stats.scores_failed, 0);
+  run_release(&r);
+}
+
+static void test_metrics_run_concurrently(void) {
+  /* Three metrics of one item, two sync and one async, each 200 ms long.
+   * Run at once, the last to start sees all three running; one after the
+   * other, each would see only itself. */
+  static const struct metric_spec metrics[] = {
+      {"fx_metrics:sleep", "{\"ms\":200,\"name\":\"s1\"}", NULL},
+      {"fx_metrics:sleep", "{\"ms\":200,\"name\":\"s2\"}", NULL},
+      {"fx_metrics:async_sleep", "{\"ms\":200}", NULL},
+      {NULL, NULL, NULL},
+  };
+  struct assay_engine_opts o;
+  opts_default(&o);
+  o.threads = 4;
+  struct run r;
+  run(&r, &o, "fx_sync", NULL, metrics, "{\"input\":1}\n");
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 1);
+  CU_ASSERT(record_ok(&r, 0));
+  double peak = 0;
+  static const char *const names[] = {"s1", "s2", "async_sleep"};
+  for (int k = 0; k < 3; k++) {
+    double v = num(score(&r, 0, names[k]), "value");
+    CU_ASSERT(v >= 1 && v <= 3);
+    if (v > peak)
+      peak = v;
+  }
+  CU_ASSERT_EQUAL(peak, 3);
+  /* metrics_ms covers the metrics: at least one 200 ms metric. */
+  CU_ASSERT(num(rec(&r, 0), "metrics_ms") >= 200 - TIMER_SLACK_MS);
+  run_release(&r);
+}
+
+static void test_multi_and_renamed_scores(void) {
+  static const struct metric_spec metrics[] = {
+      {"fx_metrics:multi", NULL, NULL},
+      {"fx_metrics:multi", "{\"name\":\"m2\"}", NULL},
+      {"fx_metrics:const", "{\"name\":\"c1\",\"value\":0.5}", NULL},
+      {"fx_metrics:const", "{\"name\":\"c2\",\"reason\":\"why not\"}", NULL},
+      {NULL, NULL, NULL},
+  };
+  struct assay_engine_opts o;
+  opts_default(&o);
+  struct run r;
+  run(&r, &o, "fx_sync", NULL, metrics, "{\"input\":1}\n");
+  CU_ASSERT(record_ok(&r, 0));
+  CU_ASSERT(score_is(&r, 0, "a", 0.25));
+  CU_ASSERT(score_is(&r, 0, "b", 0.75));
+  CU_ASSERT(str_is(score(&r, 0, "a"), "reason", "a"));
+  /* A renamed multi-score metric prefixes its scores with the new name. */
+  CU_ASSERT(score_is(&r, 0, "m2.a", 0.25));
+  CU_ASSERT(score_is(&r, 0, "m2.b", 0.75));
+  CU_ASSERT(score_is(&r, 0, "c1", 0.5));
+  CU_ASSERT(score_is(&r, 0, "c2", 1));
+  CU_ASSERT(str_is(score(&r, 0, "c2"), "reason", "why not"));
+  CU_ASSERT(cJSON_IsNull(at(score(&r, 0, "c1"), "reason")));
+  run_release(&r);
+}
+
+static void test_duplicate_score_name(void) {
+  static const struct metric_spec metrics[] = {
+      {"fx_metrics:const", NULL, NULL},
+      {"fx_metrics:const", NULL, NULL},
+      {NULL, NULL, NULL},
+  };
+  struct assay_engine_opts o;
+  opts_default(&o);
+  struct run r;
+  run_ex(&r, &o, "fx_sync", NULL, metrics, "{\"input\":1}\n", 0);
+  CU_ASSERT(r.add_rc < 0);
+  CU_ASSERT(has(r.add_err, "'const'"));
+  CU_ASSERT(has(r.add_err, "name"));
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 0);
+  run_release(&r);
+}
+
+static void test_scoring_mode(void) {
+  /* No task: each item is scored as it stands. */
+  static const struct metric_spec metrics[] = {
+      {"fx_metrics:pick", NULL, NULL},
+      {"fx_metrics:pick", "{\"name\":\"y\"}", "{\"x\":\"y\"}"},
+      {NULL, NULL, NULL},
+  };
+  struct assay_engine_opts o;
+  opts_default(&o);
+  struct run r;
+  run(&r, &o, NULL, NULL, metrics,
+      "{\"x\":0.5,\"y\":1}\n{\"x\":0,\"y\":0.25}\n");
+  CU_ASSERT_EQUAL(r.rc, 0);
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 2);
+  CU_ASSERT(score_is(&r, 0, "pick", 0.5));
+  CU_ASSERT(score_is(&r, 0, "y", 1));
+  CU_ASSERT(score_is(&r, 1, "pick", 0));
+  CU_ASSERT(score_is(&r, 1, "y", 0.25));
+  for (int i = 0; i < 2; i++)
+    CU_ASSERT(cJSON_IsNull(at(rec(&r, i), "error")));
+  CU_ASSERT_EQUAL(r.stats.calls, 4);
+  run_release(&r);
+}
+
+static void test_bad_item(void) {
+  /* A malformed line is a record of its own; the run goes on. */
+  struct assay_engine_opts o;
+  opts_default(&o);
+  struct run r;
+  run(&r, &o, "fx_sync", NULL, NULL,
+      "{\"input\":0}\n{\"input\": nope}\n[1,2]\n{\"input\":3}\n");
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 4);
+  CU_ASSERT(record_ok(&r, 0));
+  CU_ASSERT(str_is(rec(&r, 1), "error.code", "bad_item"));
+  CU_ASSERT(has(str(rec(&r, 1), "error.message"), "test.jsonl:2"));
+  CU_ASSERT(str_is(rec(&r, 2), "error.code", "bad_item"));
+  CU_ASSERT(record_ok(&r, 3));
+  CU_ASSERT(num(rec(&r, 3), "output.output") == 3);
+  CU_ASSERT_EQUAL(r.stats.items_failed, 2);
+  run_release(&r);
+}
+
+static const struct test_case pipeline_cases[] = {
+    {"order under random completion times", test_order_random_completion},
+    {"concurrency limit, async", test_concurrency_limit_async},
+    {"concurrency limit, sync", test_concurrency_limit_sync},
+    {"not thread-safe is serialised", test_not_thread_safe_serialised},
+    {"memory bounded by the window", test_memory_window},
+    {"--limit", test_limit},
+    {"bad item", test_bad_item},
+    {NULL, NULL},
+};
+
+static const struct test_case fault_cases[] = {
+    {"never completes: timeout", test_timeout_never_completes},
+    {"async past its timeout: late completion dropped",
+     test_timeout_async_late},
+    {"sync past its timeout: late result dropped", test_timeout_sync_late},
+    {"retries honour retry-after", test_retry_after},
+    {"retries exhausted", test_retries_exhausted},
+    {"completes twice", test_completes_twice},
+    {"completes from a foreign thread", test_foreign_thread},
+    {"returns nothing", test_returns_nothing},
+    {"non-object output wrapped", test_non_object_output},
+    {"both entries: async preferred", test_both_entries_prefers_async},
+    {NULL, NULL},
+};
+
+static const struct test_case metric_cases[] = {
+    {"non-finite and wrong-shape scores", test_bad_metric_values},
+    {"missing input names --map", test_missing_metric_input},
+    {"--map with a dotted path", test_map_dotted_path},
+    {"task failure: metrics not run", test_task_failure_skips_metrics},
+    {"metrics of one item run concurrently", test_metrics_run_concurrently},
+    {"multi-score and renamed metrics", test_multi_and_renamed_scores},
+    {"duplicate score name", test_duplicate_score_name},
+    {"scoring mode", test_scoring_mode},
+    {NULL, NULL},
+};
+
+static int suite_init(void) {
+  unsetenv("ASSAY_PLUGIN_PATH");
+  return 0;
+}
+
+static const struct test_suite suites[] = {
+    {"pipeline", suite_init, NULL, pipeline_cases},
+    {"faults", suite_init, NULL, fault_cases},
+    {"metrics", suite_init, NULL, metric_cases},
+    {NULL, NULL, NULL, NULL},
+};
+
+int main(int argc, char **argv) {
+  return test_main(argc, argv, suites);
+}
