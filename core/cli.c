@@ -33,6 +33,10 @@
 #define EXIT_USAGE 2
 #define EXIT_INTERRUPTED 130
 
+/* Files we create: the user's umask applies, and even under umask 000 they
+ * are never world-writable. */
+#define OUTPUT_MODE 0664
+
 struct spec {
   int kind;
   char *spec;
@@ -82,6 +86,10 @@ static const char main_help[] =
     "commands:\n"
     "  run       run a task and metrics over a dataset\n"
     "  plugins   list the plugins found, or describe given ones\n"
+    "  report    write a self-contained HTML report of results\n"
+    "  compare   compare two results files item by item\n"
+    "  merge     merge shard results into one file in dataset order\n"
+    "  rescore   run metrics again on stored outputs\n"
     "\n"
     "options:\n"
     "  -h, --help     show this help\n"
@@ -509,7 +517,7 @@ static char *summary_path_for(const char *output) {
  * never sees half a summary. */
 static int write_file_atomic(const char *path, const char *text, char **errmsg) {
   char *tmp = assay__format("%s.tmp.%d", path, (int)getpid());
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, OUTPUT_MODE);
   if (fd < 0) {
     int rc = assay__fail(errmsg, ASSAY_EIO, "cannot write summary '%s': %s",
                          path, strerror(errno));
@@ -749,7 +757,7 @@ static int cmd_run(int argc, char **argv) {
   if (to_stdout) {
     sink.fd = STDOUT_FILENO;
   } else if (c.resume) {
-    sink.fd = open(output, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    sink.fd = open(output, O_RDWR | O_CREAT | O_CLOEXEC, OUTPUT_MODE);
     if (sink.fd < 0) {
       err = assay__format("cannot open output file '%s': %s", output,
                           strerror(errno));
@@ -797,7 +805,7 @@ static int cmd_run(int argc, char **argv) {
     }
   } else {
     int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (c.overwrite ? O_TRUNC : O_EXCL);
-    sink.fd = open(output, flags, 0666);
+    sink.fd = open(output, flags, OUTPUT_MODE);
     if (sink.fd < 0) {
       err = errno == EEXIST
                 ? assay__format("output file '%s' already exists; use "
@@ -1184,5 +1192,15 @@ int assay_cli_main(int argc, char **argv) {
     return cmd_run(argc - 2, argv + 2);
   if (strcmp(cmd, "plugins") == 0)
     return cmd_plugins(argc - 2, argv + 2);
+  static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+  } cmds[] = {{"report", assay_cmd_report},
+              {"compare", assay_cmd_compare},
+              {"merge", assay_cmd_merge},
+              {"rescore", assay_cmd_rescore}};
+  for (size_t i = 0; i < assay__array_size(cmds); i++)
+    if (strcmp(cmd, cmds[i].name) == 0)
+      return cmds[i].fn(argc - 2, argv + 2);
   return usage_error(NULL, "unknown command '%s'", cmd);
 }

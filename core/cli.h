@@ -5,4 +5,15 @@
 /* Runs "assay ARGS..." and returns the process exit status. */
 int assay_cli_main(int argc, char **argv);
 
+/*
+ * Subcommands, one file each (core/cmd_NAME.c). Each gets the arguments
+ * after its name and returns the exit status: 0 success, 1 the command ran
+ * and found failures (regressions, gaps), 2 usage or input errors. Usage
+ * errors print "assay: <what>" and "Try 'assay NAME --help'." to stderr.
+ */
+int assay_cmd_report(int argc, char **argv);
+int assay_cmd_compare(int argc, char **argv);
+int assay_cmd_merge(int argc, char **argv);
+int assay_cmd_rescore(int argc, char **argv);
+
 #endif
