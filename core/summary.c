@@ -213,8 +213,8 @@ static struct score *score_find(struct assay_summary *s, const char *name,
   }
   if (s->nscores == s->capscores) {
     s->capscores = s->capscores ? 2 * s->capscores : 8;
-    s->scores = assay__xrealloc(s->scores,
-                                (size_t)s->capscores * sizeof *s->scores);
+    s->scores =
+        assay__xrealloc(s->scores, (size_t)s->capscores * sizeof *s->scores);
   }
   struct score *sc = &s->scores[s->nscores++];
   memset(sc, 0, sizeof *sc);
@@ -405,11 +405,13 @@ static cJSON *usage_json(const struct assay_summary *s) {
 
 /* Members of run copied in this order; any other member of run follows
  * them unless its name is one the summary computes. */
-static const char *const run_members[] = {"name",   "started", "wall_ms",
-                                          "status", "config",  "plugins",
-                                          "engine"};
+static const char *const run_members[] = {
+    "name", "started", "wall_ms", "status", "config", "plugins", "engine"};
 static const char *const computed_members[] = {
-    "format_version", "record_format_version", "items_per_s", "counts", "scores", "usage", "latency"};
+    "format_version", "record_format_version",
+    "items_per_s",    "counts",
+    "scores",         "usage",
+    "latency"};
 
 static int is_one_of(const char *key, const char *const *set, size_t n) {
   for (size_t i = 0; i < n; i++)
@@ -448,9 +450,13 @@ cJSON *assay_summary_json(const struct assay_summary *s, const cJSON *run) {
     cJSON_AddItemToObject(j, m->string, cJSON_Duplicate(m, 1));
   }
 
-  double wall_ms;
+  /* A resumed run's wall time covers only this session, so its rate
+   * counts only the records this session added. */
+  double wall_ms, resumed = 0;
+  number_of(run, "resumed_from", &resumed);
+  double fresh = (double)s->items - (resumed > 0 ? resumed : 0);
   if (number_of(run, "wall_ms", &wall_ms) && wall_ms > 0)
-    add_number(j, "items_per_s", (double)s->items / (wall_ms / 1000.0));
+    add_number(j, "items_per_s", (fresh > 0 ? fresh : 0) / (wall_ms / 1000.0));
   else
     cJSON_AddNullToObject(j, "items_per_s");
 
@@ -604,8 +610,17 @@ static void print_header(const cJSON *sum, FILE *out) {
   fputc('\n', out);
 }
 
-enum { COL_NAME, COL_N, COL_MEAN, COL_STD, COL_MIN, COL_MAX, COL_STDERR,
-       COL_FAIL, NCOLS };
+enum {
+  COL_NAME,
+  COL_N,
+  COL_MEAN,
+  COL_STD,
+  COL_MIN,
+  COL_MAX,
+  COL_STDERR,
+  COL_FAIL,
+  NCOLS
+};
 
 static void print_scores(const cJSON *scores, FILE *out) {
   static const char *const head[NCOLS] = {"score", "n",   "mean",   "std",
@@ -720,9 +735,10 @@ static void print_engine(const cJSON *sum, FILE *out) {
   if (!cJSON_IsObject(eng))
     return;
   static const char *const keys[] = {"plugin_faults", "late_completions",
-                                     "timeouts", "retries"};
+                                     "abandoned", "timeouts", "retries"};
   static const char *const labels[] = {"plugin faults", "late completions",
-                                       "timeouts", "retries"};
+                                       "abandoned items", "timeouts",
+                                       "retries"};
   int printed = 0;
   for (size_t i = 0; i < assay__array_size(keys); i++) {
     double v = number_or(eng, keys[i], 0);
