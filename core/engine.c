@@ -146,6 +146,7 @@ struct assay_engine {
   struct assay_engine_stats stats;
   uint64_t rng;
   int warned_dup;
+  int sync_abandoned; /* sync calls timed out whose worker has not returned */
 };
 
 /* ---- the registry: call handles to engines, across threads --------------- */
@@ -862,6 +863,8 @@ static void on_timeout(uv_timer_t *t) {
    * HTTP requests end now, so a hung one frees its connection. */
   s->state = SLOT_ABANDONED;
   e->stats.timeouts++;
+  if (!inst->use_async)
+    e->sync_abandoned++;
   if (e->http != NULL)
     assay_http_cancel(e->http, make_call(e, s));
   char *msg = assay__format("%s '%s' timed out after %ld ms", assay_kind_name(inst->kind),
@@ -1076,6 +1079,8 @@ static void handle_completion(struct assay_engine *e, struct completion *c) {
     /* The late completion of a timed-out call: drop it, free the slot. */
     if (!c->synthetic)
       e->stats.late_completions++;
+    if (!job_instance(e, s->job)->use_async)
+      e->sync_abandoned--;
     completion_free(c);
     slot_put(e, s);
     return;
@@ -1457,7 +1462,9 @@ cJSON *assay_engine_plugins_json(const struct assay_engine *e) {
 }
 
 int assay_engine_busy_workers(const struct assay_engine *e) {
-  return e->pool ? assay_pool_busy(e->pool) : 0;
+  /* Not assay_pool_busy(): a worker counts itself busy until just after it
+   * posted its last completion, which would race with the end of a run. */
+  return e->sync_abandoned;
 }
 
 static void instance_free(struct instance *inst) {

@@ -104,8 +104,8 @@ void assay_engine_stop(struct assay_engine *e);
 
 const struct assay_engine_stats *assay_engine_stats(const struct assay_engine *e);
 
-/* Sync calls queued or running on the worker pool (after a run: those still
- * running past their timeout). */
+/* Sync calls that timed out and whose worker is still running them: after
+ * a run, the calls a caller would wait for by freeing the engine. */
 int assay_engine_busy_workers(const struct assay_engine *e);
 
 /* The engine's counters and HTTP statistics as JSON (owned), for the

@@ -6,6 +6,7 @@
 #include "loader.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -274,8 +275,30 @@ int assay_loader_load(struct assay_loader *l, const char *spec,
 
   lt_dlhandle h = lt_dlopen(path);
   if (h == NULL) {
+    const char *why = lt_dlerror();
+    char *detail = NULL;
+    size_t plen = strlen(path);
+    /* libltdl reports most failures as "file not found", even for a file
+     * that exists but is not a loadable object. Only to explain why, ask
+     * the system loader, whose message names the real cause ("invalid ELF
+     * header", a missing library). */
+    if (plen < 3 || strcmp(path + plen - 3, ".la") != 0) {
+      void *probe = dlopen(path, RTLD_LAZY | RTLD_LOCAL);
+      if (probe == NULL) {
+        const char *d = dlerror();
+        size_t n = strlen(path);
+        /* glibc starts its message with the path, which we print already. */
+        if (d != NULL && strncmp(d, path, n) == 0 && d[n] == ':' && d[n + 1] == ' ')
+          d += n + 2;
+        detail = assay__xstrdup(d ? d : "unknown error");
+      }
+      else
+        dlclose(probe);
+    }
     int rc = assay__fail(errmsg, ASSAY_ELOAD,
-                         "cannot load plugin '%s': %s", path, lt_dlerror());
+                         "cannot load plugin '%s': %s", path,
+                         detail ? detail : why ? why : "unknown error");
+    free(detail);
     free(path);
     return rc;
   }
