@@ -30,3 +30,7 @@ include $(srcdir)/tests/http.mk
 include $(srcdir)/tests/e2e.mk
 include $(srcdir)/tests/docs.mk
 include $(srcdir)/tests/llm.mk
+include $(srcdir)/tests/reliability.mk
+include $(srcdir)/tests/fuzz.mk
+include $(srcdir)/tests/merge.mk
+include $(srcdir)/tests/gate.mk

@@ -1,0 +1,1 @@
+/* core/gate.c: placeholder until written. */

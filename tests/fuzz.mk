@@ -1,0 +1,1 @@
+# tests/fuzz.mk: (filled in by its owner)

@@ -1,0 +1,1 @@
+# tests/gate.mk: (filled in by its owner)

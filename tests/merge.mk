@@ -1,0 +1,1 @@
+# tests/merge.mk: (filled in by its owner)

@@ -1,0 +1,1 @@
+# tests/reliability.mk: (filled in by its owner)
