@@ -1061,6 +1061,7 @@ int assay__llm_judge_prompt(void *state, const cJSON *input, char **prompt,
    * hold it. */
   size_t n = 0, cap = 8;
   char **texts = assay__llm_xmalloc(cap * sizeof *texts);
+  memset(texts, 0, cap * sizeof *texts);
   for (const char *const *f = j->spec->fields; f != NULL && *f != NULL; f++) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(input, *f);
     if (v == NULL || cJSON_IsNull(v))
