@@ -60,6 +60,11 @@ struct run_config {
   int ndirs;
   size_t max_item_bytes;
   struct assay_engine_opts eng;
+  struct assay_selection sel;
+  char **ids;             /* --ids, owned */
+  size_t nids;
+  const char *ids_spec;   /* as given, for the summary */
+  const char *shard_spec;
 };
 
 static const char *prog = "assay";
@@ -119,6 +124,14 @@ static const char run_help[] =
     "                        all metrics when given before any --metric\n"
     "  --limit N             run the first N items only\n"
     "  --trials K            run every item K times (records per trial)\n"
+    "  --offset N            skip the first N items\n"
+    "  --ids ID,ID,...       run only these item ids (or @FILE: one per line)\n"
+    "  --shuffle SEED        run items in a pseudo-random order fixed by SEED\n"
+    "                        (with --limit: a random sample)\n"
+    "  --shard I/N           run the items whose index %% N is I; auto/N takes I\n"
+    "                        from JOB_COMPLETION_INDEX (Kubernetes) or\n"
+    "                        SLURM_ARRAY_TASK_ID (Slurm; 'auto' alone also\n"
+    "                        takes N from SLURM_ARRAY_TASK_COUNT)\n"
     "\n"
     "where results go:\n"
     "  -o, --output FILE     records (default: assay-runs/NAME-TIMESTAMP.jsonl)\n"
@@ -232,7 +245,115 @@ static int add_kv(cJSON *obj, const char *kv, int json_value) {
   return 0;
 }
 
+/* --ids ID,ID,... or --ids @FILE (one id per line). */
+static int parse_ids(struct run_config *c, const char *v) {
+  char *text = NULL;
+  if (v[0] == '@') {
+    FILE *f = fopen(v + 1, "r");
+    if (f == NULL) {
+      usage_error("run", "--ids: cannot read '%s': %s", v + 1, strerror(errno));
+      return -1;
+    }
+    size_t cap = 0;
+    ssize_t n = getdelim(&text, &cap, '\0', f);
+    fclose(f);
+    if (n < 0) {
+      free(text);
+      text = assay__xstrdup("");
+    }
+  } else {
+    text = assay__xstrdup(v);
+  }
+  const char *seps = v[0] == '@' ? "\r\n" : ",";
+  char *save = NULL;
+  for (char *tok = strtok_r(text, seps, &save); tok != NULL;
+       tok = strtok_r(NULL, seps, &save)) {
+    while (*tok == ' ' || *tok == '\t')
+      tok++;
+    size_t len = strlen(tok);
+    while (len > 0 && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
+      tok[--len] = '\0';
+    if (len == 0)
+      continue;
+    c->ids = assay__xrealloc(c->ids, (c->nids + 2) * sizeof *c->ids);
+    c->ids[c->nids++] = assay__xstrdup(tok);
+    c->ids[c->nids] = NULL;
+  }
+  free(text);
+  if (c->nids == 0) {
+    usage_error("run", "--ids %s names no ids", v);
+    return -1;
+  }
+  c->ids_spec = v;
+  return 0;
+}
+
+/* The value of a scheduler's environment variable as a whole number. */
+static int env_long(const char *name, long *out) {
+  const char *v = getenv(name);
+  return v != NULL && *v != '\0' && parse_long(v, 0, INT_MAX, out) == 0 ? 0 : -1;
+}
+
+/* --shard I/N, auto/N or auto. */
+static int parse_shard(const char *v, int *index, int *count) {
+  long i = -1, n = -1;
+  const char *slash = strchr(v, '/');
+  size_t head = slash ? (size_t)(slash - v) : strlen(v);
+  int is_auto = head == 4 && strncmp(v, "auto", 4) == 0;
+  if (slash != NULL && parse_long(slash + 1, 1, INT_MAX, &n) != 0) {
+    usage_error("run", "--shard %s: the count after '/' must be a whole "
+                       "number of at least 1",
+                v);
+    return -1;
+  }
+  if (is_auto) {
+    long min = 0;
+    if (env_long("JOB_COMPLETION_INDEX", &i) == 0) {
+      /* A Kubernetes Indexed Job: indexes 0..completions-1. */
+    } else if (env_long("SLURM_ARRAY_TASK_ID", &i) == 0) {
+      /* A Slurm job array may start anywhere (--array=1-8). */
+      if (env_long("SLURM_ARRAY_TASK_MIN", &min) == 0)
+        i -= min;
+      if (n < 0 && env_long("SLURM_ARRAY_TASK_COUNT", &n) != 0) {
+        usage_error("run", "--shard auto: SLURM_ARRAY_TASK_COUNT is not set; "
+                           "give the count as --shard auto/N");
+        return -1;
+      }
+    } else {
+      usage_error("run", "--shard %s: neither JOB_COMPLETION_INDEX "
+                         "(Kubernetes Indexed Job) nor SLURM_ARRAY_TASK_ID "
+                         "(Slurm job array) is set; give --shard I/N",
+                  v);
+      return -1;
+    }
+    if (n < 0) {
+      usage_error("run", "--shard auto needs the shard count here: --shard "
+                         "auto/N");
+      return -1;
+    }
+  } else {
+    char *text = assay__xstrndup(v, head);
+    int bad = slash == NULL || parse_long(text, 0, INT_MAX, &i) != 0;
+    free(text);
+    if (bad) {
+      usage_error("run", "--shard expects I/N, auto/N or auto, got '%s'", v);
+      return -1;
+    }
+  }
+  if (i < 0 || i >= n) {
+    usage_error("run", "--shard %s: the shard index must be within 0..%ld", v,
+                n - 1);
+    return -1;
+  }
+  *index = (int)i;
+  *count = (int)n;
+  return 0;
+}
+
 static void config_free(struct run_config *c) {
+  for (size_t i = 0; i < c->nids; i++)
+    free(c->ids[i]);
+  free(c->ids);
   for (int i = 0; i < c->nspecs; i++) {
     cJSON_Delete(c->specs[i].opts);
     cJSON_Delete(c->specs[i].map);
@@ -379,6 +500,33 @@ static int parse_run(int argc, char **argv, struct run_config *c) {
                                   "1000000, got '%s'",
                            v);
       c->eng.trials = (int)n;
+    } else if ((r = take(argc, argv, &i, "--offset", NULL, 1, &v)) != 0) {
+      NEED_VALUE();
+      if (parse_long(v, 0, LONG_MAX, &n) != 0)
+        return usage_error("run", "--offset expects a whole number of items, "
+                                  "got '%s'",
+                           v);
+      c->sel.offset = n;
+    } else if ((r = take(argc, argv, &i, "--ids", NULL, 1, &v)) != 0) {
+      NEED_VALUE();
+      if (parse_ids(c, v) != 0)
+        return EXIT_USAGE;
+    } else if ((r = take(argc, argv, &i, "--shuffle", NULL, 1, &v)) != 0) {
+      NEED_VALUE();
+      char *end;
+      errno = 0;
+      unsigned long long seed = strtoull(v, &end, 10);
+      if (errno != 0 || end == v || *end != '\0' || v[0] == '-')
+        return usage_error("run", "--shuffle expects a seed (a whole number), "
+                                  "got '%s'",
+                           v);
+      c->sel.shuffle = 1;
+      c->sel.seed = seed;
+    } else if ((r = take(argc, argv, &i, "--shard", NULL, 1, &v)) != 0) {
+      NEED_VALUE();
+      if (parse_shard(v, &c->sel.shard_index, &c->sel.shard_count) != 0)
+        return EXIT_USAGE;
+      c->shard_spec = v;
     } else if ((r = take(argc, argv, &i, "--limit", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       if (parse_long(v, 1, LONG_MAX, &n) != 0)
@@ -573,6 +721,17 @@ static cJSON *config_json(const struct run_config *c, const char *output,
   cJSON_AddNumberToObject(j, "item_timeout_ms", (double)c->eng.item_timeout_ms);
   cJSON_AddNumberToObject(j, "limit", (double)c->eng.limit);
   cJSON_AddNumberToObject(j, "trials", c->eng.trials);
+  cJSON_AddNumberToObject(j, "offset", (double)c->sel.offset);
+  if (c->ids_spec)
+    cJSON_AddStringToObject(j, "ids", c->ids_spec);
+  if (c->sel.shuffle)
+    cJSON_AddNumberToObject(j, "shuffle", (double)c->sel.seed);
+  if (c->sel.shard_count > 0) {
+    char shard[64];
+    snprintf(shard, sizeof shard, "%d/%d", c->sel.shard_index,
+             c->sel.shard_count);
+    cJSON_AddStringToObject(j, "shard", shard);
+  }
   cJSON_AddNumberToObject(j, "max_item_bytes", (double)c->max_item_bytes);
   cJSON_AddNumberToObject(j, "max_response_bytes",
                           (double)c->eng.max_response_bytes);
@@ -712,6 +871,9 @@ static int cmd_run(int argc, char **argv) {
   double started = assay__wall_time();
 
   if (assay_dataset_open(&ds, c.dataset, c.format, c.max_item_bytes, &err) != 0)
+    goto fail;
+  c.sel.ids = (const char *const *)c.ids;
+  if (assay_dataset_select(ds, &c.sel, &err) != 0)
     goto fail;
   if (assay_loader_new(&loader, c.plugin_dirs, &err) != 0)
     goto fail;

@@ -62,8 +62,16 @@ struct csv_reader {
   struct assay_dataset_item item;
 };
 
+struct selection;
+
 struct assay_dataset {
   int64_t items; /* items handed out so far, malformed ones included */
+  struct selection *sel; /* --offset, --ids, --shard, --shuffle; or NULL */
+  char *path;            /* to read a file again (shuffle), or NULL */
+  const char *mem;       /* ... or the memory it reads */
+  size_t mem_len;
+  int format_given;
+  off_t size;            /* bytes, when known (files, memory) */
   char *name;
   int format;
   size_t max_item;
@@ -873,6 +881,14 @@ int assay_dataset_open(struct assay_dataset **ds, const char *path, int format,
       dataset_new(name, format_of(name, format), max_item_bytes);
   d->fd = fd;
   d->own_fd = own;
+  d->format_given = format;
+  if (own) {
+    struct stat st;
+    d->path = assay__xstrdup(path);
+    d->size = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? st.st_size : -1;
+  } else {
+    d->size = -1;
+  }
   d->cap = 2 * READ_MIN;
   d->buf = assay__xmalloc(d->cap);
   d->data = d->buf;
@@ -892,12 +908,26 @@ int assay_dataset_open_mem(struct assay_dataset **ds, const char *name,
   d->data = data != NULL ? data : "";
   d->end = data != NULL ? len : 0;
   d->eof = 1;
+  d->mem = d->data;
+  d->mem_len = d->end;
+  d->size = (off_t)d->end;
+  d->format_given = format;
   *ds = d;
   return 0;
 }
 
+static int select_next(struct assay_dataset *ds,
+                       struct assay_dataset_item *item, char **errmsg);
+
 int assay_dataset_next(struct assay_dataset *ds,
                        struct assay_dataset_item *item, char **errmsg) {
+  if (ds->sel != NULL)
+    return select_next(ds, item, errmsg);
+  return assay__dataset_raw_next(ds, item, errmsg);
+}
+
+int assay__dataset_raw_next(struct assay_dataset *ds,
+                            struct assay_dataset_item *item, char **errmsg) {
   memset(item, 0, sizeof *item);
   if (ds->fatal != NULL) {
     if (errmsg != NULL)
@@ -930,9 +960,13 @@ const char *assay_dataset_name(const struct assay_dataset *ds) {
   return ds->name;
 }
 
+static void selection_free(struct selection *sel);
+
 void assay_dataset_free(struct assay_dataset *ds) {
   if (ds == NULL)
     return;
+  selection_free(ds->sel);
+  free(ds->path);
   if (ds->own_fd)
     close(ds->fd);
   struct csv_reader *c = &ds->csv;
@@ -951,4 +985,205 @@ void assay_dataset_free(struct assay_dataset *ds) {
   free(ds->buf);
   free(ds->name);
   free(ds);
+}
+
+/* ---- selection: --offset, --ids, --shard, --shuffle ------------------------ */
+
+/* An item held during a shuffle pass, with its sort key. */
+struct held {
+  uint64_t key;
+  struct assay_dataset_item item;
+};
+
+struct selection {
+  int64_t offset;
+  int shard_index, shard_count;
+  char **ids; /* sorted, for bsearch */
+  size_t nids;
+  int shuffle;
+  uint64_t seed;
+  /* Shuffle: pass b keeps the items whose key falls in bucket b, sorted. */
+  uint64_t nbuckets, bucket;
+  struct assay_dataset *reader; /* this pass's reader (pass 0: the dataset) */
+  struct held *held;
+  size_t nheld, capheld, next;
+  int filled;
+};
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmp_held(const void *a, const void *b) {
+  uint64_t x = ((const struct held *)a)->key, y = ((const struct held *)b)->key;
+  return x < y ? -1 : x > y;
+}
+
+/* A well-mixed 64-bit key of an index (splitmix64's finaliser). */
+static uint64_t shuffle_key(uint64_t seed, int64_t index) {
+  uint64_t z = seed + 0x9e3779b97f4a7c15ull * ((uint64_t)index + 1);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+static void selection_free(struct selection *sel) {
+  if (sel == NULL)
+    return;
+  for (size_t i = 0; i < sel->nids; i++)
+    free(sel->ids[i]);
+  free(sel->ids);
+  for (size_t i = sel->next; i < sel->nheld; i++) {
+    cJSON_Delete(sel->held[i].item.json);
+    free(sel->held[i].item.error);
+  }
+  free(sel->held);
+  free(sel);
+}
+
+/* Items bigger than this per pass of a shuffle are read in several. */
+#define SHUFFLE_PASS_BYTES ((off_t)32 << 20)
+
+int assay_dataset_select(struct assay_dataset *ds,
+                         const struct assay_selection *opts, char **errmsg) {
+  if (ds->started || ds->sel != NULL)
+    return assay__fail(errmsg, ASSAY_EINVAL,
+                       "a selection must be set before reading");
+  if (opts->offset < 0 || opts->shard_count < 0 ||
+      (opts->shard_count > 0 &&
+       (opts->shard_index < 0 || opts->shard_index >= opts->shard_count)))
+    return assay__fail(errmsg, ASSAY_EINVAL,
+                       "invalid selection: the offset must be >= 0 and the "
+                       "shard index within 0..count-1");
+  if (opts->shuffle && ds->path == NULL && ds->mem == NULL)
+    return assay__fail(errmsg, ASSAY_EINVAL,
+                       "--shuffle reads the dataset more than once, so it "
+                       "needs a file, not standard input");
+  struct selection *sel = assay__xcalloc(1, sizeof *sel);
+  sel->offset = opts->offset;
+  sel->shard_index = opts->shard_index;
+  sel->shard_count = opts->shard_count;
+  sel->shuffle = opts->shuffle;
+  sel->seed = opts->seed;
+  for (size_t i = 0; opts->ids != NULL && opts->ids[i] != NULL; i++) {
+    sel->ids = assay__xrealloc(sel->ids, (sel->nids + 1) * sizeof *sel->ids);
+    sel->ids[sel->nids++] = assay__xstrdup(opts->ids[i]);
+  }
+  if (sel->nids > 0)
+    qsort(sel->ids, sel->nids, sizeof *sel->ids, cmp_str);
+  if (sel->shuffle) {
+    off_t size = ds->size > 0 ? ds->size : 1;
+    sel->nbuckets = (uint64_t)((size + SHUFFLE_PASS_BYTES - 1) / SHUFFLE_PASS_BYTES);
+    if (sel->nbuckets < 1)
+      sel->nbuckets = 1;
+    sel->reader = ds;
+  }
+  ds->sel = sel;
+  return 0;
+}
+
+/* Whether the item passes --offset, --shard and --ids. */
+static int selected(const struct selection *sel,
+                    const struct assay_dataset_item *it) {
+  if (it->index < sel->offset)
+    return 0;
+  if (sel->shard_count > 0 && it->index % sel->shard_count != sel->shard_index)
+    return 0;
+  if (sel->nids > 0) {
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(it->json, "id");
+    char buf[64];
+    const char *text = NULL;
+    if (cJSON_IsString(id)) {
+      text = id->valuestring;
+    } else if (cJSON_IsNumber(id)) {
+      /* Number ids match as they print: 7 as "7". */
+      char *p = cJSON_PrintUnformatted(id);
+      snprintf(buf, sizeof buf, "%s", p ? p : "");
+      free(p);
+      text = buf;
+    }
+    if (text == NULL || bsearch(&text, sel->ids, sel->nids, sizeof *sel->ids,
+                                cmp_str) == NULL)
+      return 0;
+  }
+  return 1;
+}
+
+static void item_drop(struct assay_dataset_item *it) {
+  cJSON_Delete(it->json);
+  free(it->error);
+  memset(it, 0, sizeof *it);
+}
+
+/* Reads one pass of a shuffle: every selected item of the current bucket,
+ * sorted by key. Returns 0, or a negative code when the file cannot be read
+ * again. */
+static int shuffle_fill(struct assay_dataset *ds, char **errmsg) {
+  struct selection *sel = ds->sel;
+  struct assay_dataset *r = sel->reader;
+  if (r == NULL) {
+    int rc = ds->path != NULL
+                 ? assay_dataset_open(&r, ds->path, ds->format_given,
+                                      ds->max_item, errmsg)
+                 : assay_dataset_open_mem(&r, ds->name, ds->mem, ds->mem_len,
+                                          ds->format_given, ds->max_item,
+                                          errmsg);
+    if (rc != 0)
+      return rc;
+  }
+  sel->nheld = sel->next = 0;
+  for (;;) {
+    struct assay_dataset_item it;
+    int rc = assay__dataset_raw_next(r, &it, errmsg);
+    if (rc < 0) {
+      if (r != ds)
+        assay_dataset_free(r);
+      sel->reader = NULL;
+      return rc;
+    }
+    if (rc == 0)
+      break;
+    uint64_t key = shuffle_key(sel->seed, it.index);
+    uint64_t bucket =
+        (uint64_t)(((unsigned __int128)key * sel->nbuckets) >> 64);
+    if (bucket != sel->bucket || !selected(sel, &it)) {
+      item_drop(&it);
+      continue;
+    }
+    if (sel->nheld == sel->capheld) {
+      sel->capheld = sel->capheld ? 2 * sel->capheld : 256;
+      sel->held = assay__xrealloc(sel->held, sel->capheld * sizeof *sel->held);
+    }
+    sel->held[sel->nheld].key = key;
+    sel->held[sel->nheld++].item = it;
+  }
+  if (r != ds)
+    assay_dataset_free(r);
+  sel->reader = NULL;
+  if (sel->nheld > 1)
+    qsort(sel->held, sel->nheld, sizeof *sel->held, cmp_held);
+  return 0;
+}
+
+static int select_next(struct assay_dataset *ds,
+                       struct assay_dataset_item *item, char **errmsg) {
+  struct selection *sel = ds->sel;
+  if (!sel->shuffle) {
+    for (;;) {
+      int rc = assay__dataset_raw_next(ds, item, errmsg);
+      if (rc <= 0 || selected(sel, item))
+        return rc;
+      item_drop(item);
+    }
+  }
+  while (sel->next == sel->nheld) {
+    if (sel->filled && ++sel->bucket >= sel->nbuckets)
+      return 0;
+    int rc = shuffle_fill(ds, errmsg);
+    if (rc < 0)
+      return rc;
+    sel->filled = 1;
+  }
+  *item = sel->held[sel->next++].item;
+  return 1;
 }

@@ -58,6 +58,30 @@ int assay_dataset_open_mem(struct assay_dataset **ds, const char *name,
 int assay_dataset_next(struct assay_dataset *ds, struct assay_dataset_item *item,
                        char **errmsg);
 
+/* Which items a run takes; zero for all. Filters keep each item's index. */
+struct assay_selection {
+  int64_t offset;                /* skip items whose index is below this */
+  int shard_index, shard_count;  /* keep index % count == index (count 0: all) */
+  const char *const *ids;        /* keep only these ids (NULL-terminated; a
+                                    number id matches its JSON text), or NULL */
+  int shuffle;                   /* hand items out in a pseudo-random order */
+  uint64_t seed;                 /* ... fixed by this seed */
+};
+
+/*
+ * Applies a selection (copied) before the first assay_dataset_next().
+ * --shuffle reads the file once per 32 MiB of it, each pass keeping one
+ * hash bucket of items, so memory stays bounded by a pass, not the file;
+ * it needs a file or memory, not standard input. Returns 0 or a negative
+ * code with *errmsg.
+ */
+int assay_dataset_select(struct assay_dataset *ds,
+                         const struct assay_selection *sel, char **errmsg);
+
+/* Reads the next item ignoring any selection (used by the selection). */
+int assay__dataset_raw_next(struct assay_dataset *ds,
+                            struct assay_dataset_item *item, char **errmsg);
+
 /* The name given at open ("qa.jsonl", "<stdin>"). Borrowed. */
 const char *assay_dataset_name(const struct assay_dataset *ds);
 

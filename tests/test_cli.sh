@@ -138,6 +138,41 @@ expect_err "score clash explained" "two scores named 'equals'"
 [ $? -eq 0 ] && ok "dataset from stdin" || bad "dataset from stdin"
 check "stdin records" "len(r) == 3" stdin.jsonl -
 
+# ---- selection: --offset, --ids, --shuffle, --shard, --trials ------------------------
+python3 -c "
+import json
+for i in range(40): print(json.dumps({'id': 'q%d' % i, 'input': 'x%d' % i, 'reference': 'x%d' % i}))
+" >sel.jsonl
+run "shard" 0 run --dataset sel.jsonl --task echo --shard 3/8 -o sh.jsonl -q
+check "shard keeps global indexes" "[x['index'] for x in r] == [3, 11, 19, 27, 35]" sh.jsonl -
+JOB_COMPLETION_INDEX=5 "$bin" run --dataset sel.jsonl --task echo --shard auto/8 -o k8s.jsonl -q >/dev/null 2>err
+check "shard auto from JOB_COMPLETION_INDEX" "[x['index'] for x in r] == [5, 13, 21, 29, 37]" k8s.jsonl -
+SLURM_ARRAY_TASK_ID=3 SLURM_ARRAY_TASK_MIN=1 SLURM_ARRAY_TASK_COUNT=8 "$bin" run --dataset sel.jsonl --task echo --shard auto -o slurm.jsonl -q >/dev/null 2>err
+check "shard auto from a Slurm array starting at 1" "[x['index'] for x in r] == [2, 10, 18, 26, 34]" slurm.jsonl -
+run "shard auto without a scheduler" 2 run --dataset sel.jsonl --task echo --shard auto/8
+expect_err "shard auto explained" "JOB_COMPLETION_INDEX"
+run "shard index out of range" 2 run --dataset sel.jsonl --task echo --shard 8/8
+run "offset and ids" 0 run --dataset sel.jsonl --task echo --offset 10 --ids q3,q12,q30,nope -o ids.jsonl -q
+check "ids after the offset" "[x['id'] for x in r] == ['q12', 'q30']" ids.jsonl -
+printf 'q7\n\n q9 \n' >ids.txt
+run "ids from a file" 0 run --dataset sel.jsonl --task echo --ids @ids.txt -o idf.jsonl -q
+check "ids file read" "[x['id'] for x in r] == ['q7', 'q9']" idf.jsonl -
+run "shuffle" 0 run --dataset sel.jsonl --task echo --shuffle 42 -o sh1.jsonl -q
+run "shuffle again" 0 run --dataset sel.jsonl --task echo --shuffle 42 -o sh2.jsonl -q
+check "shuffle is a permutation, not the identity" \
+  "sorted(x['index'] for x in r) == list(range(40)) and [x['index'] for x in r] != list(range(40))" sh1.jsonl -
+cmp -s sh1.jsonl sh2.jsonl 2>/dev/null || python3 -c "
+import json,sys
+a=[json.loads(l)['index'] for l in open('sh1.jsonl')]; b=[json.loads(l)['index'] for l in open('sh2.jsonl')]
+sys.exit(a != b)" && ok "shuffle is deterministic" || bad "shuffle is deterministic"
+run "shuffle sample" 0 run --dataset sel.jsonl --task echo --shuffle 42 --limit 5 -o sample.jsonl -q
+check "a sample is the shuffle's start" "len(r) == 5" sample.jsonl -
+"$bin" run --dataset - --task echo --shuffle 1 -o x.jsonl <sel.jsonl >/dev/null 2>err
+[ $? -eq 2 ] && grep -q "not standard input" err && ok "shuffle refuses stdin" || bad "shuffle refuses stdin"
+run "trials" 0 run --dataset sel.jsonl --task echo --limit 3 --trials 2 -o tr.jsonl -q
+check "records per trial in order" \
+  "[(x['index'], x['trial']) for x in r] == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]" tr.jsonl -
+
 # ---- options ------------------------------------------------------------------------
 run "unknown plugin option" 2 run --dataset qa.jsonl --task echo --opt colour=red
 expect_err "unknown option lists accepted ones" "it accepts: field"
