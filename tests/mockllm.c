@@ -890,7 +890,7 @@ static void handle_stats(struct mock_conn *c) {
   for (int i = 0; i < 600; i++) {
     if (srv.responses[i] == 0)
       continue;
-    char key[8];
+    char key[16];
     snprintf(key, sizeof key, "%d", i);
     cJSON_AddNumberToObject(responses, key, (double)srv.responses[i]);
   }
