@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -56,6 +57,7 @@ struct run_config {
   int overwrite;
   int resume;
   int quiet;
+  int progress; /* --progress: plain lines even when stderr is no terminal */
   const char **plugin_dirs; /* NULL-terminated */
   int ndirs;
   size_t max_item_bytes;
@@ -141,7 +143,9 @@ static const char run_help[] =
     "                        drop a torn last line, skip finished items,\n"
     "                        append the rest\n"
     "  --name NAME           run name (default: the dataset's base name)\n"
-    "  -q, --quiet           print no summary table\n"
+    "  -q, --quiet           print no summary table and no progress\n"
+    "  --progress            print progress lines even when stderr is not a\n"
+    "                        terminal (on a terminal: one live line)\n"
     "\n"
     "how it runs:\n"
     "  --concurrency N       items in flight (default 64)\n"
@@ -442,6 +446,10 @@ static int parse_run(int argc, char **argv, struct run_config *c) {
       if (r < 0)
         return usage_error("run", "--overwrite takes no value");
       c->overwrite = 1;
+    } else if ((r = take(argc, argv, &i, "--progress", NULL, 0, &v)) != 0) {
+      if (r < 0)
+        return usage_error("run", "--progress takes no value");
+      c->progress = 1;
     } else if ((r = take(argc, argv, &i, "--resume", NULL, 0, &v)) != 0) {
       if (r < 0)
         return usage_error("run", "--resume takes no value");
@@ -587,7 +595,95 @@ struct sink {
   size_t cap;
   struct assay_summary *summary;
   int write_errno;
+  int64_t records; /* written by this run */
 };
+
+/* The progress display: a live line on a terminal, or with --progress a
+ * plain line every few seconds. Runs on the loop thread from the engine's
+ * tick, so it reads the sink's summary without locks. */
+struct progress {
+  struct sink *sink;
+  int tty;
+  int64_t total;   /* results expected in all, -1 when unknown */
+  int64_t resumed; /* results already there */
+  double t0, last_print;
+  int width;
+  int drawn;
+};
+
+static void fmt_duration(char *buf, size_t n, double s) {
+  long t = (long)(s + 0.5);
+  if (t >= 3600)
+    snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+  else
+    snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
+}
+
+static void on_tick(void *arg, const struct assay_engine *e) {
+  struct progress *p = arg;
+  double now = assay__now_ms();
+  if (!p->tty && now - p->last_print < 5000)
+    return;
+  p->last_print = now;
+  int64_t done = p->resumed + p->sink->records;
+  double secs = (now - p->t0) / 1000;
+  double rate = secs > 0 ? (double)p->sink->records / secs : 0;
+  char line[512], eta[32] = "";
+  int n;
+  if (p->total >= 0) {
+    double pct = p->total > 0 ? 100.0 * (double)done / (double)p->total : 100;
+    if (rate > 0 && p->total > done)
+      fmt_duration(eta, sizeof eta, (double)(p->total - done) / rate);
+    n = snprintf(line, sizeof line, "%lld/%lld %.0f%% %.1f/s%s%s",
+                 (long long)done, (long long)p->total, pct, rate,
+                 *eta ? " ETA " : "", eta);
+  } else {
+    n = snprintf(line, sizeof line, "%lld done %.1f/s", (long long)done, rate);
+  }
+  cJSON *sum = assay_summary_json(p->sink->summary, NULL);
+  const cJSON *sc;
+  cJSON_ArrayForEach(sc, cJSON_GetObjectItemCaseSensitive(sum, "scores")) {
+    const cJSON *mean = cJSON_GetObjectItemCaseSensitive(sc, "mean");
+    if (n < (int)sizeof line - 1 && cJSON_IsNumber(mean))
+      n += snprintf(line + n, sizeof line - (size_t)n, " | %s %.3f", sc->string,
+                    mean->valuedouble);
+  }
+  cJSON_Delete(sum);
+  const struct assay_engine_stats *st = assay_engine_stats(e);
+  if (n < (int)sizeof line - 1)
+    n += snprintf(line + n, sizeof line - (size_t)n,
+                  " | %lld running, %ld errors, %ld retries",
+                  (long long)assay_engine_running(e),
+                  st->items_failed + st->scores_failed, st->retries);
+  if (p->tty) {
+    /* One line, cut to the terminal, redrawn in place. */
+    int w = p->width > 1 ? p->width - 1 : 79;
+    fprintf(stderr, "\r\033[K%.*s", w, line);
+    p->drawn = 1;
+  } else {
+    fprintf(stderr, "progress: %s\n", line);
+  }
+  fflush(stderr);
+}
+
+/* The results a run will hand out, when that is cheap to know. */
+static int64_t expected_results(const struct run_config *c) {
+  if (c->nids > 0 || c->sel.shuffle)
+    return c->eng.limit > 0 ? c->eng.limit * c->eng.trials : -1;
+  int64_t n = assay_dataset_count(c->dataset, c->format);
+  if (n < 0)
+    return -1;
+  n = n > c->sel.offset ? n - c->sel.offset : 0;
+  if (c->sel.shard_count > 0) {
+    /* Indexes offset..offset+n-1 with i % count == index. */
+    int64_t lo = c->sel.offset, hi = c->sel.offset + n, k = c->sel.shard_count;
+    int64_t first = lo + ((c->sel.shard_index - lo % k) % k + k) % k;
+    n = first < hi ? (hi - 1 - first) / k + 1 : 0;
+  }
+  if (c->eng.limit > 0 && n > c->eng.limit)
+    n = c->eng.limit;
+  return n * c->eng.trials;
+}
 
 static int write_all(int fd, const char *p, size_t n) {
   while (n > 0) {
@@ -607,6 +703,7 @@ static int write_all(int fd, const char *p, size_t n) {
 static int on_record(void *arg, const cJSON *record) {
   struct sink *s = arg;
   assay_summary_add(s->summary, record);
+  s->records++;
   for (;;) {
     if (s->cap > 1 &&
         cJSON_PrintPreallocated((cJSON *)record, s->buf, (int)(s->cap - 1), 0)) {
@@ -1029,8 +1126,22 @@ static int cmd_run(int argc, char **argv) {
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
 
+  struct progress pd = {.sink = &sink, .resumed = rs.count};
+  pd.tty = isatty(STDERR_FILENO);
+  if (!c.quiet && (pd.tty || c.progress)) {
+    pd.total = expected_results(&c);
+    struct winsize ws;
+    pd.width = ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 ? ws.ws_col : 80;
+    pd.t0 = pd.last_print = assay__now_ms();
+    assay_engine_set_tick(engine, pd.tty ? 100 : 1000, on_tick, &pd);
+  }
+
   double t0 = assay__now_ms();
   rc = assay_engine_run(engine, ds, on_record, &sink, &err);
+  if (pd.drawn) {
+    fputs("\r\033[K", stderr);
+    fflush(stderr);
+  }
   double wall_ms = assay__now_ms() - t0;
   running_engine = NULL;
   signal(SIGINT, SIG_DFL);

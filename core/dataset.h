@@ -82,6 +82,10 @@ int assay_dataset_select(struct assay_dataset *ds,
 int assay__dataset_raw_next(struct assay_dataset *ds,
                             struct assay_dataset_item *item, char **errmsg);
 
+/* The number of items in a JSONL file, counted cheaply without parsing
+ * (for progress), or -1 when unknown (stdin, other formats). */
+int64_t assay_dataset_count(const char *path, int format);
+
 /* The name given at open ("qa.jsonl", "<stdin>"). Borrowed. */
 const char *assay_dataset_name(const struct assay_dataset *ds);
 

@@ -134,6 +134,10 @@ struct assay_engine {
   int eof, stopping, done;
   int looping;            /* inside uv_run: uv_stop() has a loop to stop */
   uv_timer_t grace;       /* after a stop: how long in-flight items may take */
+  uv_timer_t tick;        /* progress callbacks */
+  assay_tick_cb tick_cb;
+  void *tick_arg;
+  uint64_t tick_ms;
   int64_t skip;           /* items an earlier run already handed out */
   assay_skip_cb skip_cb;
   void *skip_arg;
@@ -457,6 +461,7 @@ int assay_engine_new(struct assay_engine **ep, const struct assay_engine_opts *o
   }
   uv_async_init(&e->loop, &e->inbox_async, on_inbox);
   uv_timer_init(&e->loop, &e->grace);
+  uv_timer_init(&e->loop, &e->tick);
 
   uv_mutex_lock(&reg_lock);
   int free_index = -1;
@@ -475,6 +480,7 @@ int assay_engine_new(struct assay_engine **ep, const struct assay_engine_opts *o
   if (free_index < 0) {
     uv_close((uv_handle_t *)&e->inbox_async, NULL);
     uv_close((uv_handle_t *)&e->grace, NULL);
+    uv_close((uv_handle_t *)&e->tick, NULL);
     uv_run(&e->loop, UV_RUN_DEFAULT);
     uv_loop_close(&e->loop);
     free(e);
@@ -1323,6 +1329,22 @@ static void pump(struct assay_engine *e) {
   }
 }
 
+static void on_tick(uv_timer_t *t) {
+  struct assay_engine *e = assay__container_of(t, struct assay_engine, tick);
+  e->tick_cb(e->tick_arg, e);
+}
+
+void assay_engine_set_tick(struct assay_engine *e, long interval_ms,
+                           assay_tick_cb cb, void *arg) {
+  e->tick_cb = cb;
+  e->tick_arg = arg;
+  e->tick_ms = interval_ms > 0 ? (uint64_t)interval_ms : 100;
+}
+
+int64_t assay_engine_running(const struct assay_engine *e) {
+  return e->running;
+}
+
 void assay_engine_skip(struct assay_engine *e, int64_t count, assay_skip_cb cb,
                        void *arg) {
   e->skip = count;
@@ -1389,11 +1411,17 @@ int assay_engine_run(struct assay_engine *e, struct assay_dataset *ds,
   /* Loading plugins took time the loop's clock has not seen yet; timeouts
    * start from now. */
   uv_update_time(&e->loop);
+  if (e->tick_cb != NULL) {
+    uv_timer_start(&e->tick, on_tick, e->tick_ms, e->tick_ms);
+    /* Progress never keeps the loop alive on its own. */
+    uv_unref((uv_handle_t *)&e->tick);
+  }
   pump(e);
   e->looping = 1;
   while (!e->done)
     uv_run(&e->loop, UV_RUN_DEFAULT);
   e->looping = 0;
+  uv_timer_stop(&e->tick);
   if (e->run_rc == 0 && e->stopping && !e->eof)
     e->run_rc = ASSAY_EINTERRUPTED;
   if (e->run_rc != 0 && errmsg != NULL)
@@ -1512,6 +1540,7 @@ int assay_engine_free(struct assay_engine *e) {
     uv_close((uv_handle_t *)&e->slots[i]->timer, NULL);
   uv_close((uv_handle_t *)&e->inbox_async, NULL);
   uv_close((uv_handle_t *)&e->grace, NULL);
+  uv_close((uv_handle_t *)&e->tick, NULL);
   uv_run(&e->loop, UV_RUN_DEFAULT);
   int rc = uv_loop_close(&e->loop);
   if (rc != 0) {

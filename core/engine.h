@@ -11,6 +11,7 @@
 #define ASSAY_ENGINE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <assay/plugin.h>
 #include <cjson/cJSON.h>
@@ -97,6 +98,15 @@ typedef int (*assay_skip_cb)(void *arg, int64_t index, int trial,
                              const cJSON *item, char **errmsg);
 void assay_engine_skip(struct assay_engine *e, int64_t count, assay_skip_cb cb,
                        void *arg);
+
+/* Called on the loop thread every interval while a run goes on (progress
+ * display). Must be quick: it delays the calls' completions. */
+typedef void (*assay_tick_cb)(void *arg, const struct assay_engine *e);
+void assay_engine_set_tick(struct assay_engine *e, long interval_ms,
+                           assay_tick_cb cb, void *arg);
+
+/* Items admitted and not yet final. */
+int64_t assay_engine_running(const struct assay_engine *e);
 
 /* Asks a running engine to stop admitting items; items in flight may finish
  * within grace_ms, then the run ends without them. Async-signal-safe. */

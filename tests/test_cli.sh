@@ -173,6 +173,19 @@ run "trials" 0 run --dataset sel.jsonl --task echo --limit 3 --trials 2 -o tr.js
 check "records per trial in order" \
   "[(x['index'], x['trial']) for x in r] == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]" tr.jsonl -
 
+# ---- progress ----------------------------------------------------------------------
+head -n 12 sel.jsonl >prog.jsonl
+if command -v script >/dev/null 2>&1; then
+  # A pseudo-terminal: stderr is a TTY, so one live line is redrawn in place.
+  script -qec "'$bin' run --dataset prog.jsonl --task delay --opt ms=400 --concurrency 4 -o tty.jsonl" /dev/null >tty.out 2>&1
+  grep -aq '/12 ' tty.out && grep -aq "$(printf '\033\\[K')" tty.out \
+    && ok "live progress line on a terminal" || bad "live progress line on a terminal"
+  script -qec "'$bin' run --dataset prog.jsonl --task delay --opt ms=400 --concurrency 4 -o tty2.jsonl -q" /dev/null >tty2.out 2>&1
+  [ ! -s tty2.out ] && ok "-q: no progress on a terminal" || bad "-q: no progress on a terminal"
+fi
+"$bin" run --dataset prog.jsonl --task delay --opt ms=300 --concurrency 4 -o np.jsonl >/dev/null 2>err
+grep -q "progress" err && bad "no progress lines when stderr is not a terminal" || ok "no progress lines when stderr is not a terminal"
+
 # ---- options ------------------------------------------------------------------------
 run "unknown plugin option" 2 run --dataset qa.jsonl --task echo --opt colour=red
 expect_err "unknown option lists accepted ones" "it accepts: field"
