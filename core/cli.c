@@ -46,6 +46,8 @@ struct spec {
 };
 
 struct run_config {
+  const char *cmd; /* "run" or "rescore" */
+  int rescore;
   const char *dataset;
   int format;
   struct spec *specs;
@@ -166,6 +168,20 @@ static const char run_help[] =
     "\n"
     "exit status: 0 all items and scores fine, 1 some failed, 2 usage,\n"
     "configuration or load error (nothing run), 130 interrupted.\n";
+
+static const char rescore_help[] =
+    "usage: assay rescore RESULTS.jsonl --metric SPEC [--opt K=V]...\n"
+    "                     [--map KEY=FIELD]... [options]\n"
+    "\n"
+    "Runs metrics again on the outputs stored in a records file, without\n"
+    "calling the task: each new record keeps the old one's index, id, trial,\n"
+    "input, output, error, attempts and task time, with new scores. Records\n"
+    "whose task failed are kept as they were.\n"
+    "\n"
+    "  -o, --output FILE     new records (default: RESULTS.rescored.jsonl)\n"
+    "  --metric, --opt, --map, --summary, --overwrite, --resume, --name,\n"
+    "  --concurrency, --threads, --timeout, --retries, --limit, --offset,\n"
+    "  --ids, --plugin-dir, -q, --progress: as for 'assay run'.\n";
 
 static const char plugins_help[] =
     "usage: assay plugins [--plugin-dir DIR]... [--json] [SPEC...]\n"
@@ -389,8 +405,18 @@ static int parse_run(int argc, char **argv, struct run_config *c) {
     int r;
     long n;
     if ((r = take(argc, argv, &i, "--help", "-h", 0, &v)) != 0) {
-      fputs(run_help, stdout);
+      fputs(c->rescore ? rescore_help : run_help, stdout);
       return -1;
+    } else if (c->rescore && (strcmp(a, "--dataset") == 0 ||
+                              strncmp(a, "--dataset=", 10) == 0 ||
+                              strcmp(a, "--task") == 0 ||
+                              strncmp(a, "--task=", 7) == 0 ||
+                              strcmp(a, "--trials") == 0 ||
+                              strncmp(a, "--trials=", 9) == 0)) {
+      return usage_error(c->cmd, "%s is not for rescore: it scores the outputs "
+                                 "stored in RESULTS.jsonl, given as its first "
+                                 "argument",
+                         a);
     } else if ((r = take(argc, argv, &i, "--dataset", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       c->dataset = v;
@@ -403,25 +429,25 @@ static int parse_run(int argc, char **argv, struct run_config *c) {
       else if (strcmp(v, "csv") == 0)
         c->format = ASSAY_DATASET_CSV;
       else
-        return usage_error("run", "--format must be jsonl, json or csv, not '%s'",
+        return usage_error(c->cmd, "--format must be jsonl, json or csv, not '%s'",
                            v);
     } else if ((r = take(argc, argv, &i, "--task", NULL, 1, &v)) != 0 ||
                (r = take(argc, argv, &i, "--metric", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       int kind = strncmp(a, "--task", 6) == 0 ? ASSAY_KIND_TASK : ASSAY_KIND_METRIC;
       if (*v == '\0')
-        return usage_error("run", "%s needs a plugin SPEC", a);
+        return usage_error(c->cmd, "%s needs a plugin SPEC", a);
       c->specs = assay__xrealloc(c->specs, (size_t)(c->nspecs + 1) * sizeof *c->specs);
       c->specs[c->nspecs++] = (struct spec){kind, (char *)v, cJSON_CreateObject(),
                                             cJSON_CreateObject()};
     } else if ((r = take(argc, argv, &i, "--opt", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       if (c->nspecs == 0)
-        return usage_error("run", "--opt %s must follow the --task or --metric "
+        return usage_error(c->cmd, "--opt %s must follow the --task or --metric "
                                   "it configures",
                            v);
       if (add_kv(c->specs[c->nspecs - 1].opts, v, 1) != 0)
-        return usage_error("run", "--opt expects KEY=VALUE, got '%s'", v);
+        return usage_error(c->cmd, "--opt expects KEY=VALUE, got '%s'", v);
     } else if ((r = take(argc, argv, &i, "--map", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       struct spec *last = NULL;
@@ -429,7 +455,7 @@ static int parse_run(int argc, char **argv, struct run_config *c) {
         if (c->specs[k].kind == ASSAY_KIND_METRIC)
           last = &c->specs[k];
       if (strchr(v, '=') == NULL || v[0] == '=' || v[strlen(v) - 1] == '=')
-        return usage_error("run", "--map expects KEY=FIELD, got '%s'", v);
+        return usage_error(c->cmd, "--map expects KEY=FIELD, got '%s'", v);
       add_kv(last ? last->map : c->global_map, v, 0);
     } else if ((r = take(argc, argv, &i, "--output", "-o", 1, &v)) != 0) {
       NEED_VALUE();
@@ -440,28 +466,28 @@ static int parse_run(int argc, char **argv, struct run_config *c) {
     } else if ((r = take(argc, argv, &i, "--name", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       if (*v == '\0' || strchr(v, '/') != NULL)
-        return usage_error("run", "--name must be non-empty and contain no '/'");
+        return usage_error(c->cmd, "--name must be non-empty and contain no '/'");
       c->name = v;
     } else if ((r = take(argc, argv, &i, "--overwrite", NULL, 0, &v)) != 0) {
       if (r < 0)
-        return usage_error("run", "--overwrite takes no value");
+        return usage_error(c->cmd, "--overwrite takes no value");
       c->overwrite = 1;
     } else if ((r = take(argc, argv, &i, "--progress", NULL, 0, &v)) != 0) {
       if (r < 0)
-        return usage_error("run", "--progress takes no value");
+        return usage_error(c->cmd, "--progress takes no value");
       c->progress = 1;
     } else if ((r = take(argc, argv, &i, "--resume", NULL, 0, &v)) != 0) {
       if (r < 0)
-        return usage_error("run", "--resume takes no value");
+        return usage_error(c->cmd, "--resume takes no value");
       c->resume = 1;
     } else if ((r = take(argc, argv, &i, "--grace", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       if (parse_long(v, 0, LONG_MAX / 2, &n) != 0)
-        return usage_error("run", "--grace expects milliseconds, got '%s'", v);
+        return usage_error(c->cmd, "--grace expects milliseconds, got '%s'", v);
       c->eng.grace_ms = n;
     } else if ((r = take(argc, argv, &i, "--quiet", "-q", 0, &v)) != 0) {
       if (r < 0)
-        return usage_error("run", "--quiet takes no value");
+        return usage_error(c->cmd, "--quiet takes no value");
       c->quiet = 1;
     } else if ((r = take(argc, argv, &i, "--plugin-dir", NULL, 1, &v)) != 0) {
       NEED_VALUE();
@@ -469,49 +495,49 @@ static int parse_run(int argc, char **argv, struct run_config *c) {
     } else if ((r = take(argc, argv, &i, "--concurrency", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       if (parse_long(v, 1, 1 << 20, &n) != 0)
-        return usage_error("run", "--concurrency expects a whole number from 1 "
+        return usage_error(c->cmd, "--concurrency expects a whole number from 1 "
                                   "to 1048576, got '%s'",
                            v);
       c->eng.concurrency = (int)n;
     } else if ((r = take(argc, argv, &i, "--threads", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       if (parse_long(v, 1, 1024, &n) != 0)
-        return usage_error("run", "--threads expects a whole number from 1 to "
+        return usage_error(c->cmd, "--threads expects a whole number from 1 to "
                                   "1024, got '%s'",
                            v);
       c->eng.threads = (int)n;
     } else if ((r = take(argc, argv, &i, "--timeout", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       if (parse_long(v, 1, LONG_MAX / 2, &n) != 0)
-        return usage_error("run", "--timeout expects milliseconds (at least 1), "
+        return usage_error(c->cmd, "--timeout expects milliseconds (at least 1), "
                                   "got '%s'",
                            v);
       c->eng.timeout_ms = n;
     } else if ((r = take(argc, argv, &i, "--retries", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       if (parse_long(v, 0, 100, &n) != 0)
-        return usage_error("run", "--retries expects a whole number from 0 to "
+        return usage_error(c->cmd, "--retries expects a whole number from 0 to "
                                   "100, got '%s'",
                            v);
       c->eng.retries = (int)n;
     } else if ((r = take(argc, argv, &i, "--item-timeout", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       if (parse_long(v, 0, LONG_MAX / 2, &n) != 0)
-        return usage_error("run", "--item-timeout expects milliseconds (0 for "
+        return usage_error(c->cmd, "--item-timeout expects milliseconds (0 for "
                                   "none), got '%s'",
                            v);
       c->eng.item_timeout_ms = n;
     } else if ((r = take(argc, argv, &i, "--trials", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       if (parse_long(v, 1, 1000000, &n) != 0)
-        return usage_error("run", "--trials expects a whole number from 1 to "
+        return usage_error(c->cmd, "--trials expects a whole number from 1 to "
                                   "1000000, got '%s'",
                            v);
       c->eng.trials = (int)n;
     } else if ((r = take(argc, argv, &i, "--offset", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       if (parse_long(v, 0, LONG_MAX, &n) != 0)
-        return usage_error("run", "--offset expects a whole number of items, "
+        return usage_error(c->cmd, "--offset expects a whole number of items, "
                                   "got '%s'",
                            v);
       c->sel.offset = n;
@@ -525,7 +551,7 @@ static int parse_run(int argc, char **argv, struct run_config *c) {
       errno = 0;
       unsigned long long seed = strtoull(v, &end, 10);
       if (errno != 0 || end == v || *end != '\0' || v[0] == '-')
-        return usage_error("run", "--shuffle expects a seed (a whole number), "
+        return usage_error(c->cmd, "--shuffle expects a seed (a whole number), "
                                   "got '%s'",
                            v);
       c->sel.shuffle = 1;
@@ -538,21 +564,21 @@ static int parse_run(int argc, char **argv, struct run_config *c) {
     } else if ((r = take(argc, argv, &i, "--limit", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       if (parse_long(v, 1, LONG_MAX, &n) != 0)
-        return usage_error("run", "--limit expects a whole number of items "
+        return usage_error(c->cmd, "--limit expects a whole number of items "
                                   "(at least 1), got '%s'",
                            v);
       c->eng.limit = n;
     } else if ((r = take(argc, argv, &i, "--max-item-bytes", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       if (parse_size(v, &c->max_item_bytes) != 0)
-        return usage_error("run", "--max-item-bytes expects a byte count, got "
+        return usage_error(c->cmd, "--max-item-bytes expects a byte count, got "
                                   "'%s'",
                            v);
     } else if ((r = take(argc, argv, &i, "--max-response-bytes", NULL, 1, &v)) !=
                0) {
       NEED_VALUE();
       if (parse_size(v, &c->eng.max_response_bytes) != 0)
-        return usage_error("run", "--max-response-bytes expects a byte count, "
+        return usage_error(c->cmd, "--max-response-bytes expects a byte count, "
                                   "got '%s'",
                            v);
     } else if ((r = take(argc, argv, &i, "--rps", NULL, 1, &v)) != 0) {
@@ -560,29 +586,40 @@ static int parse_run(int argc, char **argv, struct run_config *c) {
       char *end;
       double d = strtod(v, &end);
       if (end == v || *end != '\0' || !isfinite(d) || d <= 0)
-        return usage_error("run", "--rps expects a positive number, got '%s'",
+        return usage_error(c->cmd, "--rps expects a positive number, got '%s'",
                            v);
       c->eng.rps = d;
     } else if (a[0] == '-' && a[1] != '\0') {
-      return usage_error("run", "unknown option '%s'", a);
+      return usage_error(c->cmd, "unknown option '%s'", a);
+    } else if (c->rescore && c->dataset == NULL) {
+      c->dataset = a;
     } else {
-      return usage_error("run", "unexpected argument '%s'", a);
+      return usage_error(c->cmd, "unexpected argument '%s'", a);
     }
   }
   if (c->dataset == NULL)
-    return usage_error("run", "--dataset FILE is required");
+    return usage_error(c->cmd, c->rescore ? "give the records to rescore: "
+                                            "assay rescore RESULTS.jsonl "
+                                            "--metric ..."
+                                          : "--dataset FILE is required");
+  if (c->rescore) {
+    c->format = ASSAY_DATASET_JSONL;
+    c->eng.rescore = 1;
+  }
   int ntasks = 0, nmetrics = 0;
   for (int i = 0; i < c->nspecs; i++)
     c->specs[i].kind == ASSAY_KIND_TASK ? ntasks++ : nmetrics++;
   if (ntasks > 1)
-    return usage_error("run", "only one --task per run");
+    return usage_error(c->cmd, "only one --task per run");
   if (ntasks == 0 && nmetrics == 0)
-    return usage_error("run", "nothing to run: give a --task, a --metric, or "
-                              "both");
+    return usage_error(c->cmd, c->rescore ? "nothing to run: give at least one "
+                                            "--metric"
+                                          : "nothing to run: give a --task, a "
+                                            "--metric, or both");
   if (c->resume && c->overwrite)
-    return usage_error("run", "--resume and --overwrite exclude each other");
+    return usage_error(c->cmd, "--resume and --overwrite exclude each other");
   if (c->resume && (c->output == NULL || strcmp(c->output, "-") == 0))
-    return usage_error("run", "--resume needs the --output file to go on from");
+    return usage_error(c->cmd, "--resume needs the --output file to go on from");
   return 0;
 }
 
@@ -949,8 +986,10 @@ static void on_signal(int sig) {
   (void)sig;
 }
 
-static int cmd_run(int argc, char **argv) {
+static int cmd_run(int argc, char **argv, int rescore) {
   struct run_config c = {0};
+  c.cmd = rescore ? "rescore" : "run";
+  c.rescore = rescore;
   int rc = parse_run(argc, argv, &c);
   if (rc != 0) {
     config_free(&c);
@@ -996,6 +1035,11 @@ static int cmd_run(int argc, char **argv) {
 
   if (c.output != NULL) {
     output = assay__xstrdup(c.output);
+  } else if (c.rescore) {
+    size_t n = strlen(c.dataset);
+    if (n > 6 && strcmp(c.dataset + n - 6, ".jsonl") == 0)
+      n -= 6;
+    output = assay__format("%.*s.rescored.jsonl", (int)n, c.dataset);
   } else {
     char ts[32];
     assay__timestamp_compact(started, ts);
@@ -1474,7 +1518,9 @@ int assay_cli_main(int argc, char **argv) {
     return EXIT_OK;
   }
   if (strcmp(cmd, "run") == 0)
-    return cmd_run(argc - 2, argv + 2);
+    return cmd_run(argc - 2, argv + 2, 0);
+  if (strcmp(cmd, "rescore") == 0)
+    return cmd_run(argc - 2, argv + 2, 1);
   if (strcmp(cmd, "plugins") == 0)
     return cmd_plugins(argc - 2, argv + 2);
   static const struct {
@@ -1482,8 +1528,7 @@ int assay_cli_main(int argc, char **argv) {
     int (*fn)(int, char **);
   } cmds[] = {{"report", assay_cmd_report},
               {"compare", assay_cmd_compare},
-              {"merge", assay_cmd_merge},
-              {"rescore", assay_cmd_rescore}};
+              {"merge", assay_cmd_merge}};
   for (size_t i = 0; i < assay__array_size(cmds); i++)
     if (strcmp(cmd, cmds[i].name) == 0)
       return cmds[i].fn(argc - 2, argv + 2);

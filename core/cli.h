@@ -14,6 +14,5 @@ int assay_cli_main(int argc, char **argv);
 int assay_cmd_report(int argc, char **argv);
 int assay_cmd_compare(int argc, char **argv);
 int assay_cmd_merge(int argc, char **argv);
-int assay_cmd_rescore(int argc, char **argv);
 
 #endif

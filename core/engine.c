@@ -93,6 +93,8 @@ struct item {
   int64_t seq;          /* admission order: its place in the output */
   int64_t index;        /* the dataset item's index */
   int trial;
+  cJSON *id;            /* rescore: the record's id, owned */
+  int kept_attempts;    /* rescore: the record's attempts, or -1 */
   cJSON *json;          /* the dataset item, owned */
   char *bad;            /* a malformed item's message */
   cJSON *output;        /* task output, owned */
@@ -640,6 +642,7 @@ static void item_release(struct assay_engine *e, struct item *it) {
   cJSON_Delete(it->json);
   cJSON_Delete(it->output);
   cJSON_Delete(it->error);
+  cJSON_Delete(it->id);
   for (int i = 0; it->scores && i < e->nmetrics; i++)
     cJSON_Delete(it->scores[i]);
   free(it->scores);
@@ -1157,8 +1160,9 @@ static void on_inbox(uv_async_t *a) {
 static cJSON *record_build(struct assay_engine *e, struct item *it) {
   cJSON *r = cJSON_CreateObject();
   cJSON_AddNumberToObject(r, "index", (double)it->index);
-  const cJSON *id = it->json ? cJSON_GetObjectItemCaseSensitive(it->json, "id")
-                             : NULL;
+  const cJSON *id = it->id   ? it->id
+                   : it->json ? cJSON_GetObjectItemCaseSensitive(it->json, "id")
+                              : NULL;
   if (cJSON_IsString(id) || cJSON_IsNumber(id))
     cJSON_AddItemToObject(r, "id", cJSON_Duplicate(id, 0));
   else
@@ -1199,7 +1203,9 @@ static cJSON *record_build(struct assay_engine *e, struct item *it) {
   } else {
     cJSON_AddNullToObject(r, "error");
   }
-  cJSON_AddNumberToObject(r, "attempts", it->attempts ? it->attempts[0] : 0);
+  cJSON_AddNumberToObject(r, "attempts", it->kept_attempts >= 0 ? it->kept_attempts
+                                          : it->attempts           ? it->attempts[0]
+                                                                   : 0);
   cJSON_AddNumberToObject(r, "task_ms", round(it->task_ms * 1000) / 1000);
   cJSON_AddNumberToObject(r, "metrics_ms", round(it->metrics_ms * 1000) / 1000);
   return r;
@@ -1270,6 +1276,53 @@ static void take_trial(struct assay_engine *e, cJSON **json, char **bad,
   }
 }
 
+/*
+ * Rescore: the dataset item is a result record. Its input becomes the
+ * item, its output the task's output, and its identity, error, attempts and
+ * task time are kept, so the new record differs only in its scores.
+ */
+static void unpack_record(struct item *it) {
+  cJSON *rec = it->json;
+  it->json = NULL;
+  const cJSON *index = cJSON_GetObjectItemCaseSensitive(rec, "index");
+  const cJSON *trial = cJSON_GetObjectItemCaseSensitive(rec, "trial");
+  const cJSON *input = cJSON_GetObjectItemCaseSensitive(rec, "input");
+  const cJSON *output = cJSON_GetObjectItemCaseSensitive(rec, "output");
+  const cJSON *error = cJSON_GetObjectItemCaseSensitive(rec, "error");
+  if (!cJSON_IsNumber(index) || !cJSON_HasObjectItem(rec, "input") ||
+      !cJSON_HasObjectItem(rec, "output")) {
+    it->bad = assay__format("record at position %lld is not a result record "
+                            "(it needs index, input and output)",
+                            (long long)it->index);
+    cJSON_Delete(rec);
+    return;
+  }
+  it->index = (int64_t)index->valuedouble;
+  it->trial = cJSON_IsNumber(trial) ? trial->valueint : 0;
+  cJSON *id = cJSON_DetachItemFromObjectCaseSensitive(rec, "id");
+  it->id = id;
+  const cJSON *attempts = cJSON_GetObjectItemCaseSensitive(rec, "attempts");
+  it->kept_attempts = cJSON_IsNumber(attempts) ? attempts->valueint : 0;
+  const cJSON *task_ms = cJSON_GetObjectItemCaseSensitive(rec, "task_ms");
+  it->task_ms = cJSON_IsNumber(task_ms) ? task_ms->valuedouble : 0;
+  if (cJSON_IsObject(input))
+    it->json = cJSON_DetachItemViaPointer(rec, (cJSON *)input);
+  if (cJSON_IsObject(output))
+    it->output = cJSON_DetachItemViaPointer(rec, (cJSON *)output);
+  else if (output != NULL && !cJSON_IsNull(output)) {
+    /* A stored non-object output is wrapped as the engine would. */
+    it->output = cJSON_CreateObject();
+    cJSON_AddItemToObject(it->output, "output",
+                          cJSON_DetachItemViaPointer(rec, (cJSON *)output));
+  }
+  if (cJSON_IsObject(error))
+    it->error = cJSON_DetachItemViaPointer(rec, (cJSON *)error);
+  else if (it->json == NULL)
+    it->bad = assay__format("record of item %lld has no input to score",
+                            (long long)it->index);
+  cJSON_Delete(rec);
+}
+
 /* Admits the next unit (an item's trial) as a new struct item; 0 at the
  * end. */
 static int admit_one(struct assay_engine *e) {
@@ -1278,6 +1331,9 @@ static int admit_one(struct assay_engine *e) {
   struct item *it = assay__xcalloc(1, sizeof *it);
   it->seq = e->next_seq++;
   take_trial(e, &it->json, &it->bad, &it->index, &it->trial);
+  it->kept_attempts = -1;
+  if (e->opts.rescore && it->bad == NULL)
+    unpack_record(it);
   it->refs = 1;
   it->attempts = assay__xcalloc((size_t)e->nmetrics + 1, sizeof *it->attempts);
   it->scores = e->nmetrics ? assay__xcalloc((size_t)e->nmetrics, sizeof *it->scores)
@@ -1296,6 +1352,10 @@ static int admit_one(struct assay_engine *e) {
     it->error = cJSON_CreateObject();
     cJSON_AddStringToObject(it->error, "code", assay_err_name(ASSAY_EBAD_ITEM));
     cJSON_AddStringToObject(it->error, "message", it->bad);
+    e->stats.items_failed++;
+    item_final(e, it);
+  } else if (it->error != NULL) {
+    /* Rescoring a record whose task failed: it stays as it was. */
     e->stats.items_failed++;
     item_final(e, it);
   } else if (e->task != NULL) {

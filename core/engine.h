@@ -32,6 +32,8 @@ struct assay_engine_opts {
   long limit;               /* items to run at most, 0 for all */
   unsigned seed;            /* jitter seed (0: from the clock) */
   int trials;               /* runs of each item (default 1) */
+  int rescore;              /* dataset items are result records: their
+                               outputs are scored again, no task runs */
   long grace_ms;            /* after a stop, how long in-flight items may
                                still finish (default 10000) */
 };

@@ -11,7 +11,7 @@ core_libassaycore_la_SOURCES = \
 	core/pool.c core/pool.h \
 	core/engine.c core/engine.h \
 	core/cli.c core/cli.h \
-	core/cmd_report.c core/cmd_compare.c core/cmd_merge.c core/cmd_rescore.c \
+	core/cmd_report.c core/cmd_compare.c core/cmd_merge.c \
 	core/gate.c core/gate.h
 core_libassaycore_la_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(UTF8PROC_CFLAGS)
 core_libassaycore_la_LIBADD = $(UV_LIBS) $(CJSON_LIBS) $(CURL_LIBS) \

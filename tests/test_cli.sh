@@ -173,6 +173,22 @@ run "trials" 0 run --dataset sel.jsonl --task echo --limit 3 --trials 2 -o tr.js
 check "records per trial in order" \
   "[(x['index'], x['trial']) for x in r] == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]" tr.jsonl -
 
+# ---- rescore ------------------------------------------------------------------------
+run "run to rescore" 1 run --dataset partial.jsonl --task echo --metric equals -o base.jsonl -q --overwrite
+run "rescore (a failed item stays failed)" 1 rescore base.jsonl --metric is_json -q
+check "rescore keeps the records, new scores" \
+  "[x['index'] for x in r] == [0, 1] and r[0]['output'] == {'output': 'x'} and set(r[0]['scores']) == {'is_json'} and r[0]['scores']['is_json']['value'] == 0 and r[1]['error']['code'] == 'bad_item'" base.rescored.jsonl base.rescored.summary.json
+check "rescore summary" "s['counts']['items'] == 2 and s['scores']['is_json']['count'] == 1" base.rescored.jsonl base.rescored.summary.json
+run "rescore with a map" 1 rescore base.jsonl --metric equals --map reference=input -o rs2.jsonl -q
+check "rescore maps fields" "r[0]['scores']['equals']['value'] == 1" rs2.jsonl -
+run "rescore refuses a task" 2 rescore base.jsonl --task echo --metric equals
+expect_err "rescore task explained" "is not for rescore"
+run "rescore needs a metric" 2 rescore base.jsonl
+run "rescore needs records" 2 rescore --metric equals
+printf '{"index": 0, "input": {"a": 1}}\n[1]\n' >notrecords.jsonl
+run "rescore of non-records" 1 rescore notrecords.jsonl --metric is_json -q
+check "non-records are bad items" "all(x['error']['code'] == 'bad_item' for x in r)" notrecords.rescored.jsonl -
+
 # ---- progress ----------------------------------------------------------------------
 head -n 12 sel.jsonl >prog.jsonl
 if command -v script >/dev/null 2>&1; then
