@@ -115,6 +115,9 @@ static const char run_help[] =
     "writes one JSON record per item, in dataset order, plus a summary.\n"
     "\n"
     "what to run:\n"
+    "  -c, --config FILE     options from a run file (JSON), or from a\n"
+    "                        summary to repeat its run; the command line\n"
+    "                        overrides them\n"
     "  --dataset FILE        JSONL (default), .json array, .csv, or - (stdin)\n"
     "  --format FMT          jsonl, json or csv (default: from the extension)\n"
     "  --task SPEC           the system under test; without it, each item is\n"
@@ -368,6 +371,184 @@ static int parse_shard(const char *v, int *index, int *count) {
   *index = (int)i;
   *count = (int)n;
   return 0;
+}
+
+/* Arguments made from a run file, owned. */
+struct argvec {
+  char **v;
+  int n;
+};
+
+static void argvec_push(struct argvec *a, char *owned) {
+  a->v = assay__xrealloc(a->v, (size_t)(a->n + 2) * sizeof *a->v);
+  a->v[a->n++] = owned;
+  a->v[a->n] = NULL;
+}
+
+static void argvec_free(struct argvec *a) {
+  for (int i = 0; i < a->n; i++)
+    free(a->v[i]);
+  free(a->v);
+}
+
+static void push_opts(struct argvec *a, const char *flag, const cJSON *obj,
+                      int json) {
+  const cJSON *o;
+  cJSON_ArrayForEach(o, obj) {
+    argvec_push(a, assay__xstrdup(flag));
+    if (json) {
+      char *v = assay__json_print(o);
+      argvec_push(a, assay__format("%s=%s", o->string, v));
+      free(v);
+    } else {
+      argvec_push(a, assay__format("%s=%s", o->string,
+                                   cJSON_IsString(o) ? o->valuestring : ""));
+    }
+  }
+}
+
+/* Whether argv holds the option (as "--x" or "--x=..."). */
+static int has_option(int argc, char **argv, const char *opt) {
+  size_t n = strlen(opt);
+  for (int i = 0; i < argc; i++)
+    if (strncmp(argv[i], opt, n) == 0 && (argv[i][n] == '\0' || argv[i][n] == '='))
+      return 1;
+  return 0;
+}
+
+/*
+ * -c FILE: a run file (every option of `assay run` as JSON, in the shape of
+ * a summary's "config"), or a summary, whose config repeats its run. It
+ * becomes arguments placed before the command line's, so those override
+ * it; a --task or --metric on the command line replaces the file's task or
+ * metrics. A summary's output paths are its run's, so they are dropped.
+ */
+static int run_file_args(const char *cmd, const char *path, int argc,
+                         char **argv, struct argvec *out) {
+  char *text = NULL;
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return usage_error(cmd, "cannot read run file '%s': %s", path,
+                       strerror(errno));
+  size_t cap = 0;
+  ssize_t len = getdelim(&text, &cap, '\0', f);
+  fclose(f);
+  cJSON *root = len > 0 ? cJSON_ParseWithLength(text, (size_t)len) : NULL;
+  free(text);
+  if (!cJSON_IsObject(root)) {
+    cJSON_Delete(root);
+    return usage_error(cmd, "run file '%s' is not a JSON object", path);
+  }
+  const cJSON *conf = root;
+  int from_summary = cJSON_HasObjectItem(root, "format_version");
+  if (from_summary) {
+    conf = cJSON_GetObjectItemCaseSensitive(root, "config");
+    if (!cJSON_IsObject(conf)) {
+      cJSON_Delete(root);
+      return usage_error(cmd, "summary '%s' holds no \"config\" to repeat",
+                         path);
+    }
+  }
+  static const struct {
+    const char *key, *flag;
+  } scalars[] = {{"dataset", "--dataset"},
+                 {"format", "--format"},
+                 {"name", "--name"},
+                 {"output", "--output"},
+                 {"summary", "--summary"},
+                 {"concurrency", "--concurrency"},
+                 {"threads", "--threads"},
+                 {"timeout_ms", "--timeout"},
+                 {"retries", "--retries"},
+                 {"item_timeout_ms", "--item-timeout"},
+                 {"limit", "--limit"},
+                 {"max_item_bytes", "--max-item-bytes"},
+                 {"max_response_bytes", "--max-response-bytes"},
+                 {"rps", "--rps"},
+                 {"grace_ms", "--grace"},
+                 {"trials", "--trials"},
+                 {"offset", "--offset"},
+                 {"ids", "--ids"},
+                 {"shuffle", "--shuffle"},
+                 {"shard", "--shard"}};
+  int rc = 0;
+  const cJSON *m;
+  cJSON_ArrayForEach(m, conf) {
+    const char *k = m->string;
+    size_t i = 0;
+    while (i < assay__array_size(scalars) && strcmp(scalars[i].key, k) != 0)
+      i++;
+    if (i < assay__array_size(scalars)) {
+      if (from_summary && (strcmp(k, "output") == 0 || strcmp(k, "summary") == 0))
+        continue;
+      /* Zero means "none" for these in a summary's config. */
+      int zero_none = strcmp(k, "limit") == 0 || strcmp(k, "rps") == 0 ||
+                      strcmp(k, "item_timeout_ms") == 0 ||
+                      strcmp(k, "offset") == 0;
+      if (cJSON_IsNumber(m)) {
+        if (zero_none && m->valuedouble == 0)
+          continue;
+        argvec_push(out, assay__xstrdup(scalars[i].flag));
+        argvec_push(out, assay__json_print(m));
+      } else if (cJSON_IsString(m)) {
+        if (strcmp(k, "format") == 0 && strcmp(m->valuestring, "auto") == 0)
+          continue;
+        argvec_push(out, assay__xstrdup(scalars[i].flag));
+        argvec_push(out, assay__xstrdup(m->valuestring));
+      } else if (!cJSON_IsNull(m)) {
+        rc = usage_error(cmd, "run file '%s': \"%s\" must be a number or a "
+                              "string",
+                         path, k);
+        break;
+      }
+    } else if (strcmp(k, "task") == 0 || strcmp(k, "metrics") == 0 ||
+               strcmp(k, "map") == 0) {
+      /* Handled below, in the order the command line needs. */
+    } else {
+      rc = usage_error(cmd, "run file '%s': unknown key \"%s\"", path, k);
+      break;
+    }
+  }
+  const cJSON *map = cJSON_GetObjectItemCaseSensitive(conf, "map");
+  const cJSON *task = cJSON_GetObjectItemCaseSensitive(conf, "task");
+  const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(conf, "metrics");
+  if (rc == 0 && ((map && !cJSON_IsObject(map)) ||
+                  (task && !cJSON_IsObject(task) && !cJSON_IsNull(task)) ||
+                  (metrics && !cJSON_IsArray(metrics))))
+    rc = usage_error(cmd, "run file '%s': \"task\" must be an object, "
+                          "\"metrics\" an array and \"map\" an object",
+                     path);
+  if (rc == 0)
+    push_opts(out, "--map", map, 0);
+  if (rc == 0 && cJSON_IsObject(task) && !has_option(argc, argv, "--task")) {
+    const cJSON *spec = cJSON_GetObjectItemCaseSensitive(task, "spec");
+    if (!cJSON_IsString(spec)) {
+      rc = usage_error(cmd, "run file '%s': the task needs a \"spec\"", path);
+    } else {
+      argvec_push(out, assay__xstrdup("--task"));
+      argvec_push(out, assay__xstrdup(spec->valuestring));
+      push_opts(out, "--opt", cJSON_GetObjectItemCaseSensitive(task, "options"),
+                1);
+    }
+  }
+  if (rc == 0 && metrics && !has_option(argc, argv, "--metric")) {
+    const cJSON *mt;
+    cJSON_ArrayForEach(mt, metrics) {
+      const cJSON *spec = cJSON_GetObjectItemCaseSensitive(mt, "spec");
+      if (!cJSON_IsString(spec)) {
+        rc = usage_error(cmd, "run file '%s': every metric needs a \"spec\"",
+                         path);
+        break;
+      }
+      argvec_push(out, assay__xstrdup("--metric"));
+      argvec_push(out, assay__xstrdup(spec->valuestring));
+      push_opts(out, "--opt", cJSON_GetObjectItemCaseSensitive(mt, "options"),
+                1);
+      push_opts(out, "--map", cJSON_GetObjectItemCaseSensitive(mt, "map"), 0);
+    }
+  }
+  cJSON_Delete(root);
+  return rc;
 }
 
 static void config_free(struct run_config *c) {
@@ -990,9 +1171,28 @@ static int cmd_run(int argc, char **argv, int rescore) {
   struct run_config c = {0};
   c.cmd = rescore ? "rescore" : "run";
   c.rescore = rescore;
-  int rc = parse_run(argc, argv, &c);
+  /* -c FILE / --config FILE: the file's options come first. */
+  struct argvec all = {0};
+  int rc = 0;
+  for (int i = 0; i < argc && rc == 0; i++) {
+    const char *v = NULL;
+    int r = take(argc, argv, &i, "--config", "-c", 1, &v);
+    if (r < 0)
+      rc = usage_error(c.cmd, "option '%s' needs a run file", argv[i]);
+    else if (r > 0)
+      rc = run_file_args(c.cmd, v, argc, argv, &all);
+  }
+  for (int i = 0; i < argc && rc == 0; i++) {
+    const char *v = NULL;
+    int r = take(argc, argv, &i, "--config", "-c", 1, &v);
+    if (r == 0)
+      argvec_push(&all, assay__xstrdup(argv[i]));
+  }
+  if (rc == 0)
+    rc = parse_run(all.n, all.v, &c);
   if (rc != 0) {
     config_free(&c);
+    argvec_free(&all);
     return rc < 0 ? EXIT_OK : rc;
   }
   int status = EXIT_USAGE;
@@ -1284,6 +1484,7 @@ done:
   free(summary_path);
   free(name);
   config_free(&c);
+  argvec_free(&all);
   return status;
 }
 

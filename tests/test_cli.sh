@@ -173,6 +173,29 @@ run "trials" 0 run --dataset sel.jsonl --task echo --limit 3 --trials 2 -o tr.js
 check "records per trial in order" \
   "[(x['index'], x['trial']) for x in r] == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]" tr.jsonl -
 
+# ---- run files ------------------------------------------------------------------------
+cat >run.json <<'EOF2'
+{"dataset": "qa.jsonl", "task": {"spec": "echo"},
+ "metrics": [{"spec": "equals", "options": {"case_sensitive": true}},
+             {"spec": "levenshtein_ratio", "map": {"reference": "input"}}],
+ "concurrency": 8, "output": "rf.jsonl"}
+EOF2
+run "run file" 0 run -c run.json -q
+check "run file options applied" \
+  "r[0]['scores']['equals']['value'] == 0 and r[0]['scores']['levenshtein_ratio']['value'] == 1 and s['config']['concurrency'] == 8" rf.jsonl rf.summary.json
+run "repeat a run from its summary" 0 run -c rf.summary.json -o rf2.jsonl --concurrency 3 -q
+python3 -c "
+import json, sys
+a = json.load(open('rf.summary.json')); b = json.load(open('rf2.summary.json'))
+sys.exit(not (a['fingerprint'] == b['fingerprint'] and b['config']['concurrency'] == 3))" \
+  && ok "summary repeats the run, command line overrides" || bad "summary repeats the run, command line overrides"
+run "a --metric replaces the file's metrics" 0 run -c run.json --metric is_json -o rf3.jsonl -q
+check "only the command line's metric" "set(r[0]['scores']) == {'is_json'}" rf3.jsonl -
+echo '{"bogus": 1}' >bad-run.json
+run "run file unknown key" 2 run -c bad-run.json
+expect_err "unknown key named" 'unknown key "bogus"'
+run "run file missing" 2 run -c nowhere.json
+
 # ---- rescore ------------------------------------------------------------------------
 run "run to rescore" 1 run --dataset partial.jsonl --task echo --metric equals -o base.jsonl -q --overwrite
 run "rescore (a failed item stays failed)" 1 rescore base.jsonl --metric is_json -q
