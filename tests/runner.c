@@ -68,6 +68,14 @@ char *test_build_path(const char *rel) {
   return join("ASSAY_TEST_BUILDDIR", TEST_BUILDDIR, rel);
 }
 
+int test_sanitized(void) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  return 1;
+#else
+  return 0;
+#endif
+}
+
 char *test_read_file(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
   if (f == NULL)

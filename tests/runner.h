@@ -29,6 +29,10 @@ int test_main(int argc, char **argv, const struct test_suite *suites);
 char *test_src_path(const char *rel);
 /* Absolute path under tests/ in the build tree (owned). */
 char *test_build_path(const char *rel);
+/* Whether this build runs under a sanitizer (ASan or TSan): memory
+ * figures are inflated, and valgrind cannot run its binaries. */
+int test_sanitized(void);
+
 /* Reads a whole file into an owned NUL-terminated buffer, or NULL. */
 char *test_read_file(const char *path, size_t *len);
 
