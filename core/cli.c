@@ -809,8 +809,9 @@ static int parse_run(int argc, char **argv, struct run_config *c) {
 struct sink {
   int fd;
   const char *path;
-  char *buf;
+  char *buf;   /* records not yet written: whole lines */
   size_t cap;
+  size_t len;
   struct assay_summary *summary;
   int write_errno;
   int64_t records; /* written by this run */
@@ -917,29 +918,42 @@ static int write_all(int fd, const char *p, size_t n) {
   return 0;
 }
 
-/* Writes one record as one line with one write(). */
+/* Appends one record as one line to the sink's buffer; on_flush writes
+ * them. */
 static int on_record(void *arg, const cJSON *record) {
   struct sink *s = arg;
   assay_summary_add(s->summary, record);
   s->records++;
   for (;;) {
-    if (s->cap > 1 &&
-        cJSON_PrintPreallocated((cJSON *)record, s->buf, (int)(s->cap - 1), 0)) {
-      size_t n = strlen(s->buf);
-      s->buf[n] = '\n';
-      if (write_all(s->fd, s->buf, n + 1) != 0) {
-        s->write_errno = errno;
-        return -1;
-      }
+    size_t room = s->cap - s->len;
+    if (room > 2 && cJSON_PrintPreallocated((cJSON *)record, s->buf + s->len,
+                                            room > INT_MAX ? INT_MAX : (int)(room - 1), 0)) {
+      s->len += strlen(s->buf + s->len);
+      s->buf[s->len++] = '\n';
       return 0;
     }
-    if (s->cap >= (size_t)INT_MAX / 2) {
+    if (s->cap >= (size_t)INT_MAX) {
       s->write_errno = EFBIG;
       return -1;
     }
-    s->cap = s->cap ? s->cap * 2 : 4096;
+    s->cap = s->cap ? s->cap * 2 : 65536;
     s->buf = assay__xrealloc(s->buf, s->cap);
   }
+}
+
+/* Writes the records that became final together, in one write() when the
+ * kernel takes it whole: a crash after it loses none of them, and a record
+ * is never split across writes by us. */
+static int on_flush(void *arg) {
+  struct sink *s = arg;
+  if (s->len == 0)
+    return 0;
+  if (write_all(s->fd, s->buf, s->len) != 0) {
+    s->write_errno = errno;
+    return -1;
+  }
+  s->len = 0;
+  return 0;
 }
 
 static int mkdir_p(const char *dir) {
@@ -1380,6 +1394,7 @@ static int cmd_run(int argc, char **argv, int rescore) {
     assay_engine_set_tick(engine, pd.tty ? 100 : 1000, on_tick, &pd);
   }
 
+  assay_engine_set_flush(engine, on_flush);
   double t0 = assay__now_ms();
   rc = assay_engine_run(engine, ds, on_record, &sink, &err);
   if (pd.drawn) {

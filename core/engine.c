@@ -145,6 +145,7 @@ struct assay_engine {
   void *skip_arg;
   assay_record_cb cb;
   void *cb_arg;
+  assay_flush_cb flush_cb;
   int run_rc;
   char *run_err;
 
@@ -153,6 +154,10 @@ struct assay_engine {
   uint64_t rng;
   int warned_dup;
   int sync_abandoned; /* sync calls timed out whose worker has not returned */
+  /* Sync jobs dispatched during the current loop callback, handed to the
+   * pool in one go when it ends (see pump). */
+  struct assay_pool_job *sub_head, *sub_tail;
+  int sub_n;
 };
 
 /* ---- the registry: call handles to engines, across threads --------------- */
@@ -172,27 +177,65 @@ static uint64_t make_call(const struct assay_engine *e, const struct slot *s) {
          s->idx;
 }
 
-/* Any thread: hands c to its engine's inbox, or frees it when the engine is
- * gone (a completion arriving after the run ended). */
-static void post(struct completion *c) {
-  uint16_t serial = (uint16_t)(c->call >> 48);
+/* Any thread: hands a list of completions (linked through next) to their
+ * engines' inboxes under one lock, freeing those whose engine is gone (a
+ * completion arriving after the run ended). */
+static void post_list(struct completion *c) {
+  struct completion *orphans = NULL;
   uv_mutex_lock(&reg_lock);
-  struct assay_engine *e = reg[serial & (REG_MAX - 1)];
-  if (e != NULL && e->serial == serial) {
-    if (e->inbox_tail)
-      e->inbox_tail->next = c;
-    else
-      e->inbox_head = c;
-    e->inbox_tail = c;
-    uv_async_send(&e->inbox_async);
-    c = NULL;
+  while (c != NULL) {
+    struct completion *next = c->next;
+    c->next = NULL;
+    uint16_t serial = (uint16_t)(c->call >> 48);
+    struct assay_engine *e = reg[serial & (REG_MAX - 1)];
+    if (e != NULL && e->serial == serial) {
+      if (e->inbox_tail)
+        e->inbox_tail->next = c;
+      else
+        e->inbox_head = c;
+      e->inbox_tail = c;
+      /* Sends coalesce: one wake-up drains them all. */
+      uv_async_send(&e->inbox_async);
+    } else {
+      c->next = orphans;
+      orphans = c;
+    }
+    c = next;
   }
   uv_mutex_unlock(&reg_lock);
-  if (c != NULL) {
-    cJSON_Delete(c->result);
-    free(c->msg);
-    free(c);
+  while (orphans != NULL) {
+    struct completion *next = orphans->next;
+    cJSON_Delete(orphans->result);
+    free(orphans->msg);
+    free(orphans);
+    orphans = next;
   }
+}
+
+static void post(struct completion *c) {
+  c->next = NULL;
+  post_list(c);
+}
+
+/* A worker's completions wait here until its batch of jobs is done. */
+static _Thread_local struct completion *tls_batch, *tls_batch_tail;
+
+static void post_batched(struct completion *c) {
+  c->next = NULL;
+  if (tls_batch_tail)
+    tls_batch_tail->next = c;
+  else
+    tls_batch = c;
+  tls_batch_tail = c;
+}
+
+/* The pool's after_batch: one hand-off for a worker's whole batch. */
+static void flush_batch(void *arg) {
+  (void)arg;
+  struct completion *c = tls_batch;
+  tls_batch = tls_batch_tail = NULL;
+  if (c != NULL)
+    post_list(c);
 }
 
 /* ---- the host API ---------------------------------------------------------- */
@@ -924,7 +967,7 @@ static void sync_work(struct assay_pool_job *job) {
     c->result = r;
     c->no_result = r == NULL;
   }
-  post(c);
+  post_batched(c);
 }
 
 static void dispatch(struct assay_engine *e, struct slot *s) {
@@ -986,7 +1029,13 @@ static void dispatch(struct assay_engine *e, struct slot *s) {
     }
   } else {
     s->pjob.work = sync_work;
-    assay_pool_submit(e->pool, &s->pjob);
+    s->pjob.next = NULL;
+    if (e->sub_tail)
+      e->sub_tail->next = &s->pjob;
+    else
+      e->sub_head = &s->pjob;
+    e->sub_tail = &s->pjob;
+    e->sub_n++;
   }
 }
 
@@ -1212,6 +1261,7 @@ static cJSON *record_build(struct assay_engine *e, struct item *it) {
 }
 
 static void flush(struct assay_engine *e) {
+  int64_t written = e->next_write;
   while (e->next_write < e->next_seq) {
     struct item *it = e->ring[e->next_write % e->window];
     if (!it->final)
@@ -1231,6 +1281,14 @@ static void flush(struct assay_engine *e) {
       cJSON_Delete(r);
     }
     item_release(e, it);
+  }
+  /* The records handed out above leave together. */
+  if (e->flush_cb != NULL && e->next_write > written && e->run_rc == 0 &&
+      e->flush_cb(e->cb_arg) != 0) {
+    e->run_rc = ASSAY_EIO;
+    e->stopping = 1;
+    if (e->run_err == NULL)
+      e->run_err = assay__xstrdup("cannot write the result records");
   }
 }
 
@@ -1366,6 +1424,15 @@ static int admit_one(struct assay_engine *e) {
   return 1;
 }
 
+/* Hands the sync jobs gathered during this callback to the pool. */
+static void submit_jobs(struct assay_engine *e) {
+  if (e->sub_n == 0)
+    return;
+  assay_pool_submit_list(e->pool, e->sub_head, e->sub_tail, e->sub_n);
+  e->sub_head = e->sub_tail = NULL;
+  e->sub_n = 0;
+}
+
 static void pump(struct assay_engine *e) {
   for (;;) {
     flush(e);
@@ -1381,6 +1448,7 @@ static void pump(struct assay_engine *e) {
     if (!admitted)
       break;
   }
+  submit_jobs(e);
   if ((e->eof || e->stopping) && e->running == 0 && !e->done) {
     flush(e);
     e->done = 1;
@@ -1392,6 +1460,10 @@ static void pump(struct assay_engine *e) {
 static void on_tick(uv_timer_t *t) {
   struct assay_engine *e = assay__container_of(t, struct assay_engine, tick);
   e->tick_cb(e->tick_arg, e);
+}
+
+void assay_engine_set_flush(struct assay_engine *e, assay_flush_cb cb) {
+  e->flush_cb = cb;
 }
 
 void assay_engine_set_tick(struct assay_engine *e, long interval_ms,
@@ -1454,7 +1526,7 @@ int assay_engine_run(struct assay_engine *e, struct assay_dataset *ds,
   for (int m = 0; m < e->nmetrics; m++)
     need_pool |= !e->metrics[m]->use_async;
   if (need_pool) {
-    int rc = assay_pool_new(&e->pool, e->opts.threads, errmsg);
+    int rc = assay_pool_new(&e->pool, e->opts.threads, flush_batch, NULL, errmsg);
     if (rc != 0)
       return rc;
   }

@@ -80,6 +80,14 @@ int assay_engine_add(struct assay_engine *e, struct assay_loader *l, int kind,
  * write error): the engine then stops admitting and finishes. */
 typedef int (*assay_record_cb)(void *arg, const cJSON *record);
 
+/* Called (with the record callback's arg) after each group of records that
+ * became final together, so a caller that buffers them can write the group
+ * in one go: a record is then out as soon as it is final, and lines are
+ * never split. Returns 0, or non-zero to stop the run like the record
+ * callback. Optional. */
+typedef int (*assay_flush_cb)(void *arg);
+void assay_engine_set_flush(struct assay_engine *e, assay_flush_cb cb);
+
 /*
  * Runs every item of ds (borrowed) and returns 0 when all records were
  * handed out, ASSAY_EINTERRUPTED when assay_engine_stop() ended the run

@@ -12,11 +12,18 @@ struct assay_pool {
   uv_mutex_t lock;
   uv_cond_t cond;
   struct assay_pool_job *head, *tail;
+  int queued;
   int busy; /* queued + running */
+  void (*after_batch)(void *arg);
+  void *arg;
   int stop;
   int nthreads;
   uv_thread_t *threads;
 };
+
+/* Jobs a worker takes at once at most: enough to amortise the lock and the
+ * hand-off of results, few enough that other workers get their share. */
+#define BATCH_MAX 16
 
 static void worker(void *arg) {
   struct assay_pool *p = arg;
@@ -26,21 +33,36 @@ static void worker(void *arg) {
       uv_cond_wait(&p->cond, &p->lock);
     if (p->stop)
       break;
-    struct assay_pool_job *job = p->head;
-    p->head = job->next;
+    /* A fair share of what is queued, at least one. */
+    int take = p->queued / p->nthreads;
+    take = take < 1 ? 1 : take > BATCH_MAX ? BATCH_MAX : take;
+    struct assay_pool_job *first = p->head, *last = p->head;
+    for (int i = 1; i < take; i++)
+      last = last->next;
+    p->head = last->next;
     if (p->head == NULL)
       p->tail = NULL;
+    p->queued -= take;
+    last->next = NULL;
     uv_mutex_unlock(&p->lock);
-    job->next = NULL;
-    job->work(job);
+    for (struct assay_pool_job *job = first, *next; job != NULL; job = next) {
+      next = job->next;
+      job->next = NULL;
+      job->work(job);
+    }
+    if (p->after_batch != NULL)
+      p->after_batch(p->arg);
     uv_mutex_lock(&p->lock);
-    p->busy--;
+    p->busy -= take;
   }
   uv_mutex_unlock(&p->lock);
 }
 
-int assay_pool_new(struct assay_pool **pp, int nthreads, char **errmsg) {
+int assay_pool_new(struct assay_pool **pp, int nthreads,
+                   void (*after_batch)(void *arg), void *arg, char **errmsg) {
   struct assay_pool *p = assay__xcalloc(1, sizeof *p);
+  p->after_batch = after_batch;
+  p->arg = arg;
   if (nthreads < 1)
     nthreads = 1;
   if (uv_mutex_init(&p->lock) != 0 || uv_cond_init(&p->cond) != 0) {
@@ -65,14 +87,26 @@ int assay_pool_new(struct assay_pool **pp, int nthreads, char **errmsg) {
 
 void assay_pool_submit(struct assay_pool *p, struct assay_pool_job *job) {
   job->next = NULL;
+  assay_pool_submit_list(p, job, job, 1);
+}
+
+void assay_pool_submit_list(struct assay_pool *p, struct assay_pool_job *head,
+                            struct assay_pool_job *tail, int n) {
+  if (n <= 0)
+    return;
+  tail->next = NULL;
   uv_mutex_lock(&p->lock);
   if (p->tail)
-    p->tail->next = job;
+    p->tail->next = head;
   else
-    p->head = job;
-  p->tail = job;
-  p->busy++;
-  uv_cond_signal(&p->cond);
+    p->head = head;
+  p->tail = tail;
+  p->queued += n;
+  p->busy += n;
+  if (n > 1)
+    uv_cond_broadcast(&p->cond);
+  else
+    uv_cond_signal(&p->cond);
   uv_mutex_unlock(&p->lock);
 }
 
@@ -91,6 +125,7 @@ void assay_pool_free(struct assay_pool *p, struct assay_pool_job **dropped) {
   if (dropped != NULL)
     *dropped = p->head;
   p->head = p->tail = NULL;
+  p->queued = 0;
   uv_cond_broadcast(&p->cond);
   uv_mutex_unlock(&p->lock);
   for (int i = 0; i < p->nthreads; i++)

@@ -14,11 +14,21 @@ struct assay_pool_job {
 
 struct assay_pool;
 
-/* Starts nthreads workers (at least 1). Returns 0 or a negative code. */
-int assay_pool_new(struct assay_pool **p, int nthreads, char **errmsg);
+/*
+ * Starts nthreads workers (at least 1). A worker takes several queued jobs
+ * at a time when there are many, runs them, then calls after_batch(arg) on
+ * its thread (may be NULL), so results can leave in one hand-off per batch
+ * rather than one per job. Returns 0 or a negative code.
+ */
+int assay_pool_new(struct assay_pool **p, int nthreads,
+                   void (*after_batch)(void *arg), void *arg, char **errmsg);
 
 /* Queues job (borrowed until its work function has returned). Any thread. */
 void assay_pool_submit(struct assay_pool *p, struct assay_pool_job *job);
+
+/* Queues a list of n jobs linked through next, under one lock. */
+void assay_pool_submit_list(struct assay_pool *p, struct assay_pool_job *head,
+                            struct assay_pool_job *tail, int n);
 
 /* Jobs queued or running. Any thread. */
 int assay_pool_busy(struct assay_pool *p);

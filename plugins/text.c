@@ -34,6 +34,24 @@ int assay__text_valid(const char *s, size_t len) {
 }
 
 int assay__text_fold(const char *s, size_t len, char **out, size_t *outlen) {
+  /* ASCII text (the common case) folds to its lower case and composes to
+   * itself, so utf8proc's general path is not needed for it. */
+  size_t i = 0;
+  while (i < len && (unsigned char)s[i] < 0x80)
+    i++;
+  if (i == len) {
+    char *a = malloc(len + 1);
+    if (a == NULL)
+      return ASSAY_ENOMEM;
+    for (i = 0; i < len; i++) {
+      char c = s[i];
+      a[i] = c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
+    }
+    a[len] = '\0';
+    *out = a;
+    *outlen = len;
+    return 0;
+  }
   utf8proc_uint8_t *dst = NULL;
   /* utf8proc_map treats a zero length as "empty", not "NUL-terminated",
    * unless UTF8PROC_NULLTERM is given, which it is not. */
