@@ -7,6 +7,12 @@
  * the textbook sum-of-squares formula cancels to noise. Latency percentiles
  * come from the exact values while there are few, then from a fixed
  * log-scale histogram.
+ *
+ * With --trials K the records of one item's trials come one after the
+ * other (records are in (index, trial) order), so the per-item reducers
+ * (mean and max of an item's trials, pass@k and pass^k against --pass
+ * thresholds) keep only the open item's partial values per score and fold
+ * them into running totals when the index changes.
  */
 #include "summary.h"
 
@@ -15,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gate.h"
 #include "util.h"
 
 /*
@@ -50,6 +57,22 @@ struct score {
   char *name;
   struct welford w;
   long failures;
+  /* Trials: the open item's values of this score ... */
+  double item_sum, item_max;
+  long item_n;
+  /* ... and, over closed items that had a value, the sums of their means
+   * and of their maxima (Neumaier-compensated). */
+  long items;
+  double mean_sum, mean_comp, max_sum, max_comp;
+};
+
+/* One distinct score name that --pass thresholds name: whether some trial
+ * and whether every trial of the open item passed its thresholds, and over
+ * closed items how many had some passing trial and how many had only. */
+struct gate {
+  char *score;
+  int any, all;
+  long any_items, all_items;
 };
 
 struct code_count {
@@ -86,6 +109,19 @@ struct assay_summary {
   struct usage_entry usage[MAX_USAGE];
   int nusage;
   struct latency task, metrics;
+
+  /* --pass thresholds (copied), their distinct score names, and the
+   * records that passed them or, with a successful task, did not. */
+  struct assay_threshold *thresholds;
+  size_t nthresholds;
+  struct gate *gates;
+  size_t ngates;
+  long passed, failed_thresholds;
+  /* The open item group: its index (when the records have one) and its
+   * number of trials; closed groups and the most trials one had. */
+  int group_open, group_has_index;
+  double group_index;
+  long group_n, groups, max_k;
 };
 
 struct assay_summary *assay_summary_new(void) {
@@ -102,7 +138,42 @@ void assay_summary_free(struct assay_summary *s) {
     free(s->codes[i].code);
   for (int i = 0; i < s->nusage; i++)
     free(s->usage[i].key);
+  for (size_t i = 0; i < s->nthresholds; i++)
+    assay_threshold_release(&s->thresholds[i]);
+  free(s->thresholds);
+  for (size_t i = 0; i < s->ngates; i++)
+    free(s->gates[i].score);
+  free(s->gates);
   free(s);
+}
+
+void assay_summary_set_thresholds(struct assay_summary *s,
+                                  const struct assay_threshold *t, size_t n) {
+  if (s == NULL)
+    return;
+  for (size_t i = 0; i < s->nthresholds; i++)
+    assay_threshold_release(&s->thresholds[i]);
+  free(s->thresholds);
+  for (size_t i = 0; i < s->ngates; i++)
+    free(s->gates[i].score);
+  free(s->gates);
+  s->thresholds = NULL;
+  s->gates = NULL;
+  s->nthresholds = s->ngates = 0;
+  if (n == 0 || t == NULL)
+    return;
+  s->thresholds = assay__xcalloc(n, sizeof *s->thresholds);
+  s->gates = assay__xcalloc(n, sizeof *s->gates);
+  for (size_t i = 0; i < n; i++) {
+    s->thresholds[i] = t[i];
+    s->thresholds[i].score = assay__xstrdup(t[i].score);
+    size_t g = 0;
+    while (g < s->ngates && strcmp(s->gates[g].score, t[i].score) != 0)
+      g++;
+    if (g == s->ngates)
+      s->gates[s->ngates++].score = assay__xstrdup(t[i].score);
+  }
+  s->nthresholds = n;
 }
 
 static void welford_add(struct welford *w, double x) {
@@ -288,10 +359,73 @@ static int number_of(const cJSON *obj, const char *key, double *v) {
   return 1;
 }
 
+/* Folds the open item's values of sc into its totals. */
+static void score_close_item(struct score *sc) {
+  if (sc->item_n > 0) {
+    sc->items++;
+    ksum_add(&sc->mean_sum, &sc->mean_comp, sc->item_sum / (double)sc->item_n);
+    ksum_add(&sc->max_sum, &sc->max_comp, sc->item_max);
+  }
+  sc->item_sum = sc->item_max = 0;
+  sc->item_n = 0;
+}
+
+static void gate_close_item(struct gate *g) {
+  g->any_items += g->any;
+  g->all_items += g->all;
+}
+
+static void group_close(struct assay_summary *s) {
+  if (!s->group_open)
+    return;
+  for (int i = 0; i < s->nscores; i++)
+    score_close_item(&s->scores[i]);
+  for (size_t i = 0; i < s->ngates; i++)
+    gate_close_item(&s->gates[i]);
+  s->groups++;
+  if (s->group_n > s->max_k)
+    s->max_k = s->group_n;
+  s->group_open = 0;
+}
+
+/* Starts a new item group unless record continues the open one: same
+ * index. A record without an index is an item of its own. */
+static void group_enter(struct assay_summary *s, const cJSON *record) {
+  double index;
+  int has = number_of(record, "index", &index);
+  if (s->group_open && !(has && s->group_has_index && index == s->group_index))
+    group_close(s);
+  if (!s->group_open) {
+    s->group_open = 1;
+    s->group_has_index = has;
+    s->group_index = has ? index : 0;
+    s->group_n = 0;
+    for (size_t i = 0; i < s->ngates; i++) {
+      s->gates[i].any = 0;
+      s->gates[i].all = 1;
+    }
+  }
+  s->group_n++;
+}
+
 void assay_summary_add(struct assay_summary *s, const cJSON *record) {
   if (s == NULL || !cJSON_IsObject(record))
     return;
   s->items++;
+  group_enter(s, record);
+  for (size_t i = 0; i < s->ngates; i++) {
+    int p = assay__score_passes(record, s->gates[i].score, s->thresholds,
+                                s->nthresholds);
+    s->gates[i].any |= p;
+    s->gates[i].all &= p;
+  }
+  if (s->nthresholds > 0) {
+    if (assay_record_passes(record, s->thresholds, s->nthresholds, NULL))
+      s->passed++;
+    else if (cJSON_IsNull(member(record, "error")) ||
+             member(record, "error") == NULL)
+      s->failed_thresholds++;
+  }
 
   const cJSON *err = member(record, "error");
   if (err == NULL || cJSON_IsNull(err)) {
@@ -321,6 +455,10 @@ void assay_summary_add(struct assay_summary *s, const cJSON *record) {
     double v;
     if (number_of(sv, "value", &v)) {
       welford_add(&sc->w, v);
+      if (sc->item_n == 0 || v > sc->item_max)
+        sc->item_max = v;
+      sc->item_sum += v;
+      sc->item_n++;
     } else {
       sc->failures++;
       s->score_failures++;
@@ -375,6 +513,70 @@ static cJSON *score_json(const struct score *sc) {
   return j;
 }
 
+static const struct gate *gate_find(const struct assay_summary *s,
+                                    const char *name) {
+  for (size_t i = 0; i < s->ngates; i++)
+    if (strcmp(s->gates[i].score, name) == 0)
+      return &s->gates[i];
+  return NULL;
+}
+
+/* One member of trials.per_score: sc (NULL for a thresholded score no
+ * record had) and g (NULL for a score without thresholds) with the open
+ * item folded in, on copies, so that the summary can be taken mid-run. */
+static cJSON *trial_score_json(const struct assay_summary *s,
+                               const struct score *sc, const struct gate *g,
+                               double items) {
+  cJSON *j = cJSON_CreateObject();
+  struct score t = {0};
+  if (sc != NULL) {
+    t = *sc;
+    if (s->group_open)
+      score_close_item(&t);
+  }
+  add_number(j, "item_mean",
+             t.items ? (t.mean_sum + t.mean_comp) / (double)t.items : NAN);
+  add_number(j, "item_max",
+             t.items ? (t.max_sum + t.max_comp) / (double)t.items : NAN);
+  if (g != NULL && items > 0) {
+    struct gate c = *g;
+    if (s->group_open)
+      gate_close_item(&c);
+    cJSON_AddNumberToObject(j, "pass_at_k", (double)c.any_items / items);
+    cJSON_AddNumberToObject(j, "pass_all_k", (double)c.all_items / items);
+  } else {
+    cJSON_AddNullToObject(j, "pass_at_k");
+    cJSON_AddNullToObject(j, "pass_all_k");
+  }
+  return j;
+}
+
+/* The "trials" object, or NULL when no item had more than one trial and
+ * no thresholds are set: then it would only repeat "scores". */
+static cJSON *trials_json(const struct assay_summary *s) {
+  double items = (double)s->groups + (s->group_open ? 1 : 0);
+  long k = s->max_k;
+  if (s->group_open && s->group_n > k)
+    k = s->group_n;
+  if (k <= 1 && s->nthresholds == 0)
+    return NULL;
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddNumberToObject(j, "k", (double)k);
+  cJSON_AddNumberToObject(j, "items", items);
+  cJSON *per = cJSON_AddObjectToObject(j, "per_score");
+  for (int i = 0; i < s->nscores; i++)
+    cJSON_AddItemToObject(per, s->scores[i].name,
+                          trial_score_json(s, &s->scores[i],
+                                           gate_find(s, s->scores[i].name),
+                                           items));
+  for (size_t i = 0; i < s->ngates; i++) {
+    if (cJSON_GetObjectItemCaseSensitive(per, s->gates[i].score) == NULL)
+      cJSON_AddItemToObject(per, s->gates[i].score,
+                            trial_score_json(s, NULL, &s->gates[i], items));
+  }
+  return j;
+}
+
 static cJSON *latency_json(const struct latency *l) {
   cJSON *j = cJSON_CreateObject();
   cJSON_AddNumberToObject(j, "count", (double)l->n);
@@ -410,8 +612,8 @@ static const char *const run_members[] = {
 static const char *const computed_members[] = {
     "format_version", "record_format_version",
     "items_per_s",    "counts",
-    "scores",         "usage",
-    "latency"};
+    "scores",         "trials",
+    "usage",          "latency"};
 
 static int is_one_of(const char *key, const char *const *set, size_t n) {
   for (size_t i = 0; i < n; i++)
@@ -474,10 +676,19 @@ cJSON *assay_summary_json(const struct assay_summary *s, const cJSON *run) {
   number_of(member(run, "engine"), "plugin_faults", &faults);
   cJSON_AddNumberToObject(counts, "plugin_faults", faults);
   cJSON_AddNumberToObject(counts, "ignored", (double)s->ignored);
+  if (s->nthresholds > 0) {
+    cJSON_AddNumberToObject(counts, "passed", (double)s->passed);
+    cJSON_AddNumberToObject(counts, "failed_thresholds",
+                            (double)s->failed_thresholds);
+  }
 
   cJSON *scores = cJSON_AddObjectToObject(j, "scores");
   for (int i = 0; i < s->nscores; i++)
     cJSON_AddItemToObject(scores, s->scores[i].name, score_json(&s->scores[i]));
+
+  cJSON *trials = trials_json(s);
+  if (trials != NULL)
+    cJSON_AddItemToObject(j, "trials", trials);
 
   cJSON_AddItemToObject(j, "usage", usage_json(s));
 
@@ -610,72 +821,111 @@ static void print_header(const cJSON *sum, FILE *out) {
   fputc('\n', out);
 }
 
-enum {
-  COL_NAME,
-  COL_N,
-  COL_MEAN,
-  COL_STD,
-  COL_MIN,
-  COL_MAX,
-  COL_STDERR,
-  COL_FAIL,
-  NCOLS
-};
+/*
+ * Prints rows of cells under a header: the first column (names) is
+ * left-aligned, the others right-aligned, two spaces between columns, each
+ * column as wide as its widest entry. cells holds rows * (ncols - 1)
+ * cells, row by row.
+ */
+static void print_grid(FILE *out, const char *const *head, int ncols,
+                       const char *const *names, int rows,
+                       char (*cells)[CELL]) {
+  size_t width[16];
+  int nc = ncols - 1;
+  for (int c = 0; c < ncols; c++)
+    width[c] = text_width(head[c]);
+  for (int r = 0; r < rows; r++) {
+    size_t w = text_width(names[r]);
+    if (w > width[0])
+      width[0] = w;
+    for (int c = 0; c < nc; c++)
+      if (strlen(cells[r * nc + c]) > width[c + 1])
+        width[c + 1] = strlen(cells[r * nc + c]);
+  }
+  fputs(head[0], out);
+  put_pad(out, width[0] - text_width(head[0]));
+  for (int c = 1; c < ncols; c++) {
+    put_pad(out, 2 + width[c] - text_width(head[c]));
+    fputs(head[c], out);
+  }
+  fputc('\n', out);
+  for (int r = 0; r < rows; r++) {
+    put_text(out, names[r]);
+    put_pad(out, width[0] - text_width(names[r]));
+    for (int c = 0; c < nc; c++) {
+      const char *cell = cells[r * nc + c];
+      put_pad(out, 2 + width[c + 1] - strlen(cell));
+      fputs(cell, out);
+    }
+    fputc('\n', out);
+  }
+}
 
 static void print_scores(const cJSON *scores, FILE *out) {
-  static const char *const head[NCOLS] = {"score", "n",   "mean",   "std",
-                                          "min",   "max", "stderr", "failures"};
+  static const char *const head[] = {"score", "n",   "mean",   "std",
+                                     "min",   "max", "stderr", "failures"};
+  enum { NC = 7 };
   int rows = cJSON_IsObject(scores) ? cJSON_GetArraySize(scores) : 0;
   if (rows == 0) {
     fputs("no scores\n", out);
     return;
   }
-  char(*cells)[NCOLS][CELL] = assay__xcalloc((size_t)rows, sizeof *cells);
-  size_t width[NCOLS];
-  for (int c = 0; c < NCOLS; c++)
-    width[c] = strlen(head[c]);
-  size_t namew = width[COL_NAME];
+  char(*cells)[CELL] = assay__xcalloc((size_t)rows * NC, CELL);
+  const char **names = assay__xcalloc((size_t)rows, sizeof *names);
   int r = 0;
   const cJSON *sc;
   cJSON_ArrayForEach(sc, scores) {
-    const char *name = sc->string ? sc->string : "?";
-    size_t w = text_width(name);
-    if (w > namew)
-      namew = w;
-    fmt_count(member(sc, "count"), cells[r][COL_N]);
-    fmt_stat(member(sc, "mean"), cells[r][COL_MEAN]);
-    fmt_stat(member(sc, "std"), cells[r][COL_STD]);
-    fmt_stat(member(sc, "min"), cells[r][COL_MIN]);
-    fmt_stat(member(sc, "max"), cells[r][COL_MAX]);
-    fmt_stat(member(sc, "stderr"), cells[r][COL_STDERR]);
-    fmt_count(member(sc, "failures"), cells[r][COL_FAIL]);
-    for (int c = COL_N; c < NCOLS; c++)
-      if (strlen(cells[r][c]) > width[c])
-        width[c] = strlen(cells[r][c]);
+    char(*row)[CELL] = cells + r * NC;
+    names[r] = sc->string ? sc->string : "?";
+    fmt_count(member(sc, "count"), row[0]);
+    fmt_stat(member(sc, "mean"), row[1]);
+    fmt_stat(member(sc, "std"), row[2]);
+    fmt_stat(member(sc, "min"), row[3]);
+    fmt_stat(member(sc, "max"), row[4]);
+    fmt_stat(member(sc, "stderr"), row[5]);
+    fmt_count(member(sc, "failures"), row[6]);
     r++;
   }
-  /* The name column is left-aligned, the numbers right-aligned, two spaces
-   * between columns. */
-  fputs(head[COL_NAME], out);
-  put_pad(out, namew - strlen(head[COL_NAME]));
-  for (int c = COL_N; c < NCOLS; c++) {
-    put_pad(out, 2 + width[c] - strlen(head[c]));
-    fputs(head[c], out);
+  print_grid(out, head, NC + 1, names, rows, cells);
+  free(names);
+  free(cells);
+}
+
+/* The trials block: per score, the means over items of the per-item mean
+ * and maximum, and pass@k / pass^k where thresholds are set. */
+static void print_trials(const cJSON *sum, FILE *out) {
+  const cJSON *trials = member(sum, "trials");
+  const cJSON *per = member(trials, "per_score");
+  if (!cJSON_IsObject(trials))
+    return;
+  double k = number_or(trials, "k", 0), items = number_or(trials, "items", 0);
+  fprintf(out, "trials: up to %.0f per item, %.0f %s\n", k, items,
+          items == 1 ? "item" : "items");
+  int rows = cJSON_IsObject(per) ? cJSON_GetArraySize(per) : 0;
+  if (rows > 0) {
+    char at[CELL], all[CELL];
+    snprintf(at, CELL, "pass@%.0f", k);
+    snprintf(all, CELL, "pass^%.0f", k);
+    const char *const head[] = {"score", "item mean", "item max", at, all};
+    enum { NC = 4 };
+    char(*cells)[CELL] = assay__xcalloc((size_t)rows * NC, CELL);
+    const char **names = assay__xcalloc((size_t)rows, sizeof *names);
+    int r = 0;
+    const cJSON *sc;
+    cJSON_ArrayForEach(sc, per) {
+      char(*row)[CELL] = cells + r * NC;
+      names[r] = sc->string ? sc->string : "?";
+      fmt_stat(member(sc, "item_mean"), row[0]);
+      fmt_stat(member(sc, "item_max"), row[1]);
+      fmt_stat(member(sc, "pass_at_k"), row[2]);
+      fmt_stat(member(sc, "pass_all_k"), row[3]);
+      r++;
+    }
+    print_grid(out, head, NC + 1, names, rows, cells);
+    free(names);
+    free(cells);
   }
   fputc('\n', out);
-  r = 0;
-  cJSON_ArrayForEach(sc, scores) {
-    const char *name = sc->string ? sc->string : "?";
-    put_text(out, name);
-    put_pad(out, namew - text_width(name));
-    for (int c = COL_N; c < NCOLS; c++) {
-      put_pad(out, 2 + width[c] - strlen(cells[r][c]));
-      fputs(cells[r][c], out);
-    }
-    fputc('\n', out);
-    r++;
-  }
-  free(cells);
 }
 
 /* "key value, key value" over the numeric members of obj, nested objects
@@ -772,6 +1022,7 @@ void assay_summary_print(const cJSON *summary, FILE *out) {
   fputc('\n', out);
   print_scores(member(summary, "scores"), out);
   fputc('\n', out);
+  print_trials(summary, out);
 
   const cJSON *by = member(counts, "failed_by_code");
   if (cJSON_IsObject(by) && by->child != NULL) {
@@ -782,6 +1033,10 @@ void assay_summary_print(const cJSON *summary, FILE *out) {
   double sf = number_or(counts, "score_failures", 0);
   if (sf > 0)
     fprintf(out, "failed scores: %.0f\n", sf);
+  const cJSON *passed = member(counts, "passed");
+  if (cJSON_IsNumber(passed))
+    fprintf(out, "thresholds: %.0f passed, %.0f failed a threshold\n",
+            passed->valuedouble, number_or(counts, "failed_thresholds", 0));
   const cJSON *usage = member(summary, "usage");
   if (cJSON_IsObject(usage) && usage->child != NULL) {
     fputs("usage: ", out);
