@@ -24,6 +24,7 @@
 
 #include "dataset.h"
 #include "engine.h"
+#include "gate.h"
 #include "error.h"
 #include "loader.h"
 #include "summary.h"
@@ -69,6 +70,11 @@ struct run_config {
   size_t nids;
   const char *ids_spec;   /* as given, for the summary */
   const char *shard_spec;
+  struct assay_threshold *pass; /* --pass, owned */
+  size_t npass;
+  struct assay_fail_under *under; /* --fail-under, owned */
+  size_t nunder;
+  const char *junit;
 };
 
 static const char *prog = "assay";
@@ -151,6 +157,12 @@ static const char run_help[] =
     "  -q, --quiet           print no summary table and no progress\n"
     "  --progress            print progress lines even when stderr is not a\n"
     "                        terminal (on a terminal: one live line)\n"
+    "\n"
+    "CI gates:\n"
+    "  --pass SCORE>=X       a record passes when SCORE meets X (also >, <=,\n"
+    "                        <, ==); repeatable; a failing record exits 1\n"
+    "  --fail-under SCORE=X  exit 1 when the mean of SCORE is below X\n"
+    "  --junit FILE          write a JUnit XML report, one case per record\n"
     "\n"
     "how it runs:\n"
     "  --concurrency N       items in flight (default 64)\n"
@@ -552,6 +564,12 @@ static int run_file_args(const char *cmd, const char *path, int argc,
 }
 
 static void config_free(struct run_config *c) {
+  for (size_t i = 0; i < c->npass; i++)
+    assay_threshold_release(&c->pass[i]);
+  free(c->pass);
+  for (size_t i = 0; i < c->nunder; i++)
+    assay_fail_under_release(&c->under[i]);
+  free(c->under);
   for (size_t i = 0; i < c->nids; i++)
     free(c->ids[i]);
   free(c->ids);
@@ -742,6 +760,29 @@ static int parse_run(int argc, char **argv, struct run_config *c) {
       if (parse_shard(v, &c->sel.shard_index, &c->sel.shard_count) != 0)
         return EXIT_USAGE;
       c->shard_spec = v;
+    } else if ((r = take(argc, argv, &i, "--pass", NULL, 1, &v)) != 0) {
+      NEED_VALUE();
+      char *perr = NULL;
+      c->pass = assay__xrealloc(c->pass, (c->npass + 1) * sizeof *c->pass);
+      if (assay_threshold_parse(v, &c->pass[c->npass], &perr) != 0) {
+        usage_error(c->cmd, "%s", perr);
+        free(perr);
+        return EXIT_USAGE;
+      }
+      c->npass++;
+    } else if ((r = take(argc, argv, &i, "--fail-under", NULL, 1, &v)) != 0) {
+      NEED_VALUE();
+      char *perr = NULL;
+      c->under = assay__xrealloc(c->under, (c->nunder + 1) * sizeof *c->under);
+      if (assay_fail_under_parse(v, &c->under[c->nunder], &perr) != 0) {
+        usage_error(c->cmd, "%s", perr);
+        free(perr);
+        return EXIT_USAGE;
+      }
+      c->nunder++;
+    } else if ((r = take(argc, argv, &i, "--junit", NULL, 1, &v)) != 0) {
+      NEED_VALUE();
+      c->junit = v;
     } else if ((r = take(argc, argv, &i, "--limit", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       if (parse_long(v, 1, LONG_MAX, &n) != 0)
@@ -815,6 +856,9 @@ struct sink {
   struct assay_summary *summary;
   int write_errno;
   int64_t records; /* written by this run */
+  struct assay_junit *junit;
+  const struct assay_threshold *pass;
+  size_t npass;
 };
 
 /* The progress display: a live line on a terminal, or with --progress a
@@ -923,6 +967,8 @@ static int write_all(int fd, const char *p, size_t n) {
 static int on_record(void *arg, const cJSON *record) {
   struct sink *s = arg;
   assay_summary_add(s->summary, record);
+  if (s->junit != NULL)
+    assay_junit_add(s->junit, record, s->pass, s->npass);
   s->records++;
   for (;;) {
     size_t room = s->cap - s->len;
@@ -1066,6 +1112,26 @@ static cJSON *config_json(const struct run_config *c, const char *output,
                           (double)c->eng.max_response_bytes);
   cJSON_AddNumberToObject(j, "rps", c->eng.rps);
   cJSON_AddNumberToObject(j, "grace_ms", (double)c->eng.grace_ms);
+  if (c->npass > 0) {
+    cJSON *a = cJSON_AddArrayToObject(j, "pass");
+    for (size_t i = 0; i < c->npass; i++) {
+      char *t = assay__format("%s%s%.17g", c->pass[i].score,
+                              assay_threshold_op_text(c->pass[i].op),
+                              c->pass[i].value);
+      cJSON_AddItemToArray(a, cJSON_CreateString(t));
+      free(t);
+    }
+  }
+  if (c->nunder > 0) {
+    cJSON *a = cJSON_AddArrayToObject(j, "fail_under");
+    for (size_t i = 0; i < c->nunder; i++) {
+      char *t = assay__format("%s=%.17g", c->under[i].score, c->under[i].value);
+      cJSON_AddItemToArray(a, cJSON_CreateString(t));
+      free(t);
+    }
+  }
+  if (c->junit != NULL)
+    cJSON_AddStringToObject(j, "junit", c->junit);
   return j;
 }
 
@@ -1094,6 +1160,7 @@ static char *fingerprint(const cJSON *config) {
 /* The records already in an output file being resumed. */
 struct resume {
   const char *path;
+  struct sink *sink;
   FILE *f;            /* reads the records again while the engine skips */
   int64_t count;      /* complete records */
   off_t keep;         /* bytes of complete lines; a torn tail is cut */
@@ -1149,8 +1216,11 @@ static int resume_check(void *arg, int64_t index, int trial, const cJSON *item,
   int same = r != NULL && cJSON_IsNumber(ri) && ri->valuedouble == (double)index &&
              (rt == NULL || (cJSON_IsNumber(rt) && rt->valuedouble == trial)) &&
              (item == NULL ? cJSON_IsNull(input) : cJSON_Compare(item, input, 1));
-  if (same)
+  if (same) {
     assay_summary_add(rs->summary, r);
+    if (rs->sink->junit != NULL)
+      assay_junit_add(rs->sink->junit, r, rs->sink->pass, rs->sink->npass);
+  }
   cJSON_Delete(r);
   if (!same)
     return assay__fail(errmsg, ASSAY_ECONFIG,
@@ -1348,7 +1418,17 @@ static int cmd_run(int argc, char **argv, int rescore) {
   }
   sink.path = output;
   sink.summary = assay_summary_new();
+  if (c.npass > 0)
+    assay_summary_set_thresholds(sink.summary, c.pass, c.npass);
+  sink.pass = c.pass;
+  sink.npass = c.npass;
+  if (c.junit != NULL) {
+    sink.junit = assay_junit_open(c.junit, name, &err);
+    if (sink.junit == NULL)
+      goto fail;
+  }
   rs.summary = sink.summary;
+  rs.sink = &sink;
   if (rs.count > 0)
     assay_engine_skip(engine, rs.count, resume_check, &rs);
 
@@ -1450,12 +1530,41 @@ static int cmd_run(int argc, char **argv, int rescore) {
     if (summary_path)
       fprintf(stderr, "summary: %s\n", summary_path);
   }
+
+  /* Gates: checked on the final summary, reported even with -q. */
+  int gates_failed = 0;
+  if (c.nunder > 0) {
+    char *report = NULL;
+    if (assay_fail_under_check(sum, c.under, c.nunder, &report) > 0) {
+      fprintf(stderr, "%s", report);
+      gates_failed = 1;
+    }
+    free(report);
+  }
+  const cJSON *ft = cJSON_GetObjectItemCaseSensitive(
+      cJSON_GetObjectItemCaseSensitive(sum, "counts"), "failed_thresholds");
+  if (cJSON_IsNumber(ft) && ft->valuedouble > 0) {
+    fprintf(stderr, "%s: %.0f record%s failed a --pass threshold\n", prog,
+            ft->valuedouble, ft->valuedouble == 1 ? "" : "s");
+    gates_failed = 1;
+  }
   cJSON_Delete(sum);
+  if (sink.junit != NULL) {
+    struct assay_junit *j = sink.junit;
+    sink.junit = NULL;
+    if (assay_junit_close(j, &err) != 0) {
+      fprintf(stderr, "%s: error: %s\n", prog, err);
+      free(err);
+      err = NULL;
+      gates_failed = 1;
+    }
+  }
 
   const struct assay_engine_stats *st = assay_engine_stats(engine);
   if (rc == ASSAY_EINTERRUPTED)
     status = EXIT_INTERRUPTED;
-  else if (rc != 0 || st->items_failed > 0 || st->scores_failed > 0)
+  else if (rc != 0 || st->items_failed > 0 || st->scores_failed > 0 ||
+           gates_failed)
     status = EXIT_FAILURES;
   else
     status = EXIT_OK;
@@ -1484,6 +1593,8 @@ fail:
   status = EXIT_USAGE;
 done:
   free(err);
+  if (sink.junit != NULL)
+    assay_junit_abort(sink.junit);
   if (rs.f != NULL)
     fclose(rs.f);
   free(rs.line);

@@ -173,6 +173,24 @@ run "trials" 0 run --dataset sel.jsonl --task echo --limit 3 --trials 2 -o tr.js
 check "records per trial in order" \
   "[(x['index'], x['trial']) for x in r] == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]" tr.jsonl -
 
+# ---- CI gates ---------------------------------------------------------------------------
+run "thresholds met" 0 run --dataset qa.jsonl --task echo --metric equals --pass 'equals>=0' --fail-under equals=0.5 -o g0.jsonl -q
+check "passed counted" "s['counts']['passed'] == 3 and s['counts']['failed_thresholds'] == 0" g0.jsonl g0.summary.json
+run "a record below --pass" 1 run --dataset qa.jsonl --task echo --metric levenshtein_ratio --pass 'levenshtein_ratio>=0.9' -o g1.jsonl -q
+expect_err "--pass failures reported even with -q" "failed a --pass threshold"
+run "--fail-under" 1 run --dataset qa.jsonl --task echo --metric levenshtein_ratio --fail-under levenshtein_ratio=0.95 -o g2.jsonl -q
+expect_err "--fail-under reported" "below 0.95"
+run "bad --pass" 2 run --dataset qa.jsonl --task echo --pass 'x=>1'
+expect_err "bad --pass explained" "write '>=' instead"
+run "junit" 1 run --dataset partial.jsonl --task echo --metric equals --junit j.xml -o g3.jsonl -q
+python3 -c "
+import sys, xml.etree.ElementTree as ET
+t = ET.parse('j.xml').getroot()
+s = t.find('testsuite') if t.tag == 'testsuites' else t
+cases = s.findall('testcase')
+sys.exit(not (len(cases) == 2 and s.get('tests') == '2' and cases[1].find('error') is not None))" \
+  && ok "junit report is valid XML with one case per record" || bad "junit report is valid XML with one case per record"
+
 # ---- run files ------------------------------------------------------------------------
 cat >run.json <<'EOF2'
 {"dataset": "qa.jsonl", "task": {"spec": "echo"},
