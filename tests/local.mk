@@ -34,3 +34,5 @@ include $(srcdir)/tests/reliability.mk
 include $(srcdir)/tests/fuzz.mk
 include $(srcdir)/tests/merge.mk
 include $(srcdir)/tests/gate.mk
+include $(srcdir)/tests/exec.mk
+include $(srcdir)/tests/report.mk

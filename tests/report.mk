@@ -1,0 +1,5 @@
+# tests/report.mk: end-to-end tests of `assay report` (the HTML page, also
+# rendered in headless Chromium when /usr/bin/chromium is installed; the
+# screenshots stay in tests/out/ of the build tree) and `assay compare`.
+TESTS += tests/test_report.sh tests/test_compare.sh
+EXTRA_DIST += tests/test_report.sh tests/test_compare.sh docs/report.md
