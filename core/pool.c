@@ -13,7 +13,8 @@ struct assay_pool {
   uv_cond_t cond;
   struct assay_pool_job *head, *tail;
   int queued;
-  int busy; /* queued + running */
+  int busy;    /* queued + running */
+  int waiting; /* workers asleep on cond */
   void (*after_batch)(void *arg);
   void *arg;
   int stop;
@@ -29,8 +30,11 @@ static void worker(void *arg) {
   struct assay_pool *p = arg;
   uv_mutex_lock(&p->lock);
   for (;;) {
-    while (p->head == NULL && !p->stop)
+    while (p->head == NULL && !p->stop) {
+      p->waiting++;
       uv_cond_wait(&p->cond, &p->lock);
+      p->waiting--;
+    }
     if (p->stop)
       break;
     /* A fair share of what is queued, at least one. */
@@ -103,11 +107,14 @@ void assay_pool_submit_list(struct assay_pool *p, struct assay_pool_job *head,
   p->tail = tail;
   p->queued += n;
   p->busy += n;
-  if (n > 1)
-    uv_cond_broadcast(&p->cond);
-  else
-    uv_cond_signal(&p->cond);
+  /* Wake only workers that sleep, and no more than there is work for; a
+   * busy worker finds the jobs when it comes back for more. */
+  int wake = p->waiting < n ? p->waiting : n;
   uv_mutex_unlock(&p->lock);
+  if (wake == 1)
+    uv_cond_signal(&p->cond);
+  else if (wake > 1)
+    uv_cond_broadcast(&p->cond);
 }
 
 int assay_pool_busy(struct assay_pool *p) {
