@@ -98,6 +98,7 @@ struct item {
   cJSON *json;          /* the dataset item, owned */
   char *bad;            /* a malformed item's message */
   cJSON *output;        /* task output, owned */
+  cJSON *view;          /* metrics without --map: their shared input view */
   cJSON **scores;       /* per metric: object name -> score, owned */
   cJSON *error;         /* {"code","message"}, owned */
   int *attempts;        /* per job */
@@ -682,6 +683,7 @@ static void slot_put(struct assay_engine *e, struct slot *s) {
 static void item_release(struct assay_engine *e, struct item *it) {
   if (--it->refs > 0)
     return;
+  cJSON_Delete(it->view); /* references into json and output: first */
   cJSON_Delete(it->json);
   cJSON_Delete(it->output);
   cJSON_Delete(it->error);
@@ -744,6 +746,8 @@ static void job_failed(struct assay_engine *e, struct item *it, int job,
 
 static void start_metrics(struct assay_engine *e, struct item *it);
 static void dispatch(struct assay_engine *e, struct slot *s);
+static const cJSON *metric_input(struct assay_engine *e, struct item *it,
+                                 struct instance *inst, struct slot *s);
 
 static void start_job(struct assay_engine *e, struct item *it, int job) {
   struct slot *s = slot_get(e, it, job);
@@ -996,6 +1000,9 @@ static void dispatch(struct assay_engine *e, struct slot *s) {
     s->input = it->json;
     if (it->attempts[0] == 0)
       it->t_task = now;
+  } else if (s->input == NULL) {
+    /* Every attempt of a metric, retries included, gets its input. */
+    s->input = metric_input(e, it, inst, s);
   }
   s->attempt = ++it->attempts[s->job];
   s->timeout_ms = timeout;
@@ -1039,11 +1046,9 @@ static void dispatch(struct assay_engine *e, struct slot *s) {
   }
 }
 
-/* Builds a metric's input view: references to the item's fields, then the
- * task output's fields over them, then --map keys. Returns NULL with *msg
- * set when a key the metric needs is missing. */
-static cJSON *build_view(struct assay_engine *e, struct item *it,
-                         struct instance *inst, char **msg) {
+/* The item's fields with the task output's fields over them, as references
+ * (the view owns none of the values). */
+static cJSON *base_view(struct item *it) {
   cJSON *view = cJSON_CreateObject();
   const cJSON *f;
   cJSON_ArrayForEach(f, it->json) {
@@ -1054,15 +1059,22 @@ static cJSON *build_view(struct assay_engine *e, struct item *it,
   cJSON_ArrayForEach(f, it->output) {
     cJSON_AddItemReferenceToObject(view, f->string, (cJSON *)f);
   }
-  cJSON_ArrayForEach(f, inst->map) {
-    /* Paths resolve against the item and output as merged above. */
+  return view;
+}
+
+/* Applies a metric's --map to a view. Returns 0, or -1 with *msg set when a
+ * mapped field is missing. */
+static int apply_map(cJSON *view, const cJSON *map, char **msg) {
+  const cJSON *f;
+  cJSON_ArrayForEach(f, map) {
+    /* Paths resolve against the item and output as merged. */
     const cJSON *v = assay__json_path(view, f->valuestring);
     if (v == NULL) {
-      *msg = assay__format("--map %s=%s: neither the item nor the task "
-                           "output has '%s'",
-                           f->string, f->valuestring, f->valuestring);
-      cJSON_Delete(view);
-      return NULL;
+      if (msg != NULL)
+        *msg = assay__format("--map %s=%s: neither the item nor the task "
+                             "output has '%s'",
+                             f->string, f->valuestring, f->valuestring);
+      return -1;
     }
     if (strcmp(f->string, f->valuestring) == 0)
       continue;
@@ -1073,20 +1085,56 @@ static cJSON *build_view(struct assay_engine *e, struct item *it,
     if (existed)
       cJSON_DeleteItemFromObjectCaseSensitive(view, f->string);
   }
+  return 0;
+}
+
+/* A metric's input: the item's shared view, built once for all metrics
+ * without --map, or a view of the slot's own with the map applied. */
+static const cJSON *metric_input(struct assay_engine *e, struct item *it,
+                                 struct instance *inst, struct slot *s) {
+  (void)e;
+  if (cJSON_GetArraySize(inst->map) == 0) {
+    if (it->view == NULL)
+      it->view = base_view(it);
+    return it->view;
+  }
+  cJSON_Delete(s->view);
+  s->view = base_view(it);
+  apply_map(s->view, inst->map, NULL);
+  return s->view;
+}
+
+/* Checks, before a metric's first call, that its mapped fields and the
+ * keys it reads are there; returns NULL or the message (owned). */
+static char *metric_missing(struct item *it, struct instance *inst) {
+  char *msg = NULL;
+  cJSON *mapped = NULL;
+  const cJSON *view;
+  if (cJSON_GetArraySize(inst->map) == 0) {
+    if (it->view == NULL)
+      it->view = base_view(it);
+    view = it->view;
+  } else {
+    mapped = base_view(it);
+    if (apply_map(mapped, inst->map, &msg) != 0) {
+      cJSON_Delete(mapped);
+      return msg;
+    }
+    view = mapped;
+  }
   for (const struct assay_input *in = inst->comp->inputs; in && in->name; in++) {
     if (in->flags & ASSAY_INPUT_OPTIONAL)
       continue;
     if (cJSON_GetObjectItemCaseSensitive(view, in->name) == NULL) {
-      *msg = assay__format(
+      msg = assay__format(
           "metric '%s' reads '%s', which neither the item nor the task "
           "output has; map a field to it with --map %s=FIELD after --metric",
           inst->comp->name, in->name, in->name);
-      cJSON_Delete(view);
-      return NULL;
+      break;
     }
   }
-  (void)e;
-  return view;
+  cJSON_Delete(mapped);
+  return msg;
 }
 
 static void start_metrics(struct assay_engine *e, struct item *it) {
@@ -1099,17 +1147,13 @@ static void start_metrics(struct assay_engine *e, struct item *it) {
   /* Hold the item so that a failure below cannot finish it mid-loop. */
   it->metrics_left++;
   for (int m = 0; m < e->nmetrics; m++) {
-    char *msg = NULL;
-    cJSON *view = build_view(e, it, e->metrics[m], &msg);
-    if (view == NULL) {
+    char *msg = metric_missing(it, e->metrics[m]);
+    if (msg != NULL) {
       job_failed(e, it, 1 + m, ASSAY_EMISSING_INPUT, msg);
       free(msg);
       continue;
     }
-    struct slot *s = slot_get(e, it, 1 + m);
-    s->view = view;
-    s->input = view;
-    dispatch(e, s);
+    dispatch(e, slot_get(e, it, 1 + m));
   }
   metric_done(e, it);
 }

@@ -524,6 +524,32 @@ static void test_retry_after(void) {
   run_release(&r);
 }
 
+static void test_metric_retry_gets_input(void) {
+  /* A metric failing retryably is called again with the same input view
+   * (a retry once got none, and a judge then scored an empty prompt). */
+  struct assay_engine_opts o;
+  opts_default(&o);
+  o.backoff_base_ms = 1;
+  struct metric_spec m[] = {
+      {"fx_flaky:flaky_metric", "{\"retry_after_ms\":1}", NULL},
+      {"fx_flaky:flaky_metric", "{\"retry_after_ms\":1,\"name\":\"mapped\"}",
+       "{\"output\":\"other\"}"},
+      {NULL, NULL, NULL}};
+  struct run r;
+  run(&r, &o, NULL, NULL, m,
+      "{\"id\":\"a\",\"output\":\"first\",\"other\":\"x\"}\n"
+      "{\"id\":\"b\",\"output\":\"second\",\"other\":\"y\"}\n");
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 2);
+  CU_ASSERT(str_is(rec(&r, 0), "scores.flaky_metric.reason", "first"));
+  CU_ASSERT(str_is(rec(&r, 1), "scores.flaky_metric.reason", "second"));
+  CU_ASSERT(str_is(rec(&r, 0), "scores.mapped.reason", "x"));
+  CU_ASSERT(str_is(rec(&r, 1), "scores.mapped.reason", "y"));
+  CU_ASSERT_EQUAL(num(rec(&r, 0), "scores.flaky_metric.value"), 3);
+  CU_ASSERT_EQUAL(r.stats.retries, 8);
+  CU_ASSERT_EQUAL(r.stats.scores_failed, 0);
+  run_release(&r);
+}
+
 static void test_retries_exhausted(void) {
   struct assay_engine_opts o;
   opts_default(&o);
@@ -897,6 +923,7 @@ static const struct test_case fault_cases[] = {
      test_timeout_async_late},
     {"sync past its timeout: late result dropped", test_timeout_sync_late},
     {"retries honour retry-after", test_retry_after},
+    {"a retried metric gets its input", test_metric_retry_gets_input},
     {"retries exhausted", test_retries_exhausted},
     {"completes twice", test_completes_twice},
     {"completes from a foreign thread", test_foreign_thread},
