@@ -26,6 +26,7 @@
 #include "engine.h"
 #include "gate.h"
 #include "error.h"
+#include "files.h"
 #include "loader.h"
 #include "summary.h"
 #include "util.h"
@@ -35,9 +36,6 @@
 #define EXIT_USAGE 2
 #define EXIT_INTERRUPTED 130
 
-/* Files we create: the user's umask applies, and even under umask 000 they
- * are never world-writable. */
-#define OUTPUT_MODE 0664
 
 struct spec {
   int kind;
@@ -948,20 +946,6 @@ static int64_t expected_results(const struct run_config *c) {
   return n * c->eng.trials;
 }
 
-static int write_all(int fd, const char *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR)
-        continue;
-      return -1;
-    }
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
 /* Appends one record as one line to the sink's buffer; on_flush writes
  * them. */
 static int on_record(void *arg, const cJSON *record) {
@@ -994,29 +978,12 @@ static int on_flush(void *arg) {
   struct sink *s = arg;
   if (s->len == 0)
     return 0;
-  if (write_all(s->fd, s->buf, s->len) != 0) {
+  if (assay__write_all(s->fd, s->buf, s->len) != 0) {
     s->write_errno = errno;
     return -1;
   }
   s->len = 0;
   return 0;
-}
-
-static int mkdir_p(const char *dir) {
-  char *p = assay__xstrdup(dir);
-  for (char *s = p + 1; *s; s++) {
-    if (*s != '/')
-      continue;
-    *s = '\0';
-    if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-      free(p);
-      return -1;
-    }
-    *s = '/';
-  }
-  int rc = mkdir(p, 0777) != 0 && errno != EEXIST ? -1 : 0;
-  free(p);
-  return rc;
 }
 
 static char *default_name(const char *dataset) {
@@ -1027,40 +994,6 @@ static char *default_name(const char *dataset) {
   const char *dot = strrchr(base, '.');
   size_t n = dot && dot != base ? (size_t)(dot - base) : strlen(base);
   return assay__xstrndup(base, n);
-}
-
-static char *summary_path_for(const char *output) {
-  size_t n = strlen(output);
-  if (n > 6 && strcmp(output + n - 6, ".jsonl") == 0)
-    n -= 6;
-  return assay__format("%.*s.summary.json", (int)n, output);
-}
-
-/* Writes text to path through a temporary file and a rename, so a reader
- * never sees half a summary. */
-static int write_file_atomic(const char *path, const char *text, char **errmsg) {
-  char *tmp = assay__format("%s.tmp.%d", path, (int)getpid());
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, OUTPUT_MODE);
-  if (fd < 0) {
-    int rc = assay__fail(errmsg, ASSAY_EIO, "cannot write summary '%s': %s",
-                         path, strerror(errno));
-    free(tmp);
-    return rc;
-  }
-  int bad = write_all(fd, text, strlen(text)) != 0 || write_all(fd, "\n", 1) != 0;
-  int e = errno;
-  if (close(fd) != 0 && !bad)
-    bad = 1, e = errno;
-  if (bad || rename(tmp, path) != 0) {
-    if (!bad)
-      e = errno;
-    unlink(tmp);
-    free(tmp);
-    return assay__fail(errmsg, ASSAY_EIO, "cannot write summary '%s': %s", path,
-                       strerror(e));
-  }
-  free(tmp);
-  return 0;
 }
 
 static cJSON *config_json(const struct run_config *c, const char *output,
@@ -1234,7 +1167,7 @@ static int resume_check(void *arg, int64_t index, int trial, const cJSON *item,
 
 static int summary_write(const char *path, const cJSON *sum, char **errmsg) {
   char *text = cJSON_Print(sum);
-  int rc = write_file_atomic(path, text, errmsg);
+  int rc = assay__write_file_atomic(path, text, errmsg);
   free(text);
   return rc;
 }
@@ -1327,7 +1260,7 @@ static int cmd_run(int argc, char **argv, int rescore) {
   } else {
     char ts[32];
     assay__timestamp_compact(started, ts);
-    if (mkdir_p("assay-runs") != 0) {
+    if (assay__mkdir_p("assay-runs") != 0) {
       err = assay__format("cannot create directory 'assay-runs': %s",
                           strerror(errno));
       goto fail;
@@ -1339,7 +1272,7 @@ static int cmd_run(int argc, char **argv, int rescore) {
   const char *slash = strrchr(output, '/');
   if (!to_stdout && slash != NULL && slash != output) {
     char *dir = assay__xstrndup(output, (size_t)(slash - output));
-    int mrc = mkdir_p(dir);
+    int mrc = assay__mkdir_p(dir);
     if (mrc != 0)
       err = assay__format("cannot create directory '%s' for the output: %s",
                           dir, strerror(errno));
@@ -1350,13 +1283,13 @@ static int cmd_run(int argc, char **argv, int rescore) {
   if (c.summary != NULL)
     summary_path = assay__xstrdup(c.summary);
   else if (!to_stdout)
-    summary_path = summary_path_for(output);
+    summary_path = assay__summary_path(output);
 
   rs.path = output;
   if (to_stdout) {
     sink.fd = STDOUT_FILENO;
   } else if (c.resume) {
-    sink.fd = open(output, O_RDWR | O_CREAT | O_CLOEXEC, OUTPUT_MODE);
+    sink.fd = open(output, O_RDWR | O_CREAT | O_CLOEXEC, ASSAY_OUTPUT_MODE);
     if (sink.fd < 0) {
       err = assay__format("cannot open output file '%s': %s", output,
                           strerror(errno));
@@ -1404,7 +1337,7 @@ static int cmd_run(int argc, char **argv, int rescore) {
     }
   } else {
     int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (c.overwrite ? O_TRUNC : O_EXCL);
-    sink.fd = open(output, flags, OUTPUT_MODE);
+    sink.fd = open(output, flags, ASSAY_OUTPUT_MODE);
     if (sink.fd < 0) {
       err = errno == EEXIST
                 ? assay__format("output file '%s' already exists; use "
@@ -1435,8 +1368,9 @@ static int cmd_run(int argc, char **argv, int rescore) {
   cJSON *config = config_json(&c, output, summary_path, name);
   char *fp = fingerprint(config);
   /* A summary from the start, so that even a killed run leaves one saying
-   * what it ran (resume checks it). */
-  if (summary_path != NULL) {
+   * what it ran (resume checks it). A resumed run keeps the earlier one
+   * until it has checked the records it goes on from. */
+  if (summary_path != NULL && rs.count == 0) {
     cJSON *run0 = cJSON_CreateObject();
     char iso0[32];
     assay__iso8601(started, iso0);
@@ -1486,6 +1420,9 @@ static int cmd_run(int argc, char **argv, int rescore) {
   signal(SIGINT, SIG_DFL);
   signal(SIGTERM, SIG_DFL);
 
+  /* Resume refused: the records are not this dataset's. Nothing ran and
+   * the earlier summary stays as it was. */
+  int refused = rc == ASSAY_ECONFIG;
   const char *run_status = rc == 0                    ? "completed"
                            : rc == ASSAY_EINTERRUPTED ? "interrupted"
                                                       : "failed";
@@ -1517,7 +1454,8 @@ static int cmd_run(int argc, char **argv, int rescore) {
   cJSON_AddItemToObject(run, "engine", assay_engine_counters_json(engine));
   cJSON *sum = assay_summary_json(sink.summary, run);
   cJSON_Delete(run);
-  if (summary_path != NULL && summary_write(summary_path, sum, &err) != 0) {
+  if (summary_path != NULL && !refused &&
+      summary_write(summary_path, sum, &err) != 0) {
     fprintf(stderr, "%s: error: %s\n", prog, err);
     free(err);
     err = NULL;
@@ -1561,7 +1499,9 @@ static int cmd_run(int argc, char **argv, int rescore) {
   }
 
   const struct assay_engine_stats *st = assay_engine_stats(engine);
-  if (rc == ASSAY_EINTERRUPTED)
+  if (refused)
+    status = EXIT_USAGE;
+  else if (rc == ASSAY_EINTERRUPTED)
     status = EXIT_INTERRUPTED;
   else if (rc != 0 || st->items_failed > 0 || st->scores_failed > 0 ||
            gates_failed)
@@ -1584,6 +1524,9 @@ static int cmd_run(int argc, char **argv, int rescore) {
             "exiting without waiting\n",
             prog, busy, busy == 1 ? " is" : "s are", busy == 1 ? "its" : "their");
     fflush(stderr);
+    free(output);
+    free(summary_path);
+    free(name);
     _exit(status);
   }
   goto done;

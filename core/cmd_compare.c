@@ -24,6 +24,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "files.h"
 #include "dataset.h"
 #include "util.h"
 
@@ -289,19 +290,11 @@ static cJSON *key_json(const char *key) {
 
 /* ---- reading records ------------------------------------------------- */
 
-/* The summary beside a records file: <records minus .jsonl>.summary.json,
- * or <records>.summary.json. */
-static char *summary_path_for(const char *records) {
-  size_t n = strlen(records);
-  if (n > 6 && strcmp(records + n - 6, ".jsonl") == 0)
-    return assay__format("%.*s.summary.json", (int)(n - 6), records);
-  return assay__format("%s.summary.json", records);
-}
 
 /* Reads the summary beside side->path when there is one; a summary that
  * cannot be read only loses its run name in the output. */
 static void side_load_summary(struct side *s) {
-  char *path = summary_path_for(s->path);
+  char *path = assay__summary_path(s->path);
   FILE *f = fopen(path, "rb");
   if (f == NULL) {
     free(path);
@@ -375,59 +368,6 @@ static int rec_parse(const cJSON *j, const char *file, size_t line,
   return 0;
 }
 
-/*
- * Streams the records of path, calling fn on each. A malformed line is an
- * error naming the file and line, except an incomplete last line (a run
- * killed mid-write), which is skipped with a warning as docs/results.md
- * asks of readers. Returns 0 or -1 (message printed).
- */
-static int each_record(const char *path, size_t max_bytes,
-                       int (*fn)(void *, const cJSON *, size_t), void *arg) {
-  struct assay_dataset *ds;
-  char *err = NULL;
-  if (assay_dataset_open(&ds, path, ASSAY_DATASET_JSONL, max_bytes, &err) < 0) {
-    fprintf(stderr, "assay: %s\n", err);
-    free(err);
-    return -1;
-  }
-  int rc = 0;
-  char *pending = NULL; /* a bad line: an error unless it is the last */
-  for (;;) {
-    struct assay_dataset_item it;
-    int n = assay_dataset_next(ds, &it, &err);
-    if (n < 0) {
-      fprintf(stderr, "assay: %s\n", err);
-      free(err);
-      rc = -1;
-      break;
-    }
-    if (n == 0)
-      break;
-    if (pending != NULL) {
-      fprintf(stderr, "assay: %s\n", pending);
-      free(it.error);
-      cJSON_Delete(it.json);
-      rc = -1;
-      break;
-    }
-    if (it.error != NULL) {
-      pending = it.error;
-      continue;
-    }
-    rc = fn(arg, it.json, it.line);
-    cJSON_Delete(it.json);
-    if (rc < 0)
-      break;
-  }
-  if (pending != NULL && rc == 0)
-    fprintf(stderr,
-            "assay: warning: %s (skipped: an incomplete last line of "
-            "an interrupted run?)\n",
-            pending);
-  free(pending);
-  assay_dataset_free(ds);
-  return rc;
-}
 
 static void running_mean(long *n, double *mean, double v) {
   (*n)++;
@@ -1211,13 +1151,13 @@ int assay_cmd_compare(int argc, char **argv) {
   side_load_summary(&c.side[0]);
   side_load_summary(&c.side[1]);
   struct read_ctx ra = {&c, files[0]}, rb = {&c, files[1]};
-  if (each_record(files[0], max_bytes, add_a, &ra) < 0 ||
-      each_record(files[1], max_bytes, add_b, &rb) < 0) {
+  if (assay__records_each(files[0], max_bytes, add_a, &ra, NULL) < 0 ||
+      assay__records_each(files[1], max_bytes, add_b, &rb, NULL) < 0) {
     status = EXIT_USAGE;
     goto done;
   }
   c.only_a = (long)c.used - c.paired;
-  if (any_top(&c) && each_record(files[0], max_bytes, fetch_a, &c) < 0) {
+  if (any_top(&c) && assay__records_each(files[0], max_bytes, fetch_a, &c, NULL) < 0) {
     status = EXIT_USAGE;
     goto done;
   }

@@ -24,6 +24,7 @@
 
 #include "cli.h"
 #include "error.h"
+#include "files.h"
 #include "summary.h"
 #include "util.h"
 
@@ -122,43 +123,6 @@ static int usage_error(const char *fmt, ...) {
   return EXIT_USAGE;
 }
 
-static int write_all(int fd, const char *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR)
-        continue;
-      return -1;
-    }
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
-static char *summary_path_for(const char *output) {
-  size_t n = strlen(output);
-  if (n > 6 && strcmp(output + n - 6, ".jsonl") == 0)
-    n -= 6;
-  return assay__format("%.*s.summary.json", (int)n, output);
-}
-
-static int mkdir_p(const char *dir) {
-  char *p = assay__xstrdup(dir);
-  for (char *s = p + 1; *s; s++) {
-    if (*s != '/')
-      continue;
-    *s = '\0';
-    if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-      free(p);
-      return -1;
-    }
-    *s = '/';
-  }
-  int rc = mkdir(p, 0777) != 0 && errno != EEXIST ? -1 : 0;
-  free(p);
-  return rc;
-}
 
 /* ---- reading shards ------------------------------------------------------ */
 
@@ -608,34 +572,6 @@ static cJSON *run_json(const struct merge *m) {
   return run;
 }
 
-/* Writes text to path through a temporary file and a rename, so a reader
- * never sees half a summary. */
-static int write_file_atomic(const char *path, const char *text,
-                             char **errmsg) {
-  char *tmp = assay__format("%s.tmp.%d", path, (int)getpid());
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, OUTPUT_MODE);
-  if (fd < 0) {
-    int rc = assay__fail(errmsg, ASSAY_EIO, "cannot write summary '%s': %s",
-                         path, strerror(errno));
-    free(tmp);
-    return rc;
-  }
-  int bad =
-      write_all(fd, text, strlen(text)) != 0 || write_all(fd, "\n", 1) != 0;
-  int e = errno;
-  if (close(fd) != 0 && !bad)
-    bad = 1, e = errno;
-  if (bad || rename(tmp, path) != 0) {
-    if (!bad)
-      e = errno;
-    unlink(tmp);
-    free(tmp);
-    return assay__fail(errmsg, ASSAY_EIO, "cannot write summary '%s': %s", path,
-                       strerror(e));
-  }
-  free(tmp);
-  return 0;
-}
 
 /* ---- checks before merging ----------------------------------------------- */
 
@@ -649,7 +585,7 @@ static int check_summaries(struct merge *m, char **errmsg) {
   int all_completed = 1;
   for (int i = 0; i < m->nshards; i++) {
     struct shard *s = &m->shards[i];
-    s->summary_path = summary_path_for(s->path);
+    s->summary_path = assay__summary_path(s->path);
     int rc = summary_read(s->summary_path, &s->summary, errmsg);
     if (rc != 0)
       return rc;
@@ -850,7 +786,7 @@ static int merge_records(struct merge *m, int fd, struct assay_summary *sum,
         }
         report_missing(m, from_i, from_t, s->index, s->trial);
       }
-      if (fd >= 0 && write_all(fd, s->line, s->len) != 0)
+      if (fd >= 0 && assay__write_all(fd, s->line, s->len) != 0)
         return assay__fail(errmsg, ASSAY_EIO, "cannot write to '%s': %s",
                            m->output, strerror(errno));
       assay_summary_add(sum, s->record);
@@ -985,7 +921,7 @@ int assay_cmd_merge(int argc, char **argv) {
   if (m.summary_path)
     summary_path = assay__xstrdup(m.summary_path);
   else if (!to_stdout)
-    summary_path = summary_path_for(m.output);
+    summary_path = assay__summary_path(m.output);
 
   for (int i = 0; i < m.nshards; i++) {
     struct shard *s = &m.shards[i];
@@ -1010,7 +946,7 @@ int assay_cmd_merge(int argc, char **argv) {
     const char *slash = strrchr(m.output, '/');
     if (slash != NULL && slash != m.output) {
       char *dir = assay__xstrndup(m.output, (size_t)(slash - m.output));
-      int mrc = mkdir_p(dir);
+      int mrc = assay__mkdir_p(dir);
       if (mrc != 0)
         err = assay__format("cannot create directory '%s' for the output: %s",
                             dir, strerror(errno));
@@ -1058,7 +994,7 @@ int assay_cmd_merge(int argc, char **argv) {
   status = EXIT_OK;
   if (summary_path != NULL) {
     char *text = cJSON_Print(summary);
-    if (write_file_atomic(summary_path, text, &err) != 0) {
+    if (assay__write_file_atomic(summary_path, text, &err) != 0) {
       fprintf(stderr, "assay: error: %s\n", err);
       free(err);
       err = NULL;

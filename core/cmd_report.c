@@ -23,6 +23,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "files.h"
 #include "dataset.h"
 #include "report_assets.h"
 #include "summary.h"
@@ -142,18 +143,12 @@ static void put_html(struct out *o, const char *s) {
 
 /* ---- records --------------------------------------------------------- */
 
-static char *summary_path_for(const char *records) {
-  size_t n = strlen(records);
-  if (n > 6 && strcmp(records + n - 6, ".jsonl") == 0)
-    return assay__format("%.*s.summary.json", (int)(n - 6), records);
-  return assay__format("%s.summary.json", records);
-}
 
 /* The summary file beside the records, or NULL (none, or unreadable: the
  * report then shows what the records alone say). *path_out is set to its
  * path when it was read. */
 static cJSON *load_summary(const char *records, char **path_out) {
-  char *path = summary_path_for(records);
+  char *path = assay__summary_path(records);
   *path_out = NULL;
   FILE *f = fopen(path, "rb");
   if (f == NULL) {
@@ -343,69 +338,37 @@ static const char *record_problem(const cJSON *rec) {
  * incomplete last line (a run killed mid-write), which is skipped with a
  * warning as docs/results.md asks of readers.
  */
-static int write_records(struct run *r, struct out *o, size_t max_bytes) {
-  struct assay_dataset *ds;
-  char *err = NULL;
-  if (assay_dataset_open(&ds, r->path, ASSAY_DATASET_JSONL, max_bytes, &err) <
-      0) {
-    fprintf(stderr, "assay: %s\n", err);
-    free(err);
+struct write_ctx {
+  struct run *r;
+  struct out *o;
+};
+
+static int write_one(void *arg, const cJSON *record, size_t line) {
+  struct write_ctx *w = arg;
+  struct run *r = w->r;
+  const char *problem = record_problem(record);
+  if (problem != NULL) {
+    fprintf(stderr,
+            "assay: %s:%zu: %s; is this a records file written by "
+            "'assay run'?\n",
+            r->path, line, problem);
     return -1;
   }
-  int rc = 0;
-  char *pending = NULL;
+  assay_summary_add(r->stats, record);
+  /* The reader frees the record when this returns; compact() detaches its
+   * input and output instead of copying them. */
+  cJSON *a = compact(r, (cJSON *)record);
+  if (r->records++ > 0)
+    puts_(w->o, ",\n");
+  put_json_value(w->o, a);
+  cJSON_Delete(a);
+  return w->o->failed ? -1 : 0;
+}
+
+static int write_records(struct run *r, struct out *o, size_t max_bytes) {
+  struct write_ctx w = {r, o};
   puts_(o, "[");
-  for (;;) {
-    struct assay_dataset_item it;
-    int n = assay_dataset_next(ds, &it, &err);
-    if (n < 0) {
-      fprintf(stderr, "assay: %s\n", err);
-      free(err);
-      rc = -1;
-      break;
-    }
-    if (n == 0)
-      break;
-    if (pending != NULL) {
-      fprintf(stderr, "assay: %s\n", pending);
-      free(it.error);
-      cJSON_Delete(it.json);
-      rc = -1;
-      break;
-    }
-    if (it.error != NULL) {
-      pending = it.error;
-      continue;
-    }
-    const char *problem = record_problem(it.json);
-    if (problem != NULL) {
-      fprintf(stderr,
-              "assay: %s:%zu: %s; is this a records file written by "
-              "'assay run'?\n",
-              r->path, it.line, problem);
-      cJSON_Delete(it.json);
-      rc = -1;
-      break;
-    }
-    assay_summary_add(r->stats, it.json);
-    cJSON *a = compact(r, it.json);
-    if (r->records++ > 0)
-      puts_(o, ",\n");
-    put_json_value(o, a);
-    cJSON_Delete(a);
-    cJSON_Delete(it.json);
-    if (o->failed)
-      break;
-  }
-  if (pending != NULL && rc == 0) {
-    fprintf(stderr,
-            "assay: warning: %s (skipped: an incomplete last line of "
-            "an interrupted run?)\n",
-            pending);
-    r->skipped++;
-  }
-  free(pending);
-  assay_dataset_free(ds);
+  int rc = assay__records_each(r->path, max_bytes, write_one, &w, &r->skipped);
   puts_(o, "]");
   return rc;
 }
@@ -620,10 +583,10 @@ int assay_cmd_report(int argc, char **argv) {
       return EXIT_USAGE;
     }
     /* mkstemp makes the file 0600; a report is as readable as the other
-     * output files (0666 less the umask). */
+     * output files (0664 less the umask). */
     mode_t mask = umask(0);
     umask(mask);
-    if (fchmod(fd, 0666 & ~mask) != 0) {
+    if (fchmod(fd, ASSAY_OUTPUT_MODE & ~mask) != 0) {
       /* Not fatal: the report is still written, only more private. */
     }
     o.f = fdopen(fd, "w");

@@ -1598,7 +1598,7 @@ int assay_engine_run(struct assay_engine *e, struct assay_dataset *ds,
     uv_run(&e->loop, UV_RUN_DEFAULT);
   e->looping = 0;
   uv_timer_stop(&e->tick);
-  if (e->run_rc == 0 && e->stopping && !e->eof)
+  if (e->run_rc == 0 && e->stopping && (!e->eof || e->stats.abandoned > 0))
     e->run_rc = ASSAY_EINTERRUPTED;
   if (e->run_rc != 0 && errmsg != NULL)
     *errmsg = assay__xstrdup(e->run_err ? e->run_err

@@ -9,6 +9,8 @@
 
 #include "gate.h"
 
+#include "files.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -732,7 +734,7 @@ static int write_report(struct assay_junit *j, FILE *f) {
   return 0;
 }
 
-/* Creates a new file beside path for the final report, with mode 0666
+/* Creates a new file beside path for the final report, with mode 0664
  * less the umask like every output of assay; *tmp is its name (owned). */
 static int create_beside(const char *path, char **tmp) {
   char *dir = dir_of(path);
@@ -742,7 +744,7 @@ static int create_beside(const char *path, char **tmp) {
   for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
     *tmp =
         assay__format("%s/.%s.%ld.%d.tmp", dir, base, (long)getpid(), attempt);
-    fd = open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    fd = open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, ASSAY_OUTPUT_MODE);
     if (fd < 0) {
       free(*tmp);
       *tmp = NULL;

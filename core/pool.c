@@ -22,10 +22,6 @@ struct assay_pool {
   uv_thread_t *threads;
 };
 
-/* Jobs a worker takes at once at most: enough to amortise the lock and the
- * hand-off of results, few enough that other workers get their share. */
-#define BATCH_MAX 16
-
 static void worker(void *arg) {
   struct assay_pool *p = arg;
   uv_mutex_lock(&p->lock);
@@ -37,27 +33,21 @@ static void worker(void *arg) {
     }
     if (p->stop)
       break;
-    /* A fair share of what is queued, at least one. */
-    int take = p->queued / p->nthreads;
-    take = take < 1 ? 1 : take > BATCH_MAX ? BATCH_MAX : take;
-    struct assay_pool_job *first = p->head, *last = p->head;
-    for (int i = 1; i < take; i++)
-      last = last->next;
-    p->head = last->next;
+    /* One job at a time, its result handed over before the next starts: a
+     * slow job must not hold back results that are final, nor jobs that an
+     * idle worker could run. */
+    struct assay_pool_job *job = p->head;
+    p->head = job->next;
     if (p->head == NULL)
       p->tail = NULL;
-    p->queued -= take;
-    last->next = NULL;
+    p->queued--;
     uv_mutex_unlock(&p->lock);
-    for (struct assay_pool_job *job = first, *next; job != NULL; job = next) {
-      next = job->next;
-      job->next = NULL;
-      job->work(job);
-    }
+    job->next = NULL;
+    job->work(job);
     if (p->after_batch != NULL)
       p->after_batch(p->arg);
     uv_mutex_lock(&p->lock);
-    p->busy -= take;
+    p->busy--;
   }
   uv_mutex_unlock(&p->lock);
 }

@@ -15,10 +15,10 @@ struct assay_pool_job {
 struct assay_pool;
 
 /*
- * Starts nthreads workers (at least 1). A worker takes several queued jobs
- * at a time when there are many, runs them, then calls after_batch(arg) on
- * its thread (may be NULL), so results can leave in one hand-off per batch
- * rather than one per job. Returns 0 or a negative code.
+ * Starts nthreads workers (at least 1). A worker runs one queued job at a
+ * time and calls after_batch(arg) on its thread after each (may be NULL),
+ * where the job's result is handed over: a result never waits for another
+ * job. Returns 0 or a negative code.
  */
 int assay_pool_new(struct assay_pool **p, int nthreads,
                    void (*after_batch)(void *arg), void *arg, char **errmsg);

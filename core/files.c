@@ -1,0 +1,156 @@
+/* Files of results (see files.h). */
+#include "files.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dataset.h"
+#include "error.h"
+#include "util.h"
+
+char *assay__summary_path(const char *records) {
+  size_t n = strlen(records);
+  if (n > 6 && strcmp(records + n - 6, ".jsonl") == 0)
+    return assay__format("%.*s.summary.json", (int)(n - 6), records);
+  return assay__format("%s.summary.json", records);
+}
+
+int assay__write_all(int fd, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      return -1;
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+int assay__mkdir_p(const char *dir) {
+  char *p = assay__xstrdup(dir);
+  for (char *s = p + 1; *s; s++) {
+    if (*s != '/')
+      continue;
+    *s = '\0';
+    if (mkdir(p, 0775) != 0 && errno != EEXIST) {
+      free(p);
+      return -1;
+    }
+    *s = '/';
+  }
+  int rc = mkdir(p, 0775) != 0 && errno != EEXIST ? -1 : 0;
+  free(p);
+  return rc;
+}
+
+int assay__write_file_atomic(const char *path, const char *text,
+                             char **errmsg) {
+  /* A fixed name: a run killed mid-write leaves a file the next write of
+   * the same path replaces. */
+  char *tmp = assay__format("%s.tmp", path);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, ASSAY_OUTPUT_MODE);
+  if (fd < 0) {
+    int rc = assay__fail(errmsg, ASSAY_EIO, "cannot write '%s': %s", path,
+                         strerror(errno));
+    free(tmp);
+    return rc;
+  }
+  int bad = assay__write_all(fd, text, strlen(text)) != 0 ||
+            assay__write_all(fd, "\n", 1) != 0;
+  int e = errno;
+  if (close(fd) != 0 && !bad)
+    bad = 1, e = errno;
+  if (bad || rename(tmp, path) != 0) {
+    if (!bad)
+      e = errno;
+    unlink(tmp);
+    free(tmp);
+    return assay__fail(errmsg, ASSAY_EIO, "cannot write '%s': %s", path,
+                       strerror(e));
+  }
+  free(tmp);
+  return 0;
+}
+
+cJSON *assay__read_json_file(const char *path, size_t max_bytes,
+                             char **errmsg) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) {
+    assay__fail(errmsg, ASSAY_EIO, "cannot read '%s': %s", path,
+                strerror(errno));
+    return NULL;
+  }
+  char *buf = assay__xmalloc(max_bytes + 1);
+  size_t n = fread(buf, 1, max_bytes + 1, f);
+  int rerr = ferror(f);
+  fclose(f);
+  cJSON *j = NULL;
+  if (rerr)
+    assay__fail(errmsg, ASSAY_EIO, "cannot read '%s'", path);
+  else if (n > max_bytes)
+    assay__fail(errmsg, ASSAY_EIO, "'%s' is over %zu bytes", path, max_bytes);
+  else if ((j = cJSON_ParseWithLength(buf, n)) == NULL)
+    assay__fail(errmsg, ASSAY_EIO, "'%s' is not JSON", path);
+  free(buf);
+  return j;
+}
+
+int assay__records_each(const char *path, size_t max_bytes,
+                        int (*fn)(void *arg, const cJSON *record, size_t line),
+                        void *arg, long *skipped) {
+  struct assay_dataset *ds;
+  char *err = NULL;
+  if (assay_dataset_open(&ds, path, ASSAY_DATASET_JSONL, max_bytes, &err) < 0) {
+    fprintf(stderr, "assay: %s\n", err);
+    free(err);
+    return -1;
+  }
+  int rc = 0;
+  char *pending = NULL; /* a bad line: an error unless it is the last */
+  for (;;) {
+    struct assay_dataset_item it;
+    int n = assay_dataset_next(ds, &it, &err);
+    if (n < 0) {
+      fprintf(stderr, "assay: %s\n", err);
+      free(err);
+      rc = -1;
+      break;
+    }
+    if (n == 0)
+      break;
+    if (pending != NULL) {
+      fprintf(stderr, "assay: %s\n", pending);
+      free(it.error);
+      cJSON_Delete(it.json);
+      rc = -1;
+      break;
+    }
+    if (it.error != NULL) {
+      pending = it.error;
+      continue;
+    }
+    rc = fn(arg, it.json, it.line);
+    cJSON_Delete(it.json);
+    if (rc < 0)
+      break;
+  }
+  if (pending != NULL && rc == 0) {
+    fprintf(stderr,
+            "assay: warning: %s (skipped: an incomplete last line of "
+            "an interrupted run?)\n",
+            pending);
+    if (skipped != NULL)
+      (*skipped)++;
+  }
+  free(pending);
+  assay_dataset_free(ds);
+  return rc;
+}

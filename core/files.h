@@ -1,0 +1,50 @@
+/*
+ * Files of results: where a run's summary sits beside its records, how
+ * output files are created and written (whole writes, atomic replaces), and
+ * reading a records file record by record. Shared by run, merge, report and
+ * compare so that they agree.
+ */
+#ifndef ASSAY_FILES_H
+#define ASSAY_FILES_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+/* Files we create: the user's umask applies, and even under umask 000 they
+ * are never world-writable. */
+#define ASSAY_OUTPUT_MODE 0664
+
+/* The summary beside a records file: <records minus .jsonl>.summary.json,
+ * or <records>.summary.json. Owned. */
+char *assay__summary_path(const char *records);
+
+/* Writes all n bytes, retrying short writes and EINTR. 0, or -1 (errno). */
+int assay__write_all(int fd, const char *p, size_t n);
+
+/* Creates dir and its parents as needed. 0, or -1 (errno). */
+int assay__mkdir_p(const char *dir);
+
+/* Writes text and a newline to path through a temporary file and a rename,
+ * so a reader never sees half a file. 0, or ASSAY_EIO with *errmsg. */
+int assay__write_file_atomic(const char *path, const char *text,
+                             char **errmsg);
+
+/* Reads a JSON file of at most max_bytes. Returns the value (owned), or NULL
+ * with *errmsg set (it cannot be read, is too large, or is not JSON). */
+cJSON *assay__read_json_file(const char *path, size_t max_bytes,
+                             char **errmsg);
+
+/*
+ * Streams the records of a records file, calling fn(arg, record, line) on
+ * each (record borrowed for the call); fn returns 0 to go on or -1 to stop.
+ * A malformed line is an error naming the file and line, except an
+ * incomplete last line (a run killed mid-write), which is skipped with a
+ * warning and counted in *skipped (may be NULL), as docs/results.md asks of
+ * readers. Returns 0, or -1 with the message printed on stderr.
+ */
+int assay__records_each(const char *path, size_t max_bytes,
+                        int (*fn)(void *arg, const cJSON *record, size_t line),
+                        void *arg, long *skipped);
+
+#endif
