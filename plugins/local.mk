@@ -15,3 +15,4 @@ plugins_delay_la_LIBADD = $(PLUGIN_LIBS) $(UV_LIBS)
 
 include $(srcdir)/plugins/metrics.mk
 include $(srcdir)/plugins/llm.mk
+include $(srcdir)/plugins/exec.mk
