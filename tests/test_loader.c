@@ -103,9 +103,11 @@ static const struct assay_component *find_ok(struct assay_loader *l,
   return rc == 0 ? comp : NULL;
 }
 
-/* "2.0"-like version text. */
-static void version(char buf[32], unsigned major, unsigned minor) {
-  snprintf(buf, 32, "%u.%u", major, minor);
+/* Version text as the message words it ("ABI 2.0", "host is 1.0"): the
+ * bare numbers could match elsewhere, e.g. in a path like assay-0.1.0/. */
+static void version(char buf[32], const char *lead, unsigned major,
+                    unsigned minor) {
+  snprintf(buf, 32, "%s %u.%u", lead, major, minor);
 }
 
 /* ---- rejections, in the documented order ----------------------------------
@@ -162,8 +164,8 @@ static void test_bad_magic(void) {
 
 static void test_newer_major(void) {
   char plugin[32], host[32];
-  version(plugin, ASSAY_ABI_MAJOR + 1, 0);
-  version(host, ASSAY_ABI_MAJOR, ASSAY_ABI_MINOR);
+  version(plugin, "ABI", ASSAY_ABI_MAJOR + 1, 0);
+  version(host, "host is", ASSAY_ABI_MAJOR, ASSAY_ABI_MINOR);
   int code = 0;
   char *err = find_error("fx_newmajor", ASSAY_KIND_TASK, &code);
   ASSERT_HAS(err, "fx_newmajor");
@@ -178,8 +180,8 @@ static void test_newer_major(void) {
 
 static void test_newer_minor(void) {
   char plugin[32], host[32];
-  version(plugin, ASSAY_ABI_MAJOR, ASSAY_ABI_MINOR + 1);
-  version(host, ASSAY_ABI_MAJOR, ASSAY_ABI_MINOR);
+  version(plugin, "ABI", ASSAY_ABI_MAJOR, ASSAY_ABI_MINOR + 1);
+  version(host, "host is", ASSAY_ABI_MAJOR, ASSAY_ABI_MINOR);
   char *err = find_error("fx_newminor", ASSAY_KIND_TASK, NULL);
   ASSERT_HAS(err, "fx_newminor");
   ASSERT_HAS(err, plugin);
