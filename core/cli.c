@@ -62,6 +62,7 @@ struct run_config {
   const char **plugin_dirs; /* NULL-terminated */
   int ndirs;
   size_t max_item_bytes;
+  size_t max_record_bytes;
   struct assay_engine_opts eng;
   struct assay_selection sel;
   char **ids;             /* --ids, owned */
@@ -170,6 +171,9 @@ static const char run_help[] =
     "  --item-timeout MS     deadline for a whole item (default: none)\n"
     "  --max-item-bytes N    largest dataset item (default 16777216)\n"
     "  --max-response-bytes N  largest HTTP response body (default 33554432)\n"
+    "  --max-record-bytes N  largest result record; a larger one (a huge\n"
+    "                        plugin output) becomes an error record\n"
+    "                        (default 67108864)\n"
     "  --rps R               HTTP requests per second at most (default: no cap)\n"
     "  --grace MS            after Ctrl-C/SIGTERM, time in-flight items get to\n"
     "                        finish (default 10000); a second signal exits now\n"
@@ -474,6 +478,7 @@ static int run_file_args(const char *cmd, const char *path, int argc,
                  {"limit", "--limit"},
                  {"max_item_bytes", "--max-item-bytes"},
                  {"max_response_bytes", "--max-response-bytes"},
+                 {"max_record_bytes", "--max-record-bytes"},
                  {"rps", "--rps"},
                  {"grace_ms", "--grace"},
                  {"trials", "--trials"},
@@ -595,6 +600,7 @@ static void dirs_add(const char ***dirs, int *n, const char *d) {
 static int parse_run(int argc, char **argv, struct run_config *c) {
   assay_engine_opts_init(&c->eng);
   c->max_item_bytes = ASSAY_DEFAULT_MAX_ITEM_BYTES;
+  c->max_record_bytes = (size_t)64 << 20;
   c->global_map = cJSON_CreateObject();
   for (int i = 0; i < argc; i++) {
     const char *v = NULL;
@@ -794,6 +800,13 @@ static int parse_run(int argc, char **argv, struct run_config *c) {
         return usage_error(c->cmd, "--max-item-bytes expects a byte count, got "
                                   "'%s'",
                            v);
+    } else if ((r = take(argc, argv, &i, "--max-record-bytes", NULL, 1, &v)) !=
+               0) {
+      NEED_VALUE();
+      if (parse_size(v, &c->max_record_bytes) != 0 || c->max_record_bytes < 256)
+        return usage_error(c->cmd, "--max-record-bytes expects a byte count of "
+                                   "at least 256, got '%s'",
+                           v);
     } else if ((r = take(argc, argv, &i, "--max-response-bytes", NULL, 1, &v)) !=
                0) {
       NEED_VALUE();
@@ -857,6 +870,8 @@ struct sink {
   struct assay_junit *junit;
   const struct assay_threshold *pass;
   size_t npass;
+  size_t max_record; /* --max-record-bytes */
+  long oversize;     /* records replaced for being over it */
 };
 
 /* The progress display: a live line on a terminal, or with --progress a
@@ -948,12 +963,9 @@ static int64_t expected_results(const struct run_config *c) {
 
 /* Appends one record as one line to the sink's buffer; on_flush writes
  * them. */
-static int on_record(void *arg, const cJSON *record) {
-  struct sink *s = arg;
-  assay_summary_add(s->summary, record);
-  if (s->junit != NULL)
-    assay_junit_add(s->junit, record, s->pass, s->npass);
-  s->records++;
+/* Prints record after the buffered lines; 0, or -1 past the buffer's
+ * largest size. */
+static int print_record(struct sink *s, const cJSON *record) {
   for (;;) {
     size_t room = s->cap - s->len;
     if (room > 2 && cJSON_PrintPreallocated((cJSON *)record, s->buf + s->len,
@@ -962,13 +974,66 @@ static int on_record(void *arg, const cJSON *record) {
       s->buf[s->len++] = '\n';
       return 0;
     }
-    if (s->cap >= (size_t)INT_MAX) {
-      s->write_errno = EFBIG;
+    if (s->cap >= (size_t)INT_MAX)
       return -1;
-    }
     s->cap = s->cap ? s->cap * 2 : 65536;
     s->buf = assay__xrealloc(s->buf, s->cap);
   }
+}
+
+/*
+ * The record that stands for one over --max-record-bytes (a plugin's huge
+ * output, most often): the same item with its output and scores dropped and
+ * an error saying why, so no line is ever truncated into invalid JSON.
+ */
+static cJSON *oversize_record(const cJSON *record, size_t size, size_t max) {
+  cJSON *r = cJSON_CreateObject();
+  static const char *const keep[] = {"index", "id", "trial"};
+  for (size_t i = 0; i < assay__array_size(keep); i++) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(record, keep[i]);
+    cJSON_AddItemToObject(r, keep[i], v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
+  }
+  cJSON_AddNullToObject(r, "input");
+  cJSON_AddNullToObject(r, "output");
+  cJSON_AddObjectToObject(r, "scores");
+  cJSON *err = cJSON_AddObjectToObject(r, "error");
+  cJSON_AddStringToObject(err, "code", "bad_output");
+  char *msg = assay__format("the record is %zu bytes, over the limit of %zu "
+                            "(--max-record-bytes); its input, output and "
+                            "scores were dropped",
+                            size, max);
+  cJSON_AddStringToObject(err, "message", msg);
+  free(msg);
+  static const char *const nums[] = {"attempts", "task_ms", "metrics_ms"};
+  for (size_t i = 0; i < assay__array_size(nums); i++) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(record, nums[i]);
+    cJSON_AddItemToObject(r, nums[i], v ? cJSON_Duplicate(v, 1) : cJSON_CreateNumber(0));
+  }
+  return r;
+}
+
+static int on_record(void *arg, const cJSON *record) {
+  struct sink *s = arg;
+  size_t start = s->len;
+  cJSON *replaced = NULL;
+  if (print_record(s, record) != 0 || s->len - start - 1 > s->max_record) {
+    size_t size = s->len > start ? s->len - start - 1 : (size_t)INT_MAX;
+    s->len = start;
+    replaced = oversize_record(record, size, s->max_record);
+    record = replaced;
+    s->oversize++;
+    if (print_record(s, record) != 0) {
+      cJSON_Delete(replaced);
+      s->write_errno = EFBIG;
+      return -1;
+    }
+  }
+  assay_summary_add(s->summary, record);
+  if (s->junit != NULL)
+    assay_junit_add(s->junit, record, s->pass, s->npass);
+  s->records++;
+  cJSON_Delete(replaced);
+  return 0;
 }
 
 /* Writes the records that became final together, in one write() when the
@@ -1043,6 +1108,7 @@ static cJSON *config_json(const struct run_config *c, const char *output,
   cJSON_AddNumberToObject(j, "max_item_bytes", (double)c->max_item_bytes);
   cJSON_AddNumberToObject(j, "max_response_bytes",
                           (double)c->eng.max_response_bytes);
+  cJSON_AddNumberToObject(j, "max_record_bytes", (double)c->max_record_bytes);
   cJSON_AddNumberToObject(j, "rps", c->eng.rps);
   cJSON_AddNumberToObject(j, "grace_ms", (double)c->eng.grace_ms);
   if (c->npass > 0) {
@@ -1146,9 +1212,15 @@ static int resume_check(void *arg, int64_t index, int trial, const cJSON *item,
   const cJSON *input = cJSON_GetObjectItemCaseSensitive(r, "input");
   const cJSON *ri = cJSON_GetObjectItemCaseSensitive(r, "index");
   const cJSON *rt = cJSON_GetObjectItemCaseSensitive(r, "trial");
+  /* A record over --max-record-bytes kept no input to compare. */
+  const cJSON *code = cJSON_GetObjectItemCaseSensitive(
+      cJSON_GetObjectItemCaseSensitive(r, "error"), "code");
+  int dropped = cJSON_IsNull(input) && cJSON_IsString(code) &&
+                strcmp(code->valuestring, "bad_output") == 0;
   int same = r != NULL && cJSON_IsNumber(ri) && ri->valuedouble == (double)index &&
              (rt == NULL || (cJSON_IsNumber(rt) && rt->valuedouble == trial)) &&
-             (item == NULL ? cJSON_IsNull(input) : cJSON_Compare(item, input, 1));
+             (item == NULL ? cJSON_IsNull(input)
+                           : dropped || cJSON_Compare(item, input, 1));
   if (same) {
     assay_summary_add(rs->summary, r);
     if (rs->sink->junit != NULL)
@@ -1350,6 +1422,7 @@ static int cmd_run(int argc, char **argv, int rescore) {
     }
   }
   sink.path = output;
+  sink.max_record = c.max_record_bytes;
   sink.summary = assay_summary_new();
   if (c.npass > 0)
     assay_summary_set_thresholds(sink.summary, c.pass, c.npass);
@@ -1498,13 +1571,19 @@ static int cmd_run(int argc, char **argv, int rescore) {
     }
   }
 
+  if (sink.oversize > 0)
+    fprintf(stderr,
+            "%s: %ld record%s over --max-record-bytes %zu became error "
+            "records\n",
+            prog, sink.oversize, sink.oversize == 1 ? "" : "s",
+            c.max_record_bytes);
   const struct assay_engine_stats *st = assay_engine_stats(engine);
   if (refused)
     status = EXIT_USAGE;
   else if (rc == ASSAY_EINTERRUPTED)
     status = EXIT_INTERRUPTED;
   else if (rc != 0 || st->items_failed > 0 || st->scores_failed > 0 ||
-           gates_failed)
+           gates_failed || sink.oversize > 0)
     status = EXIT_FAILURES;
   else
     status = EXIT_OK;

@@ -173,6 +173,20 @@ run "trials" 0 run --dataset sel.jsonl --task echo --limit 3 --trials 2 -o tr.js
 check "records per trial in order" \
   "[(x['index'], x['trial']) for x in r] == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]" tr.jsonl -
 
+# ---- limits ---------------------------------------------------------------------------
+python3 -c "
+import json
+print(json.dumps({'input': 'x' * 3000}))
+print(json.dumps({'input': 'small'}))
+" >huge.jsonl
+run "a record over --max-record-bytes" 1 run --dataset huge.jsonl --task echo --max-record-bytes 1000 -o huge.out.jsonl -q
+check "an oversize record becomes an error record" \
+  "r[0]['error']['code'] == 'bad_output' and '--max-record-bytes' in r[0]['error']['message'] and r[0]['output'] is None and r[1]['output'] == {'output': 'small'}" huge.out.jsonl -
+head -n 1 huge.out.jsonl >huge.resume.jsonl
+run "resume after an oversize record" 1 run --dataset huge.jsonl --task echo --max-record-bytes 1000 -o huge.resume.jsonl --resume -q
+check "resumed past it" "len(r) == 2" huge.resume.jsonl -
+run "--max-record-bytes too small" 2 run --dataset huge.jsonl --task echo --max-record-bytes 10
+
 # ---- CI gates ---------------------------------------------------------------------------
 run "thresholds met" 0 run --dataset qa.jsonl --task echo --metric equals --pass 'equals>=0' --fail-under equals=0.5 -o g0.jsonl -q
 check "passed counted" "s['counts']['passed'] == 3 and s['counts']['failed_thresholds'] == 0" g0.jsonl g0.summary.json
