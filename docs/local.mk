@@ -4,6 +4,7 @@
 dist_man1_MANS = docs/assay.1
 EXTRA_DIST += \
 	docs/architecture.md \
+	docs/running.md \
 	docs/writing-task-plugins.md \
 	docs/writing-metric-plugins.md \
 	docs/examples/demo.jsonl \
