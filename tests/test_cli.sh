@@ -187,6 +187,25 @@ run "resume after an oversize record" 1 run --dataset huge.jsonl --task echo --m
 check "resumed past it" "len(r) == 2" huge.resume.jsonl -
 run "--max-record-bytes too small" 2 run --dataset huge.jsonl --task echo --max-record-bytes 10
 
+# ---- TLS: certificates are verified --------------------------------------------------
+if command -v openssl >/dev/null 2>&1 &&
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout tls.key -out tls.crt -days 1 \
+    -subj /CN=127.0.0.1 >/dev/null 2>&1; then
+  port=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+  openssl s_server -accept "127.0.0.1:$port" -cert tls.crt -key tls.key -www -quiet >/dev/null 2>&1 &
+  tls_pid=$!
+  i=0
+  while ! python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null && [ $i -lt 50 ]; do
+    sleep 0.1; i=$((i + 1))
+  done
+  printf '{"input": "hi"}\n' >tls.jsonl
+  run "a self-signed server is refused" 1 run --dataset tls.jsonl --task openai_chat \
+    --opt "base_url=https://127.0.0.1:$port/v1" --opt model=x --retries 0 -o tls.out.jsonl -q
+  check "TLS verification names the certificate" \
+    "r[0]['output'] is None and 'certificate' in r[0]['error']['message']" tls.out.jsonl -
+  kill "$tls_pid" 2>/dev/null
+fi
+
 # ---- CI gates ---------------------------------------------------------------------------
 run "thresholds met" 0 run --dataset qa.jsonl --task echo --metric equals --pass 'equals>=0' --fail-under equals=0.5 -o g0.jsonl -q
 check "passed counted" "s['counts']['passed'] == 3 and s['counts']['failed_thresholds'] == 0" g0.jsonl g0.summary.json
