@@ -1559,7 +1559,6 @@ static int cmd_run(int argc, char **argv, int rescore) {
             ft->valuedouble, ft->valuedouble == 1 ? "" : "s");
     gates_failed = 1;
   }
-  cJSON_Delete(sum);
   if (sink.junit != NULL) {
     struct assay_junit *j = sink.junit;
     sink.junit = NULL;
@@ -1577,16 +1576,22 @@ static int cmd_run(int argc, char **argv, int rescore) {
             "records\n",
             prog, sink.oversize, sink.oversize == 1 ? "" : "s",
             c.max_record_bytes);
-  const struct assay_engine_stats *st = assay_engine_stats(engine);
+  /* Failures count over the whole results file, resumed records included,
+   * as the summary does. */
+  const cJSON *counts = cJSON_GetObjectItemCaseSensitive(sum, "counts");
+  const cJSON *nfailed = cJSON_GetObjectItemCaseSensitive(counts, "failed");
+  const cJSON *nscores = cJSON_GetObjectItemCaseSensitive(counts, "score_failures");
+  int failures = (cJSON_IsNumber(nfailed) && nfailed->valuedouble > 0) ||
+                 (cJSON_IsNumber(nscores) && nscores->valuedouble > 0);
   if (refused)
     status = EXIT_USAGE;
   else if (rc == ASSAY_EINTERRUPTED)
     status = EXIT_INTERRUPTED;
-  else if (rc != 0 || st->items_failed > 0 || st->scores_failed > 0 ||
-           gates_failed || sink.oversize > 0)
+  else if (rc != 0 || failures || gates_failed || sink.oversize > 0)
     status = EXIT_FAILURES;
   else
     status = EXIT_OK;
+  cJSON_Delete(sum);
 
   if (!to_stdout && close(sink.fd) != 0) {
     fprintf(stderr, "%s: error: cannot write to '%s': %s\n", prog, output,
