@@ -32,10 +32,20 @@ bad() { failed=$((failed + 1)); printf 'FAIL %s\n' "$1"; [ $# -gt 1 ] && tail -n
 # ---- configure and install into the temporary prefix --------------------------
 jobs=$( (nproc || echo 2) 2>/dev/null)
 [ "$jobs" -gt 8 ] && jobs=8
+# A source tree configured in place (the README's ./setup does that) cannot
+# also be configured out of tree: build a clean copy of it then.
+src=$top
+if [ -f "$top/config.status" ]; then
+  src=$work/src
+  if ! cp -a "$top" "$src" || ! make -C "$src" -s distclean >"$work/copy.log" 2>&1; then
+    bad "copy the configured source tree" "$work/copy.log"
+    exit 1
+  fi
+fi
 mkdir "$work/build"
 cd "$work/build" || exit 1
 # No -Werror here: configure's own probes must not trip on warnings.
-if "$top/configure" -q --prefix="$prefix" --disable-dependency-tracking \
+if "$src/configure" -q --prefix="$prefix" --disable-dependency-tracking \
   CFLAGS="-O0" >"$work/configure.log" 2>&1; then
   ok "configure --prefix=$prefix"
 else
