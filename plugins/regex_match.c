@@ -67,14 +67,16 @@ static int regex_match_init(const cJSON *config, const struct assay_host *host,
 static cJSON *regex_match_run(void *state, const cJSON *input,
                               assay_call call) {
   struct regex_match *st = state;
-  char *out = assay__text_of(cJSON_GetObjectItemCaseSensitive(input, "output"));
+  char *own;
+  const char *out = assay__text_borrow(
+      cJSON_GetObjectItemCaseSensitive(input, "output"), &own);
   if (out == NULL) {
     st->host->fail(call, ASSAY_FAIL_ERROR, -1, "out of memory");
     return NULL;
   }
   pcre2_match_data *md = pcre2_match_data_create_from_pattern(st->code, NULL);
   if (md == NULL) {
-    free(out);
+    free(own);
     st->host->fail(call, ASSAY_FAIL_ERROR, -1, "out of memory");
     return NULL;
   }
@@ -114,7 +116,7 @@ static cJSON *regex_match_run(void *state, const cJSON *input,
                    st->pattern, (const char *)msg);
   }
   pcre2_match_data_free(md);
-  free(out);
+  free(own);
   return res;
 }
 

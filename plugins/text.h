@@ -24,25 +24,48 @@
 
 struct sb_stemmer;
 
-/* The text a metric compares for v (borrowed): a string's own characters,
- * any other JSON value as its compact JSON text. Owned, or NULL when memory
- * runs out. */
-char *assay__text_of(const cJSON *v);
+/* The text a metric compares for v (borrowed, not NULL): a string's own
+ * characters, borrowed from v, or any other JSON value as its compact JSON
+ * text, which is owned and also stored in *own (else *own is NULL; free
+ * *own when done). NULL when memory runs out. */
+const char *assay__text_borrow(const cJSON *v, char **own);
 
-/* A text to compare: as given (for messages) and in the form compared. */
+/* Folded texts shorter than this many bytes live inside struct
+ * assay__text, so that the common short answers are compared without an
+ * allocation. */
+#define ASSAY__TEXT_INLINE 192
+
+/* A text to compare: as given (for messages) and in the form compared.
+ * cmp may point into the struct itself: never copy a loaded one. */
 struct assay__text {
-  char *raw;  /* assay__text_of() the value */
-  char *cmp;  /* the caseless form when folding, else raw itself */
-  size_t len; /* bytes in cmp */
+  const char *raw; /* assay__text_borrow() the value */
+  const char *cmp; /* the caseless form when folding, else raw; NUL-ended */
+  size_t len;      /* bytes in cmp */
+  char *own_raw;   /* what release frees: raw and cmp when allocated here */
+  char *own_cmp;
+  char small[ASSAY__TEXT_INLINE]; /* cmp of short ASCII texts */
 };
 
 /*
- * Loads the text of v (borrowed, may be NULL) into t, folded when fold is
- * set. Returns 0; ASSAY_EMISSING_INPUT when v is NULL; ASSAY_EBAD_INPUT when
- * folding meets invalid UTF-8; ASSAY_ENOMEM. t needs no release on error.
+ * Loads the text of v (borrowed, may be NULL; t borrows from it, so keep v
+ * alive while using t) into t, folded when fold is set. Returns 0;
+ * ASSAY_EMISSING_INPUT when v is NULL; ASSAY_EBAD_INPUT when folding meets
+ * invalid UTF-8; ASSAY_ENOMEM. t needs no release on error.
  */
 int assay__text_load(struct assay__text *t, const cJSON *v, int fold);
 void assay__text_release(struct assay__text *t);
+
+/*
+ * The code points of the text of v (borrowed, may be NULL) as compared:
+ * its caseless form (assay__text_fold) when fold is set. They are written
+ * to buf when its cap entries suffice (*cps is then buf), else to an owned
+ * array in *cps: free *cps when it is not buf. *n receives the count. One
+ * pass, no intermediate UTF-8 copy. Errors as assay__text_load(), and also
+ * ASSAY_EBAD_INPUT for invalid UTF-8 without folding; nothing needs a
+ * release on error.
+ */
+int assay__text_load_codepoints(const cJSON *v, int fold, uint32_t *buf,
+                                size_t cap, uint32_t **cps, size_t *n);
 
 /* Fails call for an error of assay__text_load() or another helper here
  * about input key, with a message naming the key. */
@@ -77,11 +100,6 @@ int assay__text_valid(const char *s, size_t len);
  * Stores the owned, NUL-terminated result in *out and its length in *outlen.
  */
 int assay__text_fold(const char *s, size_t len, char **out, size_t *outlen);
-
-/* Decodes s (len bytes) into an owned array of code points (*n of them;
- * *cps is a valid pointer even when *n is 0). */
-int assay__text_codepoints(const char *s, size_t len, uint32_t **cps,
-                           size_t *n);
 
 /* Whether c is whitespace for Python's str.split() (str.isspace()): the
  * ASCII controls \t\n\v\f\r and 0x1c-0x1f, space, U+0085, and the Unicode
@@ -174,9 +192,15 @@ int assay__ngrams_count(const uint32_t *seq, size_t len, size_t n,
 size_t assay__ngrams_lookup(const struct assay__ngram *set, size_t nset,
                             const uint32_t *key, size_t n);
 
-/* Length of the longest common subsequence of a and b, in O(na*nb) time
- * and O(min(na, nb)) memory, after skipping their common prefix and
- * suffix. */
+/*
+ * Length of the longest common subsequence of a and b (any uint32_t
+ * symbols: code points, word ids). After skipping their common prefix and
+ * suffix, a bit-parallel algorithm (Allison-Dix, Hyyro) takes
+ * O(max(na, nb) * ceil(min(na, nb) / 64)) steps and O(na + nb) memory.
+ * No allocation when the shorter side's symbols are all below 256 and it
+ * has at most 64 of them (or the longer side at most 4096), nor when the
+ * work buffers of a larger alphabet fit in 4 KiB.
+ */
 int assay__lcs_length(const uint32_t *a, size_t na, const uint32_t *b,
                       size_t nb, size_t *len);
 
