@@ -3,3 +3,8 @@
 # screenshots stay in tests/out/ of the build tree) and `assay compare`.
 TESTS += tests/test_report.sh tests/test_compare.sh
 EXTRA_DIST += tests/test_report.sh tests/test_compare.sh docs/report.md
+
+# The browser screenshots are kept after make check as test artifacts;
+# distclean removes them.
+distclean-local:
+	-rm -rf tests/out
