@@ -91,6 +91,7 @@ struct assay_dataset {
   int skipping;
   size_t skip_bytes;
   char skip_last;
+  int skip_blank; /* JSONL: only whitespace skipped so far */
 
   /* JSON array scanner state, kept across reads. */
   int phase;
@@ -337,6 +338,14 @@ static int jsonl_line(struct assay_dataset *ds, const char *l, size_t len,
   return 1;
 }
 
+/* Whether text[0..n) is all whitespace. */
+static int all_ws(const char *text, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!is_ws(text[i]))
+      return 0;
+  return 1;
+}
+
 static int jsonl_next(struct assay_dataset *ds, struct assay_dataset_item *item,
                       char **errmsg) {
   for (;;) {
@@ -345,6 +354,7 @@ static int jsonl_next(struct assay_dataset *ds, struct assay_dataset_item *item,
       const char *nl = memchr(p, '\n', ds->end - ds->pos);
       if (nl == NULL) {
         if (ds->end > ds->pos) {
+          ds->skip_blank = ds->skip_blank && all_ws(p, ds->end - ds->pos);
           ds->skip_bytes += ds->end - ds->pos;
           ds->skip_last = ds->data[ds->end - 1];
           ds->pos = ds->scan = ds->end;
@@ -355,8 +365,13 @@ static int jsonl_next(struct assay_dataset *ds, struct assay_dataset_item *item,
             return r;
           continue;
         }
+        /* The last line ends without '\n': a '\r' before the end is
+         * not part of the item, as when read from memory. */
+        if (ds->skip_last == '\r')
+          ds->skip_bytes--;
       } else {
         size_t n = (size_t)(nl - p);
+        ds->skip_blank = ds->skip_blank && all_ws(p, n);
         if (n > 0)
           ds->skip_last = nl[-1];
         ds->skip_bytes += n;
@@ -364,11 +379,16 @@ static int jsonl_next(struct assay_dataset *ds, struct assay_dataset_item *item,
           ds->skip_bytes--;
         ds->pos = ds->scan = ds->pos + n + 1;
       }
+      ds->skipping = 0;
+      if (ds->skip_blank) {
+        /* A blank line, however long, is no item. */
+        ds->line++;
+        continue;
+      }
       memset(item, 0, sizeof *item);
       item->line = ds->line;
       item_oversize(ds, item, ds->line, ds->skip_bytes);
       ds->line++;
-      ds->skipping = 0;
       return 1;
     }
     const char *nl = memchr(ds->data + ds->scan, '\n', ds->end - ds->scan);
@@ -396,6 +416,7 @@ static int jsonl_next(struct assay_dataset *ds, struct assay_dataset_item *item,
      * keeping the line. */
     if (ds->end - ds->pos > ds->max_item + 1) {
       ds->skipping = 1;
+      ds->skip_blank = all_ws(ds->data + ds->pos, ds->end - ds->pos);
       ds->skip_bytes = ds->end - ds->pos;
       ds->skip_last = ds->data[ds->end - 1];
       ds->pos = ds->scan = ds->end;
