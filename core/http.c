@@ -10,6 +10,13 @@
  *
  * One thread owns all of it: the loop thread. User callbacks never run
  * inside a curl callback, so they may start, cancel or close freely.
+ *
+ * Per-request costs are kept down by reuse: a finished request keeps its
+ * curl easy handle (reset, then configured afresh), its timer and its
+ * buffers on an idle list for the next one, and a socket's uv_poll lives as
+ * long as the connection, not the transfer: curl removes a keep-alive
+ * socket from its watch set after every transfer, and re-creating the poll
+ * each time cost several epoll_ctl calls and an ioctl per request.
  */
 #include "config.h"
 
@@ -20,7 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -29,6 +38,8 @@
 
 /* Response headers kept per request; beyond it later headers are dropped. */
 #define HEADER_BYTES_MAX (64u << 10)
+/* Buffers an idle request keeps for the next one; larger ones are freed. */
+#define KEEP_BUF_MAX (64u << 10)
 /* Limit changes remembered per endpoint for the summary. */
 #define HISTORY_MAX 256
 /* A burst of 429s shrinks the limit once per window at least this long. */
@@ -88,6 +99,7 @@ struct history {
 struct endpoint {
   struct link link; /* in assay_http.endpoints */
   char *key;
+  char *url;     /* the last URL that mapped here: spares parsing it again */
   int limit;     /* current in-flight limit, 1..max_inflight */
   int min_limit; /* lowest limit reached, for the summary */
   int inflight;
@@ -101,8 +113,10 @@ struct endpoint {
   uint64_t history_dropped;
 };
 
+/* A request, recycled through assay_http.idle: the easy handle, the timer
+ * and the buffers outlive it; everything else is reset by req_get. */
 struct http_req {
-  struct link link; /* endpoint queue, active list or deferred list */
+  struct link link; /* endpoint queue, active, deferred or idle list */
   struct assay_http *h;
   struct endpoint *ep;
   uint64_t call;
@@ -111,7 +125,8 @@ struct http_req {
   void *arg;
   CURL *easy;
   struct curl_slist *headers;
-  uv_timer_t timer; /* the request's deadline; freed in its close callback */
+  uv_timer_t timer; /* the request's deadline; the struct is freed in its
+                       close callback */
   long timeout_ms;
   double start_ms;
   size_t body_out;
@@ -128,12 +143,27 @@ struct http_req {
   char errbuf[CURL_ERROR_SIZE];
 };
 
-/* A socket curl asked us to watch. */
+/* A socket curl asked us to watch, found by its number in
+ * assay_http.socks. A socket curl opened through on_open_socket is closed
+ * through on_close_socket, so its context stays between transfers until
+ * then; any other socket's context goes when curl stops watching it,
+ * because nothing would tell us when it is closed.
+ *
+ * Between transfers a kept socket is parked: curl no longer watches it,
+ * but its poll stays registered (unreferenced, so that it keeps no loop
+ * alive) with the events of the last transfer. The next transfer on the
+ * connection nearly always asks for the same events, which then costs no
+ * system call at all; stopping and restarting the poll would cost three
+ * epoll_ctl calls per request. An idle keep-alive socket only becomes
+ * readable when the server closes it or misbehaves: on_poll then stops
+ * watching it, and curl finds out when it next checks the connection. */
 struct sock_ctx {
-  struct link link; /* in assay_http.sockets */
   struct assay_http *h;
   uv_poll_t poll;
   curl_socket_t fd;
+  int ours;   /* opened by on_open_socket */
+  int parked; /* curl does not watch it now */
+  int events; /* the poll's events while started, else 0 */
 };
 
 struct assay_http {
@@ -146,7 +176,11 @@ struct assay_http {
   int max_inflight;
   double rps, tokens, tokens_at_ms, tokens_max;
   double start_ms;
-  struct link endpoints, active, deferred, sockets;
+  struct link endpoints, active, deferred;
+  struct link idle;        /* finished requests kept for reuse */
+  int nidle;               /* at most max_inflight */
+  struct sock_ctx **socks; /* by socket number; NULL where none */
+  size_t nsocks;
   int closing, torn_down;
   int busy;          /* nesting of our uv callbacks on the stack */
   long handles_open; /* uv handles not yet through their close callback */
@@ -178,6 +212,7 @@ static void service_free(struct assay_http *h) {
         assay__container_of(h->endpoints.next, struct endpoint, link);
     list_remove(&ep->link);
     free(ep->key);
+    free(ep->url);
     free(ep);
   }
   free(h);
@@ -213,9 +248,77 @@ static void on_sock_closed(uv_handle_t *handle) {
   handle_unref(h);
 }
 
-static void sock_close(struct sock_ctx *ctx) {
-  list_remove(&ctx->link);
+static struct sock_ctx *sock_find(const struct assay_http *h,
+                                  curl_socket_t fd) {
+  return fd >= 0 && (size_t)fd < h->nsocks ? h->socks[fd] : NULL;
+}
+
+/* Closes the context of socket fd, if any. It must run while fd still
+ * names that socket: uv_close takes the number out of epoll, and a number
+ * already reused by another watched descriptor would lose its watch. */
+static void sock_forget(struct assay_http *h, curl_socket_t fd) {
+  struct sock_ctx *ctx = sock_find(h, fd);
+  if (ctx == NULL)
+    return;
+  h->socks[fd] = NULL;
   uv_close((uv_handle_t *)&ctx->poll, on_sock_closed);
+}
+
+/* A context with an initialised poll for fd, in the table; NULL when libuv
+ * refuses the socket. */
+static struct sock_ctx *sock_new(struct assay_http *h, curl_socket_t fd,
+                                 int ours) {
+  if ((size_t)fd >= h->nsocks) {
+    size_t n = h->nsocks ? h->nsocks : 64;
+    while (n <= (size_t)fd)
+      n *= 2;
+    h->socks = assay__xrealloc(h->socks, n * sizeof *h->socks);
+    memset(h->socks + h->nsocks, 0, (n - h->nsocks) * sizeof *h->socks);
+    h->nsocks = n;
+  }
+  struct sock_ctx *ctx = assay__xcalloc(1, sizeof *ctx);
+  ctx->h = h;
+  ctx->fd = fd;
+  ctx->ours = ours;
+  if (uv_poll_init_socket(h->loop, &ctx->poll, fd) != 0) {
+    free(ctx);
+    return NULL;
+  }
+  ctx->poll.data = ctx;
+  h->handles_open++;
+  h->socks[fd] = ctx;
+  return ctx;
+}
+
+/* curl's socket for a new connection (CURLOPT_OPENSOCKETFUNCTION): made
+ * here, as curl would, so that its close is reported to on_close_socket.
+ * Close-on-exec keeps it out of the processes plugins spawn. */
+static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
+                                    struct curl_sockaddr *addr) {
+  struct assay_http *h = clientp;
+  (void)purpose;
+  int type = addr->socktype;
+#ifdef SOCK_CLOEXEC
+  type |= SOCK_CLOEXEC;
+#endif
+  curl_socket_t fd = socket(addr->family, type, addr->protocol);
+  if (fd == CURL_SOCKET_BAD || h->torn_down)
+    return fd;
+  /* A context left on this number belongs to a socket that is gone; the
+   * number is not watched yet, so dropping it now is safe. */
+  sock_forget(h, fd);
+  if (sock_new(h, fd, 1) == NULL) {
+    close(fd);
+    return CURL_SOCKET_BAD;
+  }
+  return fd;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: curl keeps it with the connection, so it
+ * runs whichever handle (or the multi handle's cleanup) closes it. */
+static int on_close_socket(void *clientp, curl_socket_t fd) {
+  sock_forget(clientp, fd);
+  return close(fd);
 }
 
 static void process_done(struct assay_http *h);
@@ -224,6 +327,12 @@ static void on_poll(uv_poll_t *poll, int status, int events) {
   struct sock_ctx *ctx = poll->data;
   struct assay_http *h = ctx->h;
   int flags = 0, running;
+  if (ctx->parked) {
+    /* Nothing for curl: it is not using the socket. */
+    uv_poll_stop(poll);
+    ctx->events = 0;
+    return;
+  }
   if (status < 0)
     flags = CURL_CSELECT_ERR;
   if (events & UV_READABLE)
@@ -239,34 +348,38 @@ static void on_poll(uv_poll_t *poll, int status, int events) {
 static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
                           void *socketp) {
   struct assay_http *h = userp;
-  struct sock_ctx *ctx = socketp;
+  struct sock_ctx *ctx = sock_find(h, fd);
   (void)easy;
+  (void)socketp;
   if (what == CURL_POLL_REMOVE) {
-    if (ctx != NULL) {
-      sock_close(ctx);
-      curl_multi_assign(h->multi, fd, NULL);
+    /* curl says so after every transfer, also when the connection stays
+     * open for the next one: park our own sockets until they are closed. */
+    if (ctx != NULL && ctx->ours) {
+      if (!ctx->parked)
+        uv_unref((uv_handle_t *)&ctx->poll);
+      ctx->parked = 1;
+    } else {
+      sock_forget(h, fd);
     }
     return 0;
   }
-  if (ctx == NULL) {
-    ctx = assay__xcalloc(1, sizeof *ctx);
-    ctx->h = h;
-    ctx->fd = fd;
-    if (uv_poll_init_socket(h->loop, &ctx->poll, fd) != 0) {
-      free(ctx);
-      return -1;
-    }
-    ctx->poll.data = ctx;
-    h->handles_open++;
-    list_push(&h->sockets, &ctx->link);
-    curl_multi_assign(h->multi, fd, ctx);
+  if (ctx == NULL && (ctx = sock_new(h, fd, 0)) == NULL)
+    return -1;
+  if (ctx->parked) {
+    uv_ref((uv_handle_t *)&ctx->poll);
+    ctx->parked = 0;
   }
   int events = 0;
   if (what & CURL_POLL_IN)
     events |= UV_READABLE;
   if (what & CURL_POLL_OUT)
     events |= UV_WRITABLE;
-  return uv_poll_start(&ctx->poll, events, on_poll) == 0 ? 0 : -1;
+  if (events == ctx->events)
+    return 0;
+  if (uv_poll_start(&ctx->poll, events, on_poll) != 0)
+    return -1;
+  ctx->events = events;
+  return 0;
 }
 
 static void on_curl_timer(uv_timer_t *timer) {
@@ -303,7 +416,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp) {
     return 0;
   }
   if (req->body_len + n + 1 > req->body_cap) {
-    size_t want = req->body_cap ? req->body_cap : 16384;
+    size_t want = req->body_cap ? req->body_cap : 1024;
     while (want < req->body_len + n + 1)
       want *= 2;
     if (want > cap + 1)
@@ -439,9 +552,12 @@ static void on_req_closed(uv_handle_t *handle) {
   handle_unref(h);
 }
 
-static void req_release(struct http_req *req) {
-  if (req->easy != NULL)
-    curl_easy_cleanup(req->easy);
+/* Frees req with everything it holds, once its timer is closed. */
+static void req_destroy(struct http_req *req) {
+  /* A reset handle would install and restore a SIGPIPE handler around its
+   * cleanup. */
+  curl_easy_setopt(req->easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_cleanup(req->easy);
   curl_slist_free_all(req->headers);
   free(req->body);
   free(req->hdrs);
@@ -450,6 +566,74 @@ static void req_release(struct http_req *req) {
   req->headers = NULL;
   req->body = req->hdrs = req->error = NULL;
   uv_close((uv_handle_t *)&req->timer, on_req_closed);
+}
+
+/* Ends a request that is off every list with its timer stopped: kept idle
+ * for the next request while the service runs and fewer than max_inflight
+ * are idle, else freed. curl_easy_reset forgets every option but keeps the
+ * handle's buffers; connections live in the multi handle either way. */
+static void req_release(struct http_req *req) {
+  struct assay_http *h = req->h;
+  if (h->closing || h->nidle >= h->max_inflight) {
+    req_destroy(req);
+    return;
+  }
+  curl_easy_reset(req->easy);
+  curl_slist_free_all(req->headers);
+  req->headers = NULL;
+  free(req->error);
+  req->error = NULL;
+  if (req->body_cap > KEEP_BUF_MAX) {
+    free(req->body);
+    req->body = NULL;
+    req->body_cap = 0;
+  }
+  if (req->hdrs_cap > KEEP_BUF_MAX) {
+    free(req->hdrs);
+    req->hdrs = NULL;
+    req->hdrs_cap = 0;
+  }
+  list_push(&h->idle, &req->link);
+  h->nidle++;
+}
+
+/* An idle request reset for a new one, or a new request; NULL when curl
+ * has no memory for a handle. */
+static struct http_req *req_get(struct assay_http *h) {
+  struct http_req *req;
+  if (!list_empty(&h->idle)) {
+    req = assay__container_of(h->idle.next, struct http_req, link);
+    list_remove(&req->link);
+    h->nidle--;
+    req->ep = NULL;
+    req->call = 0;
+    req->state = 0;
+    req->cb = NULL;
+    req->arg = NULL;
+    req->timeout_ms = 0;
+    req->start_ms = 0;
+    req->body_out = 0;
+    req->body_len = 0;
+    if (req->body != NULL)
+      req->body[0] = '\0'; /* an empty response reads "" */
+    req->too_large = 0;
+    req->hdrs_len = 0;
+    req->cause = 0;
+    req->errbuf[0] = '\0';
+    return req;
+  }
+  req = assay__xcalloc(1, sizeof *req);
+  req->h = h;
+  link_init(&req->link);
+  req->easy = curl_easy_init();
+  if (req->easy == NULL) {
+    free(req);
+    return NULL;
+  }
+  uv_timer_init(h->loop, &req->timer);
+  req->timer.data = req;
+  h->handles_open++;
+  return req;
 }
 
 /* Runs the callback once with the outcome and releases the request. error
@@ -681,6 +865,17 @@ static struct endpoint *endpoint_get(struct assay_http *h, const char *key) {
   return ep;
 }
 
+/* The endpoint url was last seen going to, or NULL. The key is a function
+ * of the URL string, so an exact match spares parsing it again. */
+static struct endpoint *endpoint_of_url(struct assay_http *h, const char *url) {
+  for (struct link *l = h->endpoints.next; l != &h->endpoints; l = l->next) {
+    struct endpoint *ep = assay__container_of(l, struct endpoint, link);
+    if (ep->url != NULL && strcmp(ep->url, url) == 0)
+      return ep;
+  }
+  return NULL;
+}
+
 /* The endpoint key of url: scheme://host:port/path, without user info or
  * query (where some APIs put keys), so it is safe to show. */
 static int endpoint_key(const char *url, char **key, char **errmsg) {
@@ -786,6 +981,10 @@ static int easy_setup(struct http_req *req, const struct assay_http_request *r,
   SET(CURLOPT_WRITEDATA, req);
   SET(CURLOPT_HEADERFUNCTION, on_header);
   SET(CURLOPT_HEADERDATA, req);
+  SET(CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+  SET(CURLOPT_OPENSOCKETDATA, h);
+  SET(CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+  SET(CURLOPT_CLOSESOCKETDATA, h);
   SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->max_response_bytes);
   if (strcmp(method, "GET") == 0 && r->body == NULL) {
     SET(CURLOPT_HTTPGET, 1L);
@@ -830,29 +1029,28 @@ int assay_http_request(struct assay_http *h, uint64_t call,
     return assay__fail(errmsg, ASSAY_EINVAL,
                        "http request: invalid method '%.40s'", r->method);
 
-  char *key = NULL;
-  int rc = endpoint_key(r->url, &key, errmsg);
-  if (rc != 0)
-    return rc;
-  struct http_req *req = assay__xcalloc(1, sizeof *req);
-  req->h = h;
+  struct endpoint *ep = endpoint_of_url(h, r->url);
+  if (ep == NULL) {
+    char *key = NULL;
+    int rc = endpoint_key(r->url, &key, errmsg);
+    if (rc != 0)
+      return rc;
+    ep = endpoint_get(h, key);
+    free(key);
+    free(ep->url);
+    ep->url = assay__xstrdup(r->url);
+  }
+  struct http_req *req = req_get(h);
+  if (req == NULL)
+    return assay__fail(errmsg, ASSAY_ENOMEM,
+                       "http request: cannot create a curl handle");
   req->call = call;
   req->cb = cb;
   req->arg = arg;
-  req->ep = endpoint_get(h, key);
-  free(key);
-  link_init(&req->link);
-  req->easy = curl_easy_init();
-  if (req->easy == NULL) {
-    free(req);
-    return assay__fail(errmsg, ASSAY_ENOMEM,
-                       "http request: cannot create a curl handle");
-  }
-  rc = easy_setup(req, r, errmsg);
+  req->ep = ep;
+  int rc = easy_setup(req, r, errmsg);
   if (rc != 0) {
-    curl_easy_cleanup(req->easy);
-    curl_slist_free_all(req->headers);
-    free(req);
+    req_release(req);
     return rc;
   }
 
@@ -861,9 +1059,6 @@ int assay_http_request(struct assay_http *h, uint64_t call,
   if (r->timeout_ms > 0 && (t <= 0 || r->timeout_ms < t))
     t = r->timeout_ms;
   req->timeout_ms = t > 0 ? t : 0;
-  uv_timer_init(h->loop, &req->timer);
-  req->timer.data = req;
-  h->handles_open++;
   req->start_ms = assay__now_ms();
   if (req->timeout_ms > 0) {
     /* The loop's clock may be stale after a long callback, and it counts
@@ -961,7 +1156,7 @@ int assay_http_new(struct assay_http **out, uv_loop_t *loop,
   link_init(&h->endpoints);
   link_init(&h->active);
   link_init(&h->deferred);
-  link_init(&h->sockets);
+  link_init(&h->idle);
 
   h->multi = curl_multi_init();
   if (h->multi == NULL) {
@@ -992,12 +1187,22 @@ int assay_http_new(struct assay_http **out, uv_loop_t *loop,
 
 static void teardown(struct assay_http *h) {
   h->torn_down = 1;
-  /* curl may report sockets removed while cleaning up; on_curl_socket
-   * closes those, and the loop below closes what it left. */
+  while (!list_empty(&h->idle)) {
+    struct http_req *req =
+        assay__container_of(h->idle.next, struct http_req, link);
+    list_remove(&req->link);
+    h->nidle--;
+    req_destroy(req);
+  }
+  /* Closing its connections, curl reports their sockets removed and
+   * closed; the loop below closes what it left. */
   curl_multi_cleanup(h->multi);
   h->multi = NULL;
-  while (!list_empty(&h->sockets))
-    sock_close(assay__container_of(h->sockets.next, struct sock_ctx, link));
+  for (size_t fd = 0; fd < h->nsocks; fd++)
+    sock_forget(h, (curl_socket_t)fd);
+  free(h->socks);
+  h->socks = NULL;
+  h->nsocks = 0;
   uv_close((uv_handle_t *)&h->curl_timer, on_service_handle_closed);
   uv_close((uv_handle_t *)&h->rps_timer, on_service_handle_closed);
   uv_close((uv_handle_t *)&h->defer_timer, on_service_handle_closed);

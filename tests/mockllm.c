@@ -47,8 +47,9 @@
  *     exactly N bytes (or the unpadded size when that is already larger).
  *   - Latency (--latency-ms plus a jitter drawn uniformly from 0..--jitter-ms,
  *     or latency=) is a lower bound: the answer leaves at least that many
- *     milliseconds after the request was read. A fail=/status= error is
- *     delayed like a 200.
+ *     milliseconds after the request was read (on the monotonic clock, to
+ *     the nanosecond), and as soon after as the loop's timers allow. A
+ *     fail=/status= error is delayed like a 200.
  *   - Global faults: request number k (counted from 0 over chat requests since
  *     start) draws u from a hash of (--seed, k); u < p429 gives 429, then
  *     p500 gives 500, then phang a hang. Jitter is drawn the same way. With
@@ -165,6 +166,8 @@ struct mock_conn {
   int close_after;
   long drip_ms; /* -1: send the body at once */
   size_t drip_pos;
+  uint64_t read_ns; /* uv_hrtime() when the request was read */
+  uint64_t due_ns;  /* when the delayed response may leave */
 };
 
 static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -517,15 +520,36 @@ static void conn_prepare_error(struct mock_conn *c, int status,
 }
 
 static void on_conn_timer(uv_timer_t *t);
+static void on_latency_timer(uv_timer_t *t);
 
-/* Sends the prepared response after delay_ms (0: now). */
-static void conn_send_after(struct mock_conn *c, long delay_ms) {
-  /* The loop clock counts whole milliseconds (truncated), so a timer of N
-   * can fire up to 1 ms early in real time: one more keeps "at least N". */
-  if (delay_ms > 0)
-    uv_timer_start(&c->timer, on_conn_timer, (uint64_t)delay_ms + 1, 0);
-  else
+/* Arms the latency timer for what is left until c->due_ns, or sends now.
+ * The loop clock counts whole milliseconds and may lag real time, so a
+ * timer can fire up to a millisecond early: on_latency_timer then comes
+ * back here for the remainder, rounded up. Arming for the remainder rather
+ * than one more millisecond keeps the answer from being late as well. */
+static void conn_send_when_due(struct mock_conn *c) {
+  uint64_t now = uv_hrtime();
+  if (now >= c->due_ns) {
     conn_send(c);
+    return;
+  }
+  uint64_t left_ms = (c->due_ns - now + 999999) / 1000000;
+  uv_timer_start(&c->timer, on_latency_timer, left_ms, 0);
+}
+
+static void on_latency_timer(uv_timer_t *t) {
+  conn_send_when_due(assay__container_of(t, struct mock_conn, timer));
+}
+
+/* Sends the prepared response delay_ms after the request was read (0:
+ * now), never sooner. */
+static void conn_send_after(struct mock_conn *c, long delay_ms) {
+  if (delay_ms <= 0) {
+    conn_send(c);
+    return;
+  }
+  c->due_ns = c->read_ns + (uint64_t)delay_ms * 1000000u;
+  conn_send_when_due(c);
 }
 
 static void conn_idle(struct mock_conn *c);
@@ -1079,6 +1103,7 @@ static int on_body(http_parser *p, const char *at, size_t len) {
 static int on_message_complete(http_parser *p) {
   struct mock_conn *c = p->data;
   c->keep_alive = http_should_keep_alive(p) != 0;
+  c->read_ns = uv_hrtime();
   http_parser_pause(p, 1);
   return 0;
 }

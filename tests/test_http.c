@@ -877,6 +877,154 @@ static void test_cancel_call(void) {
   fx_finish(&f);
 }
 
+/* Sends one request with any method, URL, headers and body; returns
+ * assay_http_request's code. */
+static int send_req(struct fx *f, const char *method, const char *url,
+                    const char *const *headers, const char *body,
+                    struct result *r, int *done) {
+  struct assay_http_request req = {
+      .size = sizeof req,
+      .method = method,
+      .url = url,
+      .headers = headers,
+      .body = body,
+      .body_len = body ? strlen(body) : 0,
+  };
+  r->done = done;
+  r->f = f;
+  char *err = NULL;
+  int rc = assay_http_request(f->h, 1, &req, 10000, on_result, r, &err);
+  if (rc != 0) {
+    printf("assay_http_request: %s\n", err);
+    free(err);
+  }
+  return rc;
+}
+
+/* With a limit of one, every request after the first reuses the previous
+ * one's curl handle and buffers: nothing of an earlier request (its method,
+ * its body, the response's headers) may leak into a later one. */
+static void test_reuse_starts_clean(void) {
+  struct fx f;
+  int done = 0;
+  struct result del = {0}, busy = {0}, ok = {0}, get = {0};
+  if (fx_start(&f, 1, 0, 0, no_args)) {
+    CU_ASSERT(send_req(&f, "DELETE", f.m.url, NULL, NULL, &del, &done) == 0);
+    CU_ASSERT(run_until(&f, &done, 1, 10000));
+    CU_ASSERT_EQUAL(del.status, 405);
+
+    char *b = chat_body("[[mock fail=429]] [[mock retry_after=1]] r");
+    CU_ASSERT(send_req(&f, NULL, f.m.url, json_headers, b, &busy, &done) == 0);
+    free(b);
+    CU_ASSERT(run_until(&f, &done, 2, 10000));
+    CU_ASSERT_EQUAL(busy.status, 429); /* a POST, not a DELETE */
+    CU_ASSERT(busy.retry_after && strcmp(busy.retry_after, "1") == 0);
+
+    b = chat_body("plain again");
+    CU_ASSERT(send_req(&f, NULL, f.m.url, json_headers, b, &ok, &done) == 0);
+    free(b);
+    CU_ASSERT(run_until(&f, &done, 3, 10000));
+    CU_ASSERT_EQUAL(ok.status, 200);
+    CU_ASSERT(ok.retry_after == NULL); /* the 429's header is gone */
+    char *content = content_of(ok.body);
+    CU_ASSERT_STRING_EQUAL(content ? content : "", "plain again");
+    free(content);
+
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/models", f.m.port);
+    CU_ASSERT(send_req(&f, NULL, url, NULL, NULL, &get, &done) == 0);
+    CU_ASSERT(run_until(&f, &done, 4, 10000));
+    CU_ASSERT_EQUAL(get.status, 200); /* a GET, not the last POST */
+    CU_ASSERT(get.body && strstr(get.body, "mock-judge") != NULL);
+    CU_ASSERT(get.body && strstr(get.body, "plain again") == NULL);
+    cJSON *s = assay_http_stats(f.h);
+    CU_ASSERT_EQUAL(num(s, "requests"), 4);
+    CU_ASSERT_EQUAL(num(s, "connections"), 1);
+    cJSON_Delete(s);
+  }
+  result_clear(&del);
+  result_clear(&busy);
+  result_clear(&ok);
+  result_clear(&get);
+  fx_finish(&f);
+}
+
+/* Each request on its own connection: the kernel hands out the same socket
+ * number again and again, and every new socket must be watched afresh. */
+static void test_connection_close_each(void) {
+  static const char *const close_headers[] = {"Content-Type: application/json",
+                                              "Connection: close", NULL};
+  struct fx f;
+  int done = 0, ok = 0;
+  if (fx_start(&f, 4, 0, 0, no_args)) {
+    for (int i = 0; i < 30; i++) {
+      struct result r = {0};
+      char content[32];
+      snprintf(content, sizeof content, "closing %d", i);
+      char *b = chat_body(content);
+      CU_ASSERT(send_req(&f, NULL, f.m.url, close_headers, b, &r, &done) == 0);
+      free(b);
+      CU_ASSERT(run_until(&f, &done, i + 1, 10000));
+      char *got = content_of(r.body ? r.body : "");
+      if (r.status == 200 && got && strcmp(got, content) == 0)
+        ok++;
+      free(got);
+      result_clear(&r);
+    }
+    CU_ASSERT_EQUAL(ok, 30);
+    cJSON *s = assay_http_stats(f.h);
+    CU_ASSERT_EQUAL(num(s, "connections"), 30);
+    cJSON_Delete(s);
+  }
+  fx_finish(&f);
+}
+
+static void on_idle_watchdog(uv_timer_t *t) {
+  *(int *)t->data = 1;
+  uv_stop(t->loop);
+}
+
+/* A keep-alive connection stays open between requests, but must not keep
+ * the loop running: the engine's loop ends when its work is done. When the
+ * server goes away meanwhile, the next request opens a new connection. */
+static void test_idle_connection(void) {
+  struct fx f;
+  int done = 0, stuck = 0;
+  struct result a = {0}, b = {0};
+  if (fx_start(&f, 4, 0, 0, no_args)) {
+    CU_ASSERT(chat(&f, NULL, 1, "first", 10000, &a, &done) == 0);
+    CU_ASSERT(run_until(&f, &done, 1, 10000));
+    CU_ASSERT_EQUAL(a.status, 200);
+
+    uv_timer_t dog;
+    uv_timer_init(&f.loop, &dog);
+    dog.data = &stuck;
+    uv_timer_start(&dog, on_idle_watchdog, 5000, 0);
+    uv_unref((uv_handle_t *)&dog);
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    CU_ASSERT_EQUAL(stuck, 0);
+    uv_close((uv_handle_t *)&dog, NULL);
+    run_for(&f, 10);
+
+    /* The server restarts on the same port: the idle connection ends. */
+    char port[16];
+    snprintf(port, sizeof port, "%d", f.m.port);
+    const char *const again[] = {"--port", port, NULL};
+    mock_stop(&f.m);
+    run_for(&f, 100);
+    CU_ASSERT_FATAL(mock_start(&f.m, again) == 0);
+    CU_ASSERT(chat(&f, NULL, 1, "second", 10000, &b, &done) == 0);
+    CU_ASSERT(run_until(&f, &done, 2, 10000));
+    CU_ASSERT_EQUAL(b.status, 200);
+    cJSON *s = assay_http_stats(f.h);
+    CU_ASSERT_EQUAL(num(s, "connections"), 2);
+    cJSON_Delete(s);
+  }
+  result_clear(&a);
+  result_clear(&b);
+  fx_finish(&f);
+}
+
 static void test_bad_requests(void) {
   struct fx f;
   if (fx_start(&f, 8, 0, 0, NULL)) {
@@ -1004,6 +1152,10 @@ static const struct test_case http_cases[] = {
     {"close from inside a callback", test_close_from_callback},
     {"cancel by call", test_cancel_call},
     {"malformed requests are refused without a callback", test_bad_requests},
+    {"a reused request starts clean", test_reuse_starts_clean},
+    {"a new connection per request", test_connection_close_each},
+    {"an idle connection keeps no loop alive and can be lost",
+     test_idle_connection},
     {"classify on hand-made responses", test_classify_shapes},
     {NULL, NULL}};
 

@@ -680,6 +680,27 @@ static void test_latency(void) {
   resp_free(&r);
 }
 
+/* The latency timer runs on the loop's millisecond clock, which can make
+ * it fire up to a millisecond early; the server must then wait out the
+ * rest. Short latencies over many requests make such early firings likely,
+ * and each answer must still come no sooner than asked. */
+static void test_latency_never_early(void) {
+  int early = 0;
+  for (int i = 0; i < 120; i++) {
+    int ms = 1 + i % 3;
+    char msg[64];
+    snprintf(msg, sizeof msg, "[[mock latency=%d]] n%d", ms, i);
+    struct resp r;
+    double t0 = now_ms();
+    CU_ASSERT_EQUAL_FATAL(chat("m", msg, &r), 0);
+    if (now_ms() - t0 < ms)
+      early++;
+    CU_ASSERT_EQUAL(r.status, 200);
+    resp_free(&r);
+  }
+  CU_ASSERT_EQUAL(early, 0);
+}
+
 static void test_hang(void) {
   CU_ASSERT_EQUAL_FATAL(wait_in_flight(0), 0);
   struct client c;
@@ -1190,6 +1211,7 @@ static const struct test_case protocol_cases[] = {
     {"malformed", test_malformed},
     {"drip", test_drip},
     {"latency", test_latency},
+    {"latency is never early", test_latency_never_early},
     {"hang", test_hang},
     {"mock judge", test_judge},
     {"keep-alive and pipelining", test_keep_alive},
