@@ -128,6 +128,7 @@ struct http_req {
   uv_timer_t timer; /* the request's deadline; the struct is freed in its
                        close callback */
   long timeout_ms;
+  int permanent;    /* a network failure that trying again cannot mend */
   double start_ms;
   size_t body_out;
   /* The response body, NUL-terminated, capped at max_response_bytes. */
@@ -583,6 +584,7 @@ static void req_release(struct http_req *req) {
   req->headers = NULL;
   free(req->error);
   req->error = NULL;
+  req->permanent = 0;
   if (req->body_cap > KEEP_BUF_MAX) {
     free(req->body);
     req->body = NULL;
@@ -705,6 +707,13 @@ static void transfer_done(struct http_req *req, CURLcode rc) {
                              h->max_response_bytes));
   } else {
     const char *why = req->errbuf[0] ? req->errbuf : curl_easy_strerror(rc);
+    /* A certificate that does not verify, or a URL curl cannot use, fails
+     * the same way every time: not worth a retry. */
+    req->permanent = rc == CURLE_PEER_FAILED_VERIFICATION ||
+                     rc == CURLE_SSL_CERTPROBLEM ||
+                     rc == CURLE_SSL_CACERT_BADFILE ||
+                     rc == CURLE_UNSUPPORTED_PROTOCOL ||
+                     rc == CURLE_URL_MALFORMAT;
     if (rc == CURLE_OPERATION_TIMEDOUT)
       req_finish(req, ASSAY_HTTP_TIMEOUT, 0,
                  assay__format("timed out: %s", why));
@@ -1463,9 +1472,15 @@ const char *assay_http_classify(const struct assay_http_response *res,
     case ASSAY_HTTP_TIMEOUT:
       *code = ASSAY_FAIL_TIMEOUT;
       return "timeout";
-    case ASSAY_HTTP_NETWORK:
+    case ASSAY_HTTP_NETWORK: {
+      const struct http_req *req = res->host_private;
+      if (req != NULL && req->permanent) {
+        *code = ASSAY_FAIL_ERROR;
+        return NULL;
+      }
       *code = ASSAY_FAIL_RETRYABLE;
       return "network";
+    }
     default: /* TOO_LARGE, CANCELLED: trying again cannot help */
       *code = ASSAY_FAIL_ERROR;
       return NULL;

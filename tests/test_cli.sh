@@ -200,9 +200,9 @@ if command -v openssl >/dev/null 2>&1 &&
   done
   printf '{"input": "hi"}\n' >tls.jsonl
   run "a self-signed server is refused" 1 run --dataset tls.jsonl --task openai_chat \
-    --opt "base_url=https://127.0.0.1:$port/v1" --opt model=x --retries 0 -o tls.out.jsonl -q
-  check "TLS verification names the certificate" \
-    "r[0]['output'] is None and 'certificate' in r[0]['error']['message']" tls.out.jsonl -
+    --opt "base_url=https://127.0.0.1:$port/v1" --opt model=x -o tls.out.jsonl -q
+  check "TLS verification names the certificate, and is not retried" \
+    "r[0]['output'] is None and 'certificate' in r[0]['error']['message'] and r[0]['error']['code'] == 'error' and r[0]['attempts'] == 1" tls.out.jsonl -
   kill "$tls_pid" 2>/dev/null
 fi
 
