@@ -40,7 +40,6 @@
 #define PREVIEW_BYTES 600
 #define TEXT_PREVIEW_COLS 36
 #define TEXT_LIST_MAX 20
-#define SUMMARY_MAX_BYTES ((size_t)16 << 20)
 
 static const char compare_help[] =
     "usage: assay compare A.jsonl B.jsonl [options]\n"
@@ -290,36 +289,10 @@ static cJSON *key_json(const char *key) {
 
 /* ---- reading records ------------------------------------------------- */
 
-
 /* Reads the summary beside side->path when there is one; a summary that
  * cannot be read only loses its run name in the output. */
 static void side_load_summary(struct side *s) {
-  char *path = assay__summary_path(s->path);
-  FILE *f = fopen(path, "rb");
-  if (f == NULL) {
-    free(path);
-    return;
-  }
-  char *buf = assay__xmalloc(SUMMARY_MAX_BYTES + 1);
-  size_t n = fread(buf, 1, SUMMARY_MAX_BYTES + 1, f);
-  fclose(f);
-  cJSON *j = NULL;
-  if (n <= SUMMARY_MAX_BYTES) {
-    buf[n] = '\0';
-    j = cJSON_Parse(buf);
-  }
-  free(buf);
-  if (!cJSON_IsObject(j)) {
-    fprintf(stderr,
-            "assay: warning: ignoring '%s': not a summary written by "
-            "'assay run'\n",
-            path);
-    cJSON_Delete(j);
-    free(path);
-    return;
-  }
-  s->summary = j;
-  s->summary_path = path;
+  s->summary = assay__summary_beside(s->path, &s->summary_path);
 }
 
 /* What compare needs of one record, checked. */

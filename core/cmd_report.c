@@ -37,7 +37,6 @@
  * 10 MB model output would make the report unusable, not more useful). */
 #define MAX_SCORES 1024
 #define MAX_RECORD_BYTES ((size_t)256 << 20)
-#define SUMMARY_MAX_BYTES ((size_t)16 << 20)
 #define DEFAULT_MAX_TEXT 20000
 
 static const char report_help[] =
@@ -142,40 +141,6 @@ static void put_html(struct out *o, const char *s) {
 }
 
 /* ---- records --------------------------------------------------------- */
-
-
-/* The summary file beside the records, or NULL (none, or unreadable: the
- * report then shows what the records alone say). *path_out is set to its
- * path when it was read. */
-static cJSON *load_summary(const char *records, char **path_out) {
-  char *path = assay__summary_path(records);
-  *path_out = NULL;
-  FILE *f = fopen(path, "rb");
-  if (f == NULL) {
-    free(path);
-    return NULL;
-  }
-  char *buf = assay__xmalloc(SUMMARY_MAX_BYTES + 1);
-  size_t n = fread(buf, 1, SUMMARY_MAX_BYTES + 1, f);
-  fclose(f);
-  cJSON *j = NULL;
-  if (n <= SUMMARY_MAX_BYTES) {
-    buf[n] = '\0';
-    j = cJSON_Parse(buf);
-  }
-  free(buf);
-  if (!cJSON_IsObject(j)) {
-    fprintf(stderr,
-            "assay: warning: ignoring '%s': not a summary written by "
-            "'assay run'\n",
-            path);
-    cJSON_Delete(j);
-    free(path);
-    return NULL;
-  }
-  *path_out = path;
-  return j;
-}
 
 /* Cuts every string under v longer than max bytes, on a character
  * boundary, and says so in the text. Returns how many were cut. */
@@ -605,7 +570,7 @@ int assay_cmd_report(int argc, char **argv) {
     runs[k].path = files[k];
     runs[k].max_text = max_text;
     runs[k].stats = assay_summary_new();
-    runs[k].file_summary = load_summary(files[k], &runs[k].summary_path);
+    runs[k].file_summary = assay__summary_beside(files[k], &runs[k].summary_path);
   }
   int rc = write_page(runs, nfiles, &o, max_bytes);
   if (fflush(o.f) != 0 && !o.failed)

@@ -103,6 +103,32 @@ cJSON *assay__read_json_file(const char *path, size_t max_bytes,
   return j;
 }
 
+/* A summary is small; anything larger is not one. */
+#define SUMMARY_MAX_BYTES ((size_t)16 << 20)
+
+cJSON *assay__summary_beside(const char *records, char **path_out) {
+  char *path = assay__summary_path(records);
+  *path_out = NULL;
+  if (access(path, F_OK) != 0) {
+    free(path);
+    return NULL;
+  }
+  char *err = NULL;
+  cJSON *j = assay__read_json_file(path, SUMMARY_MAX_BYTES, &err);
+  if (!cJSON_IsObject(j)) {
+    fprintf(stderr,
+            "assay: warning: ignoring '%s': not a summary written by "
+            "'assay run'%s%s\n",
+            path, err ? ": " : "", err ? err : "");
+    free(err);
+    cJSON_Delete(j);
+    free(path);
+    return NULL;
+  }
+  *path_out = path;
+  return j;
+}
+
 int assay__records_each(const char *path, size_t max_bytes,
                         int (*fn)(void *arg, const cJSON *record, size_t line),
                         void *arg, long *skipped) {

@@ -35,6 +35,12 @@ int assay__write_file_atomic(const char *path, const char *text,
 cJSON *assay__read_json_file(const char *path, size_t max_bytes,
                              char **errmsg);
 
+/* The summary beside a records file, when there is one that parses as an
+ * object (owned), with its path in *path_out (owned); NULL when there is
+ * none, or with a warning on stderr when it is not a summary. Readers of
+ * records use it only for what the records alone cannot say. */
+cJSON *assay__summary_beside(const char *records, char **path_out);
+
 /*
  * Streams the records of a records file, calling fn(arg, record, line) on
  * each (record borrowed for the call); fn returns 0 to go on or -1 to stop.

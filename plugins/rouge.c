@@ -268,34 +268,13 @@ done:
 static cJSON *rouge_run(void *state, const cJSON *input, assay_call call) {
   struct rouge *st = state;
   const struct assay_host *h = st->host;
-  const cJSON *out = cJSON_GetObjectItemCaseSensitive(input, "output");
-  char err[320];
-  if (out == NULL) {
-    assay__text_fail(h, call, ASSAY_EMISSING_INPUT, "output");
-    return NULL;
-  }
-  if (!cJSON_IsString(out)) {
-    h->fail(call, ASSAY_FAIL_BAD_INPUT, -1, "'output' must be a string, got %s",
-            assay__json_type_name(out));
-    return NULL;
-  }
-  if (assay__text_blank(out->valuestring, strlen(out->valuestring))) {
-    h->fail(call, ASSAY_FAIL_BAD_INPUT, -1,
-            "'output' is empty: rouge needs a text to score");
-    return NULL;
-  }
-  const char **refs = NULL;
+  const char *out, **refs = NULL;
   size_t nref = 0;
-  int rc =
-      assay__text_refs(cJSON_GetObjectItemCaseSensitive(input, "reference"),
-                       "reference", &refs, &nref, err, sizeof err);
-  if (rc != 0) {
-    if (rc == ASSAY_EBAD_INPUT)
-      h->fail(call, ASSAY_FAIL_BAD_INPUT, -1, "%s", err);
-    else
-      h->fail(call, ASSAY_FAIL_ERROR, -1, "out of memory");
+  if (assay__text_output_refs(h, call, input, "rouge needs a text to score",
+                              &out, &refs, &nref) != 0)
     return NULL;
-  }
+  int rc;
+  char err[320];
   /* libstemmer keeps per-word state in the stemmer: one per call keeps
    * concurrent calls apart. */
   struct sb_stemmer *stemmer = NULL;
@@ -310,7 +289,7 @@ static cJSON *rouge_run(void *state, const cJSON *input, assay_call call) {
   struct prf best = {0, 0, 0};
   size_t best_k = 0;
   cJSON *res = NULL;
-  rc = rtext_load(&hyp, out->valuestring, by_sentence, stemmer);
+  rc = rtext_load(&hyp, out, by_sentence, stemmer);
   if (rc == ASSAY_EBAD_INPUT) {
     h->fail(call, ASSAY_FAIL_BAD_INPUT, -1, "'output' is not valid UTF-8");
     goto done;

@@ -133,34 +133,13 @@ static void bleu_call_release(struct bleu_call *c) {
 static cJSON *bleu_run(void *state, const cJSON *input, assay_call call) {
   struct bleu *st = state;
   const struct assay_host *h = st->host;
-  const cJSON *out = cJSON_GetObjectItemCaseSensitive(input, "output");
-  char err[256];
-  if (out == NULL) {
-    assay__text_fail(h, call, ASSAY_EMISSING_INPUT, "output");
-    return NULL;
-  }
-  if (!cJSON_IsString(out)) {
-    h->fail(call, ASSAY_FAIL_BAD_INPUT, -1, "'output' must be a string, got %s",
-            assay__json_type_name(out));
-    return NULL;
-  }
-  if (assay__text_blank(out->valuestring, strlen(out->valuestring))) {
-    h->fail(call, ASSAY_FAIL_BAD_INPUT, -1,
-            "'output' is empty: sentence_bleu needs at least one word");
-    return NULL;
-  }
-  const char **reftexts = NULL;
+  const char *out, **reftexts = NULL;
   size_t nref = 0;
-  int rc =
-      assay__text_refs(cJSON_GetObjectItemCaseSensitive(input, "reference"),
-                       "reference", &reftexts, &nref, err, sizeof err);
-  if (rc != 0) {
-    if (rc == ASSAY_EBAD_INPUT)
-      h->fail(call, ASSAY_FAIL_BAD_INPUT, -1, "%s", err);
-    else
-      h->fail(call, ASSAY_FAIL_ERROR, -1, "out of memory");
+  if (assay__text_output_refs(h, call, input,
+                              "sentence_bleu needs at least one word", &out,
+                              &reftexts, &nref) != 0)
     return NULL;
-  }
+  int rc;
 
   struct bleu_call c = {0};
   cJSON *res = NULL;
@@ -172,7 +151,7 @@ static cJSON *bleu_run(void *state, const cJSON *input, assay_call call) {
   if (!c.words || !c.ids || !c.refs || !c.nrefs)
     goto oom;
   for (size_t k = 0; k < c.nlists; k++) {
-    const char *s = k == 0 ? out->valuestring : reftexts[k - 1];
+    const char *s = k == 0 ? out : reftexts[k - 1];
     rc = assay__words_split(&c.words[k], s, strlen(s), 1);
     if (rc == ASSAY_EBAD_INPUT) {
       if (k == 0)

@@ -815,3 +815,37 @@ int assay__text_refs(const cJSON *ref, const char *key, const char ***refs,
   *n = k;
   return 0;
 }
+
+int assay__text_output_refs(const struct assay_host *host, assay_call call,
+                            const cJSON *input, const char *why_blank,
+                            const char **out, const char ***refs,
+                            size_t *nref) {
+  const cJSON *o = cJSON_GetObjectItemCaseSensitive(input, "output");
+  char err[320];
+  if (o == NULL) {
+    assay__text_fail(host, call, ASSAY_EMISSING_INPUT, "output");
+    return -1;
+  }
+  if (!cJSON_IsString(o)) {
+    host->fail(call, ASSAY_FAIL_BAD_INPUT, -1,
+               "'output' must be a string, got %s", assay__json_type_name(o));
+    return -1;
+  }
+  if (assay__text_blank(o->valuestring, strlen(o->valuestring))) {
+    host->fail(call, ASSAY_FAIL_BAD_INPUT, -1, "'output' is empty: %s",
+               why_blank);
+    return -1;
+  }
+  int rc =
+      assay__text_refs(cJSON_GetObjectItemCaseSensitive(input, "reference"),
+                       "reference", refs, nref, err, sizeof err);
+  if (rc != 0) {
+    if (rc == ASSAY_EBAD_INPUT)
+      host->fail(call, ASSAY_FAIL_BAD_INPUT, -1, "%s", err);
+    else
+      host->fail(call, ASSAY_FAIL_ERROR, -1, "out of memory");
+    return -1;
+  }
+  *out = o->valuestring;
+  return 0;
+}

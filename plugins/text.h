@@ -89,6 +89,20 @@ int assay__text_blank(const char *s, size_t len);
 int assay__text_refs(const cJSON *ref, const char *key, const char ***refs,
                      size_t *n, char *err, size_t errsize);
 
+/*
+ * The inputs of a metric scoring an output text against one or more
+ * references (rouge, sentence_bleu): "output" must be a non-blank string
+ * (why_blank completes the message when it is blank: "rouge needs a text
+ * to score") and "reference" a string or a non-empty list of strings. On
+ * success *out is borrowed from input, *refs is an owned array of *nref
+ * strings borrowed from input, and 0 is returned; otherwise call has been
+ * failed with a message naming the input, and -1 is returned.
+ */
+int assay__text_output_refs(const struct assay_host *host, assay_call call,
+                            const cJSON *input, const char *why_blank,
+                            const char **out, const char ***refs,
+                            size_t *nref);
+
 /* Whether s (len bytes) is valid UTF-8. */
 int assay__text_valid(const char *s, size_t len);
 
