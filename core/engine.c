@@ -218,27 +218,6 @@ static void post(struct completion *c) {
   post_list(c);
 }
 
-/* A worker's completions wait here until its batch of jobs is done. */
-static _Thread_local struct completion *tls_batch, *tls_batch_tail;
-
-static void post_batched(struct completion *c) {
-  c->next = NULL;
-  if (tls_batch_tail)
-    tls_batch_tail->next = c;
-  else
-    tls_batch = c;
-  tls_batch_tail = c;
-}
-
-/* The pool's after_batch: one hand-off for a worker's whole batch. */
-static void flush_batch(void *arg) {
-  (void)arg;
-  struct completion *c = tls_batch;
-  tls_batch = tls_batch_tail = NULL;
-  if (c != NULL)
-    post_list(c);
-}
-
 /* ---- the host API ---------------------------------------------------------- */
 
 /* What the host knows about the call a plugin entry point is running. */
@@ -971,7 +950,7 @@ static void sync_work(struct assay_pool_job *job) {
     c->result = r;
     c->no_result = r == NULL;
   }
-  post_batched(c);
+  post(c);
 }
 
 static void dispatch(struct assay_engine *e, struct slot *s) {
@@ -1570,7 +1549,7 @@ int assay_engine_run(struct assay_engine *e, struct assay_dataset *ds,
   for (int m = 0; m < e->nmetrics; m++)
     need_pool |= !e->metrics[m]->use_async;
   if (need_pool) {
-    int rc = assay_pool_new(&e->pool, e->opts.threads, flush_batch, NULL, errmsg);
+    int rc = assay_pool_new(&e->pool, e->opts.threads, errmsg);
     if (rc != 0)
       return rc;
   }

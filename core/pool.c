@@ -15,8 +15,6 @@ struct assay_pool {
   int queued;
   int busy;    /* queued + running */
   int waiting; /* workers asleep on cond */
-  void (*after_batch)(void *arg);
-  void *arg;
   int stop;
   int nthreads;
   uv_thread_t *threads;
@@ -33,9 +31,9 @@ static void worker(void *arg) {
     }
     if (p->stop)
       break;
-    /* One job at a time, its result handed over before the next starts: a
-     * slow job must not hold back results that are final, nor jobs that an
-     * idle worker could run. */
+    /* One job at a time (its work function hands its result over): a slow
+     * job must not hold back results that are final, nor jobs that an idle
+     * worker could run. */
     struct assay_pool_job *job = p->head;
     p->head = job->next;
     if (p->head == NULL)
@@ -44,19 +42,14 @@ static void worker(void *arg) {
     uv_mutex_unlock(&p->lock);
     job->next = NULL;
     job->work(job);
-    if (p->after_batch != NULL)
-      p->after_batch(p->arg);
     uv_mutex_lock(&p->lock);
     p->busy--;
   }
   uv_mutex_unlock(&p->lock);
 }
 
-int assay_pool_new(struct assay_pool **pp, int nthreads,
-                   void (*after_batch)(void *arg), void *arg, char **errmsg) {
+int assay_pool_new(struct assay_pool **pp, int nthreads, char **errmsg) {
   struct assay_pool *p = assay__xcalloc(1, sizeof *p);
-  p->after_batch = after_batch;
-  p->arg = arg;
   if (nthreads < 1)
     nthreads = 1;
   if (uv_mutex_init(&p->lock) != 0 || uv_cond_init(&p->cond) != 0) {

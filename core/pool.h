@@ -14,14 +14,9 @@ struct assay_pool_job {
 
 struct assay_pool;
 
-/*
- * Starts nthreads workers (at least 1). A worker runs one queued job at a
- * time and calls after_batch(arg) on its thread after each (may be NULL),
- * where the job's result is handed over: a result never waits for another
- * job. Returns 0 or a negative code.
- */
-int assay_pool_new(struct assay_pool **p, int nthreads,
-                   void (*after_batch)(void *arg), void *arg, char **errmsg);
+/* Starts nthreads workers (at least 1), each running one queued job at a
+ * time. Returns 0 or a negative code. */
+int assay_pool_new(struct assay_pool **p, int nthreads, char **errmsg);
 
 /* Queues job (borrowed until its work function has returned). Any thread. */
 void assay_pool_submit(struct assay_pool *p, struct assay_pool_job *job);
