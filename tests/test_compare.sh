@@ -12,21 +12,8 @@ data=$src/data/report
 work=$(mktemp -d "${TMPDIR:-/tmp}/assay-compare.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cd "$work" || exit 1
-passed=0
-failed=0
 
-ok() { passed=$((passed + 1)); printf 'ok   %s\n' "$1"; }
-bad() { failed=$((failed + 1)); printf 'FAIL %s\n' "$1"; [ -f err ] && sed 's/^/     | /' err | head -n 8; }
-run() {
-  name=$1 want=$2
-  shift 2
-  "$bin" "$@" >out 2>err </dev/null
-  got=$?
-  if [ "$got" -eq "$want" ]; then ok "$name (exit $got)"; else bad "$name: exit $got, expected $want"; fi
-}
-expect_err() {
-  if grep -qF -- "$2" err; then ok "$1"; else bad "$1: stderr lacks '$2'"; fi
-}
+. "$src/testlib.sh"
 expect_out() {
   if grep -qE -- "$2" out; then ok "$1"; else bad "$1: stdout lacks /$2/"; sed 's/^/     | /' out | head -n 20; fi
 }
@@ -177,4 +164,4 @@ run "100,000 pairs" 0 compare big-a.jsonl big-b.jsonl --json
 check "100,000 pairs: counts" "j['pairs'] == 100000 and s['s']['regressed'] == 1000 and s['s']['unchanged'] == 99000 and near(s['s']['diff'], -0.005) and near(s['s']['t'], 1.959988, 1e-5)"
 
 echo "compare: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -12,25 +12,15 @@ ex=$src/exec
 work=$(mktemp -d "${TMPDIR:-/tmp}/assay-exec.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cd "$work" || exit 1
-passed=0
-failed=0
 
-ok() { passed=$((passed + 1)); printf 'ok   %s\n' "$1"; }
-bad() { failed=$((failed + 1)); printf 'FAIL %s\n' "$1"; [ -f err ] && sed 's/^/     | /' err | head -n 8; }
-
-# run NAME EXPECTED_STATUS ARGS...: runs `assay run ARGS`, keeps stderr.
+. "$src/testlib.sh"
+# Every run here is `assay run`, and a plugin's fini must close every handle:
+# the engine warns when uv_loop_close fails.
 run() {
   name=$1 want=$2
   shift 2
-  "$bin" run "$@" >out 2>err </dev/null
-  got=$?
-  if [ "$got" -eq "$want" ]; then ok "$name (exit $got)"; else bad "$name: exit $got, expected $want"; fi
-  # fini must close every handle: the engine warns when uv_loop_close fails.
+  run_assay "$name" "$want" run "$@"
   if grep -q "left libuv handles open" err; then bad "$name: handles left open"; fi
-}
-
-expect_err() {
-  if grep -qF -- "$2" err; then ok "$1"; else bad "$1: stderr lacks '$2'"; fi
 }
 
 # check NAME PYTHON FILE: a Python expression over r (the records of FILE).
@@ -204,4 +194,4 @@ run "persistent worker that cannot start" 2 --dataset n.jsonl --task exec --opt 
 expect_err "worker start failure explained" "cannot run '/no/such/worker': no such file"
 
 printf '%s passed, %s failed\n' "$passed" "$failed"
-[ "$failed" -eq 0 ]
+finish

@@ -21,25 +21,8 @@ cleanup() {
 }
 trap cleanup EXIT
 cd "$work" || exit 1
-passed=0
-failed=0
 
-ok() { passed=$((passed + 1)); printf 'ok   %s\n' "$1"; }
-bad() { failed=$((failed + 1)); printf 'FAIL %s\n' "$1"; [ -f err ] && sed 's/^/     | /' err | head -n 12; }
-
-# run NAME EXPECTED_STATUS ARGS...: runs the binary, keeps stdout/stderr.
-run() {
-  name=$1 want=$2
-  shift 2
-  "$bin" "$@" >out 2>err </dev/null
-  got=$?
-  if [ "$got" -eq "$want" ]; then ok "$name (exit $got)"; else bad "$name: exit $got, expected $want"; fi
-}
-
-# expect_err NAME TEXT: stderr of the last run contains TEXT.
-expect_err() {
-  if grep -qF -- "$2" err; then ok "$1"; else bad "$1: stderr lacks '$2'"; fi
-}
+. "$src/testlib.sh"
 
 # check NAME PYTHON RECORDS SUMMARY: a Python expression over r (records,
 # parsed), lines (the raw lines) and s (summary, or None for "-").
@@ -517,4 +500,4 @@ EOF
 fi
 
 echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

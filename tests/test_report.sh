@@ -18,24 +18,9 @@ mkdir -p "$artifacts"
 work=$(mktemp -d "${TMPDIR:-/tmp}/assay-report.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cd "$work" || exit 1
-passed=0
-failed=0
 skipped=0
 
-ok() { passed=$((passed + 1)); printf 'ok   %s\n' "$1"; }
-bad() { failed=$((failed + 1)); printf 'FAIL %s\n' "$1"; [ -f err ] && sed 's/^/     | /' err | head -n 8; }
-
-# run NAME EXPECTED_STATUS ARGS...: runs the binary, keeps stdout/stderr.
-run() {
-  name=$1 want=$2
-  shift 2
-  "$bin" "$@" >out 2>err </dev/null
-  got=$?
-  if [ "$got" -eq "$want" ]; then ok "$name (exit $got)"; else bad "$name: exit $got, expected $want"; fi
-}
-expect_err() {
-  if grep -qF -- "$2" err; then ok "$1"; else bad "$1: stderr lacks '$2'"; fi
-}
+. "$src/testlib.sh"
 
 # page NAME HTML PYTHON: a Python assertion over the page's text (html), its
 # embedded data (d, parsed from the JSON script) and the raw data text (raw).
@@ -250,4 +235,4 @@ fi
 
 [ "$skipped" -eq 1 ] && note=", browser checks skipped" || note=""
 echo "report: $passed passed, $failed failed$note"
-[ "$failed" -eq 0 ]
+finish
