@@ -211,7 +211,9 @@ static int src_start(struct assay_dataset *ds, char **errmsg) {
 /* Reads on until the window holds a snippet's worth after pos, so that a
  * message quotes the same text however the input arrived. */
 static void src_fill_snippet(struct assay_dataset *ds) {
-  while (ds->end - ds->pos < SNIPPET_MAX && !ds->eof &&
+  /* One byte more than the quote: snippet() looks at the byte after its
+   * cut to keep a character whole. */
+  while (ds->end - ds->pos <= SNIPPET_MAX && !ds->eof &&
          memchr(ds->data + ds->pos, '\n', ds->end - ds->pos) == NULL)
     if (src_read(ds, NULL) < 0)
       break;
@@ -246,7 +248,10 @@ static char *snippet(const char *text, size_t from, size_t to) {
   size_t n = to - from;
   if (n > SNIPPET_MAX) {
     n = SNIPPET_MAX;
-    while (n > 0 && ((unsigned char)text[from + n] & 0xc0) == 0x80)
+    /* A character has at most three continuation bytes; more is invalid
+     * UTF-8 and is cut anywhere. */
+    for (int k = 0;
+         k < 3 && n > 0 && ((unsigned char)text[from + n] & 0xc0) == 0x80; k++)
       n--;
   }
   char *s = assay__xstrndup(text + from, n);
