@@ -27,6 +27,7 @@
 #include "gate.h"
 #include "error.h"
 #include "files.h"
+#include "jsonw.h"
 #include "loader.h"
 #include "summary.h"
 #include "util.h"
@@ -861,9 +862,7 @@ static int parse_run(int argc, char **argv, struct run_config *c) {
 struct sink {
   int fd;
   const char *path;
-  char *buf;   /* records not yet written: whole lines */
-  size_t cap;
-  size_t len;
+  struct assay__buf out; /* records not yet written: whole lines */
   struct assay_summary *summary;
   int write_errno;
   int64_t records; /* written by this run */
@@ -961,24 +960,13 @@ static int64_t expected_results(const struct run_config *c) {
   return n * c->eng.trials;
 }
 
-/* Appends one record as one line to the sink's buffer; on_flush writes
- * them. */
-/* Prints record after the buffered lines; 0, or -1 past the buffer's
- * largest size. */
+/* Appends record as one line to the sink's buffer (on_flush writes the
+ * lines); 0, or -1 when it cannot be printed. */
 static int print_record(struct sink *s, const cJSON *record) {
-  for (;;) {
-    size_t room = s->cap - s->len;
-    if (room > 2 && cJSON_PrintPreallocated((cJSON *)record, s->buf + s->len,
-                                            room > INT_MAX ? INT_MAX : (int)(room - 1), 0)) {
-      s->len += strlen(s->buf + s->len);
-      s->buf[s->len++] = '\n';
-      return 0;
-    }
-    if (s->cap >= (size_t)INT_MAX)
-      return -1;
-    s->cap = s->cap ? s->cap * 2 : 65536;
-    s->buf = assay__xrealloc(s->buf, s->cap);
-  }
+  if (assay__json_write(&s->out, record) != 0)
+    return -1;
+  assay__buf_add(&s->out, "\n", 1);
+  return 0;
 }
 
 /*
@@ -1014,11 +1002,11 @@ static cJSON *oversize_record(const cJSON *record, size_t size, size_t max) {
 
 static int on_record(void *arg, const cJSON *record) {
   struct sink *s = arg;
-  size_t start = s->len;
+  size_t start = s->out.len;
   cJSON *replaced = NULL;
-  if (print_record(s, record) != 0 || s->len - start - 1 > s->max_record) {
-    size_t size = s->len > start ? s->len - start - 1 : (size_t)INT_MAX;
-    s->len = start;
+  if (print_record(s, record) != 0 || s->out.len - start - 1 > s->max_record) {
+    size_t size = s->out.len > start ? s->out.len - start - 1 : (size_t)INT_MAX;
+    s->out.len = start;
     replaced = oversize_record(record, size, s->max_record);
     record = replaced;
     s->oversize++;
@@ -1041,13 +1029,13 @@ static int on_record(void *arg, const cJSON *record) {
  * is never split across writes by us. */
 static int on_flush(void *arg) {
   struct sink *s = arg;
-  if (s->len == 0)
+  if (s->out.len == 0)
     return 0;
-  if (assay__write_all(s->fd, s->buf, s->len) != 0) {
+  if (assay__write_all(s->fd, s->out.p, s->out.len) != 0) {
     s->write_errno = errno;
     return -1;
   }
-  s->len = 0;
+  s->out.len = 0;
   return 0;
 }
 
@@ -1627,7 +1615,7 @@ done:
   free(rs.line);
   if (sink.fd >= 0 && sink.fd != STDOUT_FILENO)
     close(sink.fd);
-  free(sink.buf);
+  free(sink.out.p);
   assay_summary_free(sink.summary);
   if (engine != NULL && assay_engine_free(engine) != 0)
     fprintf(stderr, "%s: warning: a plugin left handles open\n", prog);

@@ -13,7 +13,8 @@ core_libassaycore_la_SOURCES = \
 	core/cli.c core/cli.h \
 	core/cmd_report.c core/cmd_compare.c core/cmd_merge.c \
 	core/gate.c core/gate.h core/report_assets.h \
-	core/files.c core/files.h
+	core/files.c core/files.h \
+	core/jsonw.c core/jsonw.h
 core_libassaycore_la_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(UTF8PROC_CFLAGS)
 core_libassaycore_la_LIBADD = $(UV_LIBS) $(CJSON_LIBS) $(CURL_LIBS) \
 	$(LTDL_LIBS) $(CSV_LIBS) $(UTF8PROC_LIBS) $(LIBM)

@@ -23,6 +23,7 @@ EXTRA_DIST += tests/data
 include $(srcdir)/tests/fixtures.mk
 include $(srcdir)/tests/dataset.mk
 include $(srcdir)/tests/summary.mk
+include $(srcdir)/tests/jsonw.mk
 include $(srcdir)/tests/metrics.mk
 include $(srcdir)/tests/engine.mk
 include $(srcdir)/tests/mockllm.mk
