@@ -70,6 +70,7 @@ struct completion {
   int synthetic;        /* made by the host: dropped if the call had ended */
   int no_result;        /* sync: returned NULL without failing */
   int twice;            /* sync: failed or completed and also returned */
+  int embedded;         /* sync: the slot's own, not allocated */
 };
 
 struct item;
@@ -87,6 +88,9 @@ struct slot {
   int attempt;
   long timeout_ms;
   struct assay_pool_job pjob;
+  /* A sync call's completion: the slot outlives the worker's use of it
+   * (an abandoned slot waits for its late completion). */
+  struct completion done;
 };
 
 struct item {
@@ -98,7 +102,8 @@ struct item {
   cJSON *json;          /* the dataset item, owned */
   char *bad;            /* a malformed item's message */
   cJSON *output;        /* task output, owned */
-  cJSON *view;          /* metrics without --map: their shared input view */
+  cJSON *view;          /* metrics without --map: their shared input view
+                           (one block, see shared_view) */
   cJSON **scores;       /* per metric: object name -> score, owned */
   cJSON *error;         /* {"code","message"}, owned */
   int *attempts;        /* per job */
@@ -178,6 +183,13 @@ static uint64_t make_call(const struct assay_engine *e, const struct slot *s) {
          s->idx;
 }
 
+static void completion_free(struct completion *c) {
+  cJSON_Delete(c->result);
+  free(c->msg);
+  if (!c->embedded)
+    free(c);
+}
+
 /* Any thread: hands a list of completions (linked through next) to their
  * engines' inboxes under one lock, freeing those whose engine is gone (a
  * completion arriving after the run ended). */
@@ -206,9 +218,7 @@ static void post_list(struct completion *c) {
   uv_mutex_unlock(&reg_lock);
   while (orphans != NULL) {
     struct completion *next = orphans->next;
-    cJSON_Delete(orphans->result);
-    free(orphans->msg);
-    free(orphans);
+    completion_free(orphans);
     orphans = next;
   }
 }
@@ -659,18 +669,43 @@ static void slot_put(struct assay_engine *e, struct slot *s) {
 
 /* ---- items -------------------------------------------------------------------- */
 
+/*
+ * Records and scores are built once per item, so they take literal keys
+ * without copying them (cJSON's "CS" keys: a cJSON_Duplicate of a record
+ * keeps pointing at the literal, which lives as long as the program) and
+ * share values by reference. This halves the allocations of the CPU path.
+ */
+static cJSON *ref_of(const cJSON *v) {
+  cJSON *r = cJSON_CreateNull();
+  if (r == NULL)
+    abort();
+  *r = *v;
+  r->next = r->prev = NULL;
+  r->string = NULL;
+  r->type = (v->type & ~cJSON_StringIsConst) | cJSON_IsReference;
+  return r;
+}
+
+/* Adds v to the end of object obj under the literal key. */
+static void add_literal(cJSON *obj, const char *key, cJSON *v) {
+  cJSON_AddItemToObjectCS(obj, key, v);
+}
+
+/* Moves v, which keeps its own key, to the end of object obj. */
+static void move_keyed(cJSON *obj, cJSON *v) {
+  cJSON_AddItemToArray(obj, v);
+}
+
 static void item_release(struct assay_engine *e, struct item *it) {
   if (--it->refs > 0)
     return;
-  cJSON_Delete(it->view); /* references into json and output: first */
+  free(it->view); /* a block of references into json and output: first */
   cJSON_Delete(it->json);
   cJSON_Delete(it->output);
   cJSON_Delete(it->error);
   cJSON_Delete(it->id);
   for (int i = 0; it->scores && i < e->nmetrics; i++)
     cJSON_Delete(it->scores[i]);
-  free(it->scores);
-  free(it->attempts);
   free(it->bad);
   free(it);
 }
@@ -739,17 +774,18 @@ static void task_succeeded(struct assay_engine *e, struct item *it,
   it->task_ms = assay__now_ms() - it->t_task;
   if (!cJSON_IsObject(result)) {
     cJSON *wrap = cJSON_CreateObject();
-    cJSON_AddItemToObject(wrap, "output", result);
+    add_literal(wrap, "output", result);
     result = wrap;
   }
   it->output = result;
   start_metrics(e, it);
 }
 
-/* Turns one score value into {"value","reason","error"}; NULL when invalid,
- * with *why set. */
-static cJSON *score_from(const cJSON *v, const char **why) {
-  const cJSON *value = v, *reason = NULL;
+/* Turns one score value into {"value","reason","error"}, moving its value
+ * and reason out of v (v stays the caller's); NULL when invalid, with *why
+ * set. */
+static cJSON *score_take(cJSON *v, const char **why) {
+  cJSON *value = v, *reason = NULL;
   if (cJSON_IsObject(v)) {
     value = cJSON_GetObjectItemCaseSensitive(v, "value");
     reason = cJSON_GetObjectItemCaseSensitive(v, "reason");
@@ -763,12 +799,17 @@ static cJSON *score_from(const cJSON *v, const char **why) {
     return NULL;
   }
   cJSON *s = cJSON_CreateObject();
-  cJSON_AddNumberToObject(s, "value", value->valuedouble);
+  if (value == v)
+    add_literal(s, "value", cJSON_CreateNumber(value->valuedouble));
+  else {
+    cJSON_SetNumberValue(value, value->valuedouble); /* its valueint too */
+    add_literal(s, "value", cJSON_DetachItemViaPointer(v, value));
+  }
   if (cJSON_IsString(reason))
-    cJSON_AddStringToObject(s, "reason", reason->valuestring);
+    add_literal(s, "reason", cJSON_DetachItemViaPointer(v, reason));
   else
-    cJSON_AddNullToObject(s, "reason");
-  cJSON_AddNullToObject(s, "error");
+    add_literal(s, "reason", cJSON_CreateNull());
+  add_literal(s, "error", cJSON_CreateNull());
   return s;
 }
 
@@ -778,14 +819,14 @@ static void metric_succeeded(struct assay_engine *e, struct item *it, int job,
   cJSON *scores = cJSON_CreateObject();
   const char *why = NULL;
   if (cJSON_IsArray(result)) {
-    const cJSON *entry;
+    cJSON *entry;
     cJSON_ArrayForEach(entry, result) {
       const cJSON *n = cJSON_GetObjectItemCaseSensitive(entry, "name");
       if (!cJSON_IsString(n) || n->valuestring[0] == '\0') {
         why = "every entry of a score array needs a non-empty \"name\"";
         break;
       }
-      cJSON *s = score_from(entry, &why);
+      cJSON *s = score_take(entry, &why);
       if (s == NULL)
         break;
       char *key = inst->renamed
@@ -803,7 +844,7 @@ static void metric_succeeded(struct assay_engine *e, struct item *it, int job,
     if (why == NULL && cJSON_GetArraySize(result) == 0)
       why = "the score array is empty";
   } else {
-    cJSON *s = score_from(result, &why);
+    cJSON *s = score_take(result, &why);
     if (s != NULL)
       cJSON_AddItemToObject(scores, inst->score_name, s);
   }
@@ -932,7 +973,9 @@ static void sync_work(struct assay_pool_job *job) {
     uv_mutex_unlock(&inst->serial);
   tls_ctx = NULL;
 
-  struct completion *c = assay__xcalloc(1, sizeof *c);
+  struct completion *c = &s->done;
+  memset(c, 0, sizeof *c);
+  c->embedded = 1;
   c->call = ctx.call;
   if (ctx.failed) {
     c->failed = 1;
@@ -1033,10 +1076,10 @@ static cJSON *base_view(struct item *it) {
   cJSON_ArrayForEach(f, it->json) {
     if (it->output && cJSON_GetObjectItemCaseSensitive(it->output, f->string))
       continue;
-    cJSON_AddItemReferenceToObject(view, f->string, (cJSON *)f);
+    cJSON_AddItemToObject(view, f->string, ref_of(f));
   }
   cJSON_ArrayForEach(f, it->output) {
-    cJSON_AddItemReferenceToObject(view, f->string, (cJSON *)f);
+    cJSON_AddItemToObject(view, f->string, ref_of(f));
   }
   return view;
 }
@@ -1067,6 +1110,44 @@ static int apply_map(cJSON *view, const cJSON *map, char **msg) {
   return 0;
 }
 
+/*
+ * The view all metrics without --map share, in one allocation: the object
+ * and one reference per field, linked by hand. Its keys are the fields'
+ * own (borrowed, not marked constant, so a cJSON_Duplicate of the view
+ * copies them); it is freed with free(), never cJSON_Delete, and plugins
+ * only read it.
+ */
+static cJSON *shared_view(struct item *it) {
+  int n = 0;
+  const cJSON *f;
+  cJSON_ArrayForEach(f, it->json) n++;
+  cJSON_ArrayForEach(f, it->output) n++;
+  cJSON *v = assay__xcalloc((size_t)n + 1, sizeof *v);
+  v->type = cJSON_Object;
+  cJSON *prev = NULL, *node = v + 1;
+  for (int pass = 0; pass < 2; pass++) {
+    const cJSON *from = pass == 0 ? it->json : it->output;
+    cJSON_ArrayForEach(f, from) {
+      if (pass == 0 && it->output &&
+          cJSON_GetObjectItemCaseSensitive(it->output, f->string))
+        continue;
+      *node = *f;
+      node->type = (f->type & ~cJSON_StringIsConst) | cJSON_IsReference;
+      node->next = NULL;
+      node->prev = NULL;
+      if (prev == NULL) {
+        v->child = node;
+      } else {
+        prev->next = node;
+        node->prev = prev;
+      }
+      v->child->prev = node; /* cJSON keeps the last child here */
+      prev = node++;
+    }
+  }
+  return v;
+}
+
 /* A metric's input: the item's shared view, built once for all metrics
  * without --map, or a view of the slot's own with the map applied. */
 static const cJSON *metric_input(struct assay_engine *e, struct item *it,
@@ -1074,7 +1155,7 @@ static const cJSON *metric_input(struct assay_engine *e, struct item *it,
   (void)e;
   if (cJSON_GetArraySize(inst->map) == 0) {
     if (it->view == NULL)
-      it->view = base_view(it);
+      it->view = shared_view(it);
     return it->view;
   }
   cJSON_Delete(s->view);
@@ -1091,7 +1172,7 @@ static char *metric_missing(struct item *it, struct instance *inst) {
   const cJSON *view;
   if (cJSON_GetArraySize(inst->map) == 0) {
     if (it->view == NULL)
-      it->view = base_view(it);
+      it->view = shared_view(it);
     view = it->view;
   } else {
     mapped = base_view(it);
@@ -1139,13 +1220,14 @@ static void start_metrics(struct assay_engine *e, struct item *it) {
 
 /* ---- completions --------------------------------------------------------------- */
 
-static void completion_free(struct completion *c) {
-  cJSON_Delete(c->result);
-  free(c->msg);
-  free(c);
-}
 
 static void handle_completion(struct assay_engine *e, struct completion *c) {
+  /* A slot's own completion is read after the slot may be reused. */
+  struct completion local;
+  if (c->embedded) {
+    local = *c;
+    c = &local;
+  }
   uint32_t idx = (uint32_t)(c->call & SLOT_MASK);
   uint32_t gen = (uint32_t)((c->call >> 24) & GEN_MASK);
   struct slot *s = idx < (uint32_t)e->nslots ? e->slots[idx] : NULL;
@@ -1229,36 +1311,57 @@ static void on_inbox(uv_async_t *a) {
 
 /* ---- the pipeline: records out in order, items in ---------------------------- */
 
+/*
+ * The record of a final item, lent to the record callback. Its own nodes
+ * are one block with literal keys (no allocation per member): values come
+ * as references into the item, and the scores and error are moved in from
+ * the item. record_free() undoes it.
+ */
+enum { R_INDEX, R_ID, R_TRIAL, R_INPUT, R_OUTPUT, R_SCORES, R_ERROR, R_ATTEMPTS,
+       R_TASK_MS, R_METRICS_MS, R_COUNT };
+
+static void set_number(cJSON *n, double d) {
+  n->type = cJSON_Number;
+  cJSON_SetNumberValue(n, d);
+}
+
+static void set_ref(cJSON *n, const cJSON *v) {
+  if (v == NULL) {
+    n->type = cJSON_NULL;
+    return;
+  }
+  *n = *v;
+  n->type = (v->type & ~cJSON_StringIsConst) | cJSON_IsReference;
+}
+
 static cJSON *record_build(struct assay_engine *e, struct item *it) {
-  cJSON *r = cJSON_CreateObject();
-  cJSON_AddNumberToObject(r, "index", (double)it->index);
+  static const char *const keys[R_COUNT] = {
+      "index", "id", "trial", "input", "output", "scores", "error", "attempts",
+      "task_ms", "metrics_ms"};
+  cJSON *r = assay__xcalloc(R_COUNT + 1, sizeof *r);
+  cJSON *m = r + 1;
+  set_number(&m[R_INDEX], (double)it->index);
   const cJSON *id = it->id   ? it->id
                    : it->json ? cJSON_GetObjectItemCaseSensitive(it->json, "id")
                               : NULL;
   if (cJSON_IsString(id) || cJSON_IsNumber(id))
-    cJSON_AddItemToObject(r, "id", cJSON_Duplicate(id, 0));
+    set_ref(&m[R_ID], id);
   else
-    cJSON_AddNumberToObject(r, "id", (double)it->index);
-  cJSON_AddNumberToObject(r, "trial", it->trial);
-  if (it->json)
-    cJSON_AddItemReferenceToObject(r, "input", it->json);
-  else
-    cJSON_AddNullToObject(r, "input");
-  if (it->output)
-    cJSON_AddItemReferenceToObject(r, "output", it->output);
-  else
-    cJSON_AddNullToObject(r, "output");
-  cJSON *scores = cJSON_AddObjectToObject(r, "scores");
-  for (int m = 0; it->scores && m < e->nmetrics; m++) {
-    cJSON *sm = it->scores[m];
+    set_number(&m[R_ID], (double)it->index);
+  set_number(&m[R_TRIAL], it->trial);
+  set_ref(&m[R_INPUT], it->json);
+  set_ref(&m[R_OUTPUT], it->output);
+  cJSON *scores = &m[R_SCORES];
+  scores->type = cJSON_Object;
+  for (int k = 0; it->scores && k < e->nmetrics; k++) {
+    cJSON *sm = it->scores[k];
     if (sm == NULL)
       continue;
     cJSON *s = sm->child;
     while (s != NULL) {
       cJSON *next = s->next;
       if (cJSON_GetObjectItemCaseSensitive(scores, s->string) == NULL) {
-        cJSON_AddItemToObject(scores, s->string,
-                              cJSON_DetachItemViaPointer(sm, s));
+        move_keyed(scores, cJSON_DetachItemViaPointer(sm, s));
       } else if (!e->warned_dup) {
         e->warned_dup = 1;
         fprintf(stderr, "assay: warning: two metrics produced a score named "
@@ -1270,17 +1373,39 @@ static cJSON *record_build(struct assay_engine *e, struct item *it) {
     }
   }
   if (it->error) {
-    cJSON_AddItemToObject(r, "error", it->error);
+    /* The item's error object is moved in: its members come along. */
+    m[R_ERROR] = *it->error;
+    it->error->child = NULL;
+    cJSON_Delete(it->error);
     it->error = NULL;
   } else {
-    cJSON_AddNullToObject(r, "error");
+    m[R_ERROR].type = cJSON_NULL;
   }
-  cJSON_AddNumberToObject(r, "attempts", it->kept_attempts >= 0 ? it->kept_attempts
-                                          : it->attempts           ? it->attempts[0]
-                                                                   : 0);
-  cJSON_AddNumberToObject(r, "task_ms", round(it->task_ms * 1000) / 1000);
-  cJSON_AddNumberToObject(r, "metrics_ms", round(it->metrics_ms * 1000) / 1000);
+  int attempts = it->kept_attempts >= 0 ? it->kept_attempts
+                 : it->attempts        ? it->attempts[0]
+                                       : 0;
+  set_number(&m[R_ATTEMPTS], attempts);
+  set_number(&m[R_TASK_MS], round(it->task_ms * 1000) / 1000);
+  set_number(&m[R_METRICS_MS], round(it->metrics_ms * 1000) / 1000);
+  r->type = cJSON_Object;
+  r->child = m;
+  for (int k = 0; k < R_COUNT; k++) {
+    m[k].string = (char *)keys[k];
+    m[k].type |= cJSON_StringIsConst;
+    m[k].prev = k > 0 ? &m[k - 1] : &m[R_COUNT - 1];
+    m[k].next = k + 1 < R_COUNT ? &m[k + 1] : NULL;
+  }
   return r;
+}
+
+/* Frees a record of record_build(): what was moved in, then the block. */
+static void record_free(cJSON *r) {
+  cJSON *m = r + 1;
+  cJSON_Delete(m[R_SCORES].child);
+  m[R_SCORES].child = NULL;
+  if (m[R_ERROR].child != NULL)
+    cJSON_Delete(m[R_ERROR].child);
+  free(r);
 }
 
 static void flush(struct assay_engine *e) {
@@ -1301,7 +1426,7 @@ static void flush(struct assay_engine *e) {
         if (e->run_err == NULL)
           e->run_err = assay__xstrdup("cannot write a result record");
       }
-      cJSON_Delete(r);
+      record_free(r);
     }
     item_release(e, it);
   }
@@ -1409,16 +1534,18 @@ static void unpack_record(struct item *it) {
 static int admit_one(struct assay_engine *e) {
   if (next_item(e) <= 0)
     return 0;
-  struct item *it = assay__xcalloc(1, sizeof *it);
+  /* One allocation: the item, then its scores and attempts. */
+  size_t nm = (size_t)e->nmetrics;
+  struct item *it = assay__xcalloc(
+      1, sizeof *it + nm * sizeof *it->scores + (nm + 1) * sizeof *it->attempts);
+  it->scores = nm ? (cJSON **)(it + 1) : NULL;
+  it->attempts = (int *)((cJSON **)(it + 1) + nm);
   it->seq = e->next_seq++;
   take_trial(e, &it->json, &it->bad, &it->index, &it->trial);
   it->kept_attempts = -1;
   if (e->opts.rescore && it->bad == NULL)
     unpack_record(it);
   it->refs = 1;
-  it->attempts = assay__xcalloc((size_t)e->nmetrics + 1, sizeof *it->attempts);
-  it->scores = e->nmetrics ? assay__xcalloc((size_t)e->nmetrics, sizeof *it->scores)
-                           : NULL;
   it->t_admit = assay__now_ms();
   if (e->opts.item_timeout_ms > 0)
     it->deadline = it->t_admit + (double)e->opts.item_timeout_ms;

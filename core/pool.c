@@ -2,6 +2,9 @@
 #include "pool.h"
 
 #include <stdlib.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include <uv.h>
 
@@ -22,6 +25,10 @@ struct assay_pool {
 
 static void worker(void *arg) {
   struct assay_pool *p = arg;
+#ifdef __linux__
+  /* Named for top -H, perf and gdb. */
+  prctl(PR_SET_NAME, "assay-worker", 0, 0, 0);
+#endif
   uv_mutex_lock(&p->lock);
   for (;;) {
     while (p->head == NULL && !p->stop) {
