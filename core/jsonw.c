@@ -19,12 +19,6 @@ void assay__buf_reserve(struct assay__buf *b, size_t more) {
   b->cap = cap;
 }
 
-void assay__buf_add(struct assay__buf *b, const void *s, size_t n) {
-  assay__buf_reserve(b, n);
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-}
-
 /* Decimal digits of v, right-aligned ending at end; returns the start. */
 static char *digits(char *end, uint64_t v) {
   do {

@@ -8,6 +8,7 @@
 #define ASSAY_JSONW_H
 
 #include <stddef.h>
+#include <string.h>
 
 #include <cjson/cJSON.h>
 
@@ -21,7 +22,12 @@ struct assay__buf {
 void assay__buf_reserve(struct assay__buf *b, size_t more);
 
 /* Appends n bytes. */
-void assay__buf_add(struct assay__buf *b, const void *s, size_t n);
+static inline void assay__buf_add(struct assay__buf *b, const void *s, size_t n) {
+  if (b->cap - b->len < n)
+    assay__buf_reserve(b, n);
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+}
 
 /* Appends the compact JSON text of v (no terminating NUL). Returns 0, or -1
  * for a node cJSON cannot print either (an invalid type, or a raw or string
