@@ -80,7 +80,10 @@ struct slot {
   int state;
   uint32_t idx;
   int next_free;
-  uv_timer_t timer;     /* the attempt's timeout, or the backoff wait */
+  uv_timer_t timer;     /* the backoff wait before a retry */
+  struct slot *dl_prev, *dl_next; /* the deadline list (see dl_add) */
+  uint64_t deadline;    /* the running attempt's, in loop time (ms) */
+  int in_dl;
   struct item *item;    /* holds a reference */
   int job;              /* 0: the task, 1 + i: metric i */
   cJSON *view;          /* metrics: the input view (owned) */
@@ -143,6 +146,9 @@ struct assay_engine {
   int looping;            /* inside uv_run: uv_stop() has a loop to stop */
   uv_timer_t grace;       /* after a stop: how long in-flight items may take */
   uv_timer_t tick;        /* progress callbacks */
+  struct slot *dl_head, *dl_tail; /* running calls by deadline */
+  uv_timer_t dl_timer;    /* for the earliest deadline */
+  uint64_t dl_due;        /* when dl_timer fires; 0 when it is not armed */
   assay_tick_cb tick_cb;
   void *tick_arg;
   uint64_t tick_ms;
@@ -416,7 +422,8 @@ static int host_http_request(assay_call call,
       return rc;
   }
   long timeout = req->timeout_ms;
-  uint64_t left = uv_timer_get_due_in(&s->timer);
+  uint64_t now = uv_now(&e->loop);
+  uint64_t left = s->deadline > now ? s->deadline - now : 0;
   if (timeout <= 0 || (left > 0 && (uint64_t)timeout > left))
     timeout = left > 0 ? (long)left : 1;
   return assay_http_request(e->http, call, req, timeout, cb, arg, errmsg);
@@ -497,6 +504,7 @@ int assay_engine_new(struct assay_engine **ep, const struct assay_engine_opts *o
   uv_async_init(&e->loop, &e->inbox_async, on_inbox);
   uv_timer_init(&e->loop, &e->grace);
   uv_timer_init(&e->loop, &e->tick);
+  uv_timer_init(&e->loop, &e->dl_timer);
 
   uv_mutex_lock(&reg_lock);
   int free_index = -1;
@@ -516,6 +524,7 @@ int assay_engine_new(struct assay_engine **ep, const struct assay_engine_opts *o
     uv_close((uv_handle_t *)&e->inbox_async, NULL);
     uv_close((uv_handle_t *)&e->grace, NULL);
     uv_close((uv_handle_t *)&e->tick, NULL);
+    uv_close((uv_handle_t *)&e->dl_timer, NULL);
     uv_run(&e->loop, UV_RUN_DEFAULT);
     uv_loop_close(&e->loop);
     free(e);
@@ -653,8 +662,11 @@ static struct slot *slot_get(struct assay_engine *e, struct item *item,
 
 static void item_release(struct assay_engine *e, struct item *it);
 
+static void dl_remove(struct assay_engine *e, struct slot *s);
+
 static void slot_put(struct assay_engine *e, struct slot *s) {
   uv_timer_stop(&s->timer);
+  dl_remove(e, s);
   cJSON_Delete(s->view);
   s->view = NULL;
   s->input = NULL;
@@ -930,9 +942,8 @@ static void on_backoff(uv_timer_t *t) {
   pump(e);
 }
 
-static void on_timeout(uv_timer_t *t) {
-  struct slot *s = assay__container_of(t, struct slot, timer);
-  struct assay_engine *e = assay__container_of(t->loop, struct assay_engine, loop);
+/* A call's deadline passed. */
+static void call_timed_out(struct assay_engine *e, struct slot *s) {
   struct instance *inst = job_instance(e, s->job);
   struct item *it = s->item;
   /* The plugin keeps the call (and its input) until it completes late; its
@@ -949,6 +960,72 @@ static void on_timeout(uv_timer_t *t) {
   attempt_failed(e, it, s->job, ASSAY_FAIL_TIMEOUT, -1, "timeout", msg);
   item_release(e, it);
   free(msg);
+}
+
+/*
+ * Call deadlines. Almost every call has the same timeout, so deadlines
+ * come in the order calls start: running calls sit in one list sorted by
+ * deadline (an insert walks back from the end, which is nearly always
+ * where it belongs), and one timer fires for the earliest. A libuv timer
+ * per call cost a heap insert and removal each, on the loop thread.
+ */
+static void on_deadline(uv_timer_t *t);
+
+static void dl_arm(struct assay_engine *e) {
+  if (e->dl_head == NULL)
+    return; /* an armed timer fires and finds nothing */
+  uint64_t due = e->dl_head->deadline;
+  if (e->dl_due != 0 && e->dl_due <= due)
+    return;
+  uint64_t now = uv_now(&e->loop);
+  uv_timer_start(&e->dl_timer, on_deadline, due > now ? due - now : 0, 0);
+  e->dl_due = due;
+}
+
+static void dl_add(struct assay_engine *e, struct slot *s, uint64_t deadline) {
+  s->deadline = deadline;
+  struct slot *at = e->dl_tail;
+  while (at != NULL && at->deadline > deadline)
+    at = at->dl_prev;
+  s->dl_prev = at;
+  s->dl_next = at ? at->dl_next : e->dl_head;
+  if (s->dl_next)
+    s->dl_next->dl_prev = s;
+  else
+    e->dl_tail = s;
+  if (at)
+    at->dl_next = s;
+  else
+    e->dl_head = s;
+  s->in_dl = 1;
+  dl_arm(e);
+}
+
+static void dl_remove(struct assay_engine *e, struct slot *s) {
+  if (!s->in_dl)
+    return;
+  if (s->dl_prev)
+    s->dl_prev->dl_next = s->dl_next;
+  else
+    e->dl_head = s->dl_next;
+  if (s->dl_next)
+    s->dl_next->dl_prev = s->dl_prev;
+  else
+    e->dl_tail = s->dl_prev;
+  s->dl_prev = s->dl_next = NULL;
+  s->in_dl = 0;
+}
+
+static void on_deadline(uv_timer_t *t) {
+  struct assay_engine *e = assay__container_of(t, struct assay_engine, dl_timer);
+  e->dl_due = 0;
+  uint64_t now = uv_now(&e->loop);
+  while (e->dl_head != NULL && e->dl_head->deadline <= now) {
+    struct slot *s = e->dl_head;
+    dl_remove(e, s);
+    call_timed_out(e, s);
+  }
+  dl_arm(e);
   pump(e);
 }
 
@@ -1030,7 +1107,7 @@ static void dispatch(struct assay_engine *e, struct slot *s) {
   s->timeout_ms = timeout;
   s->state = SLOT_ACTIVE;
   e->stats.calls++;
-  uv_timer_start(&s->timer, on_timeout, (uint64_t)timeout, 0);
+  dl_add(e, s, uv_now(&e->loop) + (uint64_t)timeout);
   uint64_t call = make_call(e, s);
   if (inst->use_async) {
     struct call_ctx ctx = {.call = call,
@@ -1823,6 +1900,7 @@ int assay_engine_free(struct assay_engine *e) {
   uv_close((uv_handle_t *)&e->inbox_async, NULL);
   uv_close((uv_handle_t *)&e->grace, NULL);
   uv_close((uv_handle_t *)&e->tick, NULL);
+  uv_close((uv_handle_t *)&e->dl_timer, NULL);
   uv_run(&e->loop, UV_RUN_DEFAULT);
   int rc = uv_loop_close(&e->loop);
   if (rc != 0) {

@@ -136,6 +136,16 @@ int assay__utf8_valid(const char *s, size_t len, size_t *bad_offset) {
   const unsigned char *p = (const unsigned char *)s;
   size_t i = 0;
   while (i < len) {
+    /* ASCII eight bytes at a time. */
+    while (len - i >= 8) {
+      uint64_t x;
+      memcpy(&x, p + i, 8);
+      if (x & UINT64_C(0x8080808080808080))
+        break;
+      i += 8;
+    }
+    if (i >= len)
+      break;
     unsigned c = p[i];
     size_t n;
     unsigned min;
