@@ -1000,11 +1000,17 @@ static cJSON *oversize_record(const cJSON *record, size_t size, size_t max) {
   return r;
 }
 
-static int on_record(void *arg, const cJSON *record) {
+static int on_record(void *arg, const cJSON *record, const char *line,
+                     size_t len) {
   struct sink *s = arg;
   size_t start = s->out.len;
   cJSON *replaced = NULL;
-  if (print_record(s, record) != 0 || s->out.len - start - 1 > s->max_record) {
+  if (line != NULL) {
+    assay__buf_add(&s->out, line, len);
+    assay__buf_add(&s->out, "\n", 1);
+  }
+  if ((line == NULL && print_record(s, record) != 0) ||
+      s->out.len - start - 1 > s->max_record) {
     size_t size = s->out.len > start ? s->out.len - start - 1 : (size_t)INT_MAX;
     s->out.len = start;
     replaced = oversize_record(record, size, s->max_record);

@@ -27,6 +27,7 @@
 
 #include "error.h"
 #include "http.h"
+#include "jsonw.h"
 #include "pool.h"
 #include "util.h"
 
@@ -71,6 +72,20 @@ struct completion {
   int no_result;        /* sync: returned NULL without failing */
   int twice;            /* sync: failed or completed and also returned */
   int embedded;         /* sync: the slot's own, not allocated */
+  /* Sync calls that succeeded, prepared on the worker (see render): */
+  int normalized;       /* metric: result is the scores object (1), or
+                           the result was bad, why says how (-1) */
+  const char *why;
+  char *text;           /* the output's JSON, or the scores' members */
+  size_t text_len;
+  char *in_text;        /* the task's input as JSON */
+  size_t in_len;
+};
+
+/* A part of an item's record printed ahead, on a worker. */
+struct frag {
+  char *p;
+  size_t n;
 };
 
 struct item;
@@ -109,6 +124,8 @@ struct item {
                            (one block, see shared_view) */
   cJSON **scores;       /* per metric: object name -> score, owned */
   cJSON *error;         /* {"code","message"}, owned */
+  struct frag in;       /* the input printed ahead, or empty */
+  struct frag *frags;   /* per job: the output (0), each metric's scores */
   int *attempts;        /* per job */
   int refs;
   int final;
@@ -170,6 +187,9 @@ struct assay_engine {
    * pool in one go when it ends (see pump). */
   struct assay_pool_job *sub_head, *sub_tail;
   int sub_n;
+  struct assay__buf line;  /* the record being handed out, as text */
+  int *moved;              /* per metric: scores it put in that record */
+  int dup;                 /* that record dropped a duplicate score */
 };
 
 /* ---- the registry: call handles to engines, across threads --------------- */
@@ -192,6 +212,8 @@ static uint64_t make_call(const struct assay_engine *e, const struct slot *s) {
 static void completion_free(struct completion *c) {
   cJSON_Delete(c->result);
   free(c->msg);
+  free(c->text);
+  free(c->in_text);
   if (!c->embedded)
     free(c);
 }
@@ -628,6 +650,7 @@ int assay_engine_add(struct assay_engine *e, struct assay_loader *l, int kind,
     e->metrics =
         assay__xrealloc(e->metrics, (size_t)(e->nmetrics + 1) * sizeof *e->metrics);
     e->metrics[e->nmetrics++] = inst;
+    e->moved = assay__xrealloc(e->moved, (size_t)e->nmetrics * sizeof *e->moved);
   }
   return 0;
 }
@@ -718,6 +741,9 @@ static void item_release(struct assay_engine *e, struct item *it) {
   cJSON_Delete(it->id);
   for (int i = 0; it->scores && i < e->nmetrics; i++)
     cJSON_Delete(it->scores[i]);
+  for (int i = 0; i <= e->nmetrics; i++)
+    free(it->frags[i].p);
+  free(it->in.p);
   free(it->bad);
   free(it);
 }
@@ -782,8 +808,18 @@ static void start_job(struct assay_engine *e, struct item *it, int job) {
 
 /* Normalises a task's result into the item's output. */
 static void task_succeeded(struct assay_engine *e, struct item *it,
-                           cJSON *result) {
+                           cJSON *result, struct completion *c) {
   it->task_ms = assay__now_ms() - it->t_task;
+  if (c->text != NULL) {
+    it->frags[0].p = c->text;
+    it->frags[0].n = c->text_len;
+    c->text = NULL;
+  }
+  if (c->in_text != NULL && it->in.p == NULL) {
+    it->in.p = c->in_text;
+    it->in.n = c->in_len;
+    c->in_text = NULL;
+  }
   if (!cJSON_IsObject(result)) {
     cJSON *wrap = cJSON_CreateObject();
     add_literal(wrap, "output", result);
@@ -825,20 +861,22 @@ static cJSON *score_take(cJSON *v, const char **why) {
   return s;
 }
 
-static void metric_succeeded(struct assay_engine *e, struct item *it, int job,
-                             cJSON *result) {
-  struct instance *inst = e->metrics[job - 1];
+/* A metric's result as its scores object (name -> score); NULL when the
+ * result is bad, with *why set. Reads only the instance, so a worker may
+ * run it; result is left to the caller to delete. */
+static cJSON *scores_of(const struct instance *inst, cJSON *result,
+                        const char **why) {
   cJSON *scores = cJSON_CreateObject();
-  const char *why = NULL;
+  *why = NULL;
   if (cJSON_IsArray(result)) {
     cJSON *entry;
     cJSON_ArrayForEach(entry, result) {
       const cJSON *n = cJSON_GetObjectItemCaseSensitive(entry, "name");
       if (!cJSON_IsString(n) || n->valuestring[0] == '\0') {
-        why = "every entry of a score array needs a non-empty \"name\"";
+        *why = "every entry of a score array needs a non-empty \"name\"";
         break;
       }
-      cJSON *s = score_take(entry, &why);
+      cJSON *s = score_take(entry, why);
       if (s == NULL)
         break;
       char *key = inst->renamed
@@ -847,22 +885,45 @@ static void metric_succeeded(struct assay_engine *e, struct item *it, int job,
       if (cJSON_GetObjectItemCaseSensitive(scores, key) != NULL) {
         cJSON_Delete(s);
         free(key);
-        why = "two entries of the score array have the same name";
+        *why = "two entries of the score array have the same name";
         break;
       }
       cJSON_AddItemToObject(scores, key, s);
       free(key);
     }
-    if (why == NULL && cJSON_GetArraySize(result) == 0)
-      why = "the score array is empty";
+    if (*why == NULL && cJSON_GetArraySize(result) == 0)
+      *why = "the score array is empty";
   } else {
-    cJSON *s = score_take(result, &why);
+    cJSON *s = score_take(result, why);
     if (s != NULL)
       cJSON_AddItemToObject(scores, inst->score_name, s);
   }
-  cJSON_Delete(result);
-  if (why != NULL) {
+  if (*why != NULL) {
     cJSON_Delete(scores);
+    return NULL;
+  }
+  return scores;
+}
+
+/* A metric's call succeeded: result is the plugin's, or (normalized) the
+ * scores a worker made of it, with their text in c. */
+static void metric_succeeded(struct assay_engine *e, struct item *it, int job,
+                             cJSON *result, struct completion *c) {
+  struct instance *inst = e->metrics[job - 1];
+  const char *why = c->normalized < 0 ? c->why : NULL;
+  cJSON *scores = NULL;
+  if (c->normalized > 0) {
+    scores = result;
+    it->frags[job].p = c->text;
+    it->frags[job].n = c->text_len;
+    c->text = NULL;
+  } else if (why == NULL) {
+    scores = scores_of(inst, result, &why);
+    cJSON_Delete(result);
+  } else {
+    cJSON_Delete(result);
+  }
+  if (scores == NULL) {
     char *msg = assay__format("metric '%s' returned a bad result: %s",
                               inst->comp->name, why);
     job_failed(e, it, job, ASSAY_EBAD_OUTPUT, msg);
@@ -1029,6 +1090,60 @@ static void on_deadline(uv_timer_t *t) {
   pump(e);
 }
 
+/*
+ * On the worker, after a sync call succeeded: the work on its result that
+ * needs nothing of the loop's, so the loop thread (the CPU path's
+ * bottleneck) does less. A task's output is wrapped as the engine would
+ * and printed with the item's input; a metric's result becomes its scores
+ * object, printed too. The loop puts the printed parts into the record's
+ * line (see record_line).
+ */
+/* A copy of the scratch text, of its exact size. */
+static char *take_text(const struct assay__buf *b, size_t *len) {
+  char *p = assay__xmalloc(b->len ? b->len : 1);
+  memcpy(p, b->p, b->len);
+  *len = b->len;
+  return p;
+}
+
+static void render(struct slot *s, const struct instance *inst,
+                   struct completion *c) {
+  /* Printed into the worker's own buffer, handed over as an exact copy
+   * (a growing buffer freed on another thread is what glibc's malloc
+   * handles worst). */
+  static _Thread_local struct assay__buf scratch;
+  struct assay__buf *b = &scratch;
+  if (s->job == 0) {
+    if (!cJSON_IsObject(c->result)) {
+      cJSON *wrap = cJSON_CreateObject();
+      add_literal(wrap, "output", c->result);
+      c->result = wrap;
+    }
+    b->len = 0;
+    if (assay__json_write(b, c->result) == 0)
+      c->text = take_text(b, &c->text_len);
+    b->len = 0;
+    if (s->input != NULL && assay__json_write(b, s->input) == 0)
+      c->in_text = take_text(b, &c->in_len);
+  } else {
+    const char *why;
+    cJSON *scores = scores_of(inst, c->result, &why);
+    cJSON_Delete(c->result);
+    c->result = scores;
+    if (scores == NULL) {
+      c->normalized = -1;
+      c->why = why;
+      /* Not "returned nothing": the loop reports why. */
+      c->result = cJSON_CreateNull();
+      return;
+    }
+    c->normalized = 1;
+    b->len = 0;
+    if (assay__json_write_members(b, scores) == 0)
+      c->text = take_text(b, &c->text_len);
+  }
+}
+
 /* Runs on a worker thread. */
 static void sync_work(struct assay_pool_job *job) {
   struct slot *s = assay__container_of(job, struct slot, pjob);
@@ -1070,6 +1185,8 @@ static void sync_work(struct assay_pool_job *job) {
     c->result = r;
     c->no_result = r == NULL;
   }
+  if (!c->failed && c->result != NULL && !c->twice)
+    render(s, inst, c);
   post(c);
 }
 
@@ -1344,9 +1461,9 @@ static void handle_completion(struct assay_engine *e, struct completion *c) {
     cJSON *r = c->result;
     c->result = NULL;
     if (job == 0)
-      task_succeeded(e, it, r);
+      task_succeeded(e, it, r, c);
     else
-      metric_succeeded(e, it, job, r);
+      metric_succeeded(e, it, job, r, c);
   }
   item_release(e, it);
   completion_free(c);
@@ -1430,8 +1547,10 @@ static cJSON *record_build(struct assay_engine *e, struct item *it) {
   set_ref(&m[R_OUTPUT], it->output);
   cJSON *scores = &m[R_SCORES];
   scores->type = cJSON_Object;
+  e->dup = 0;
   for (int k = 0; it->scores && k < e->nmetrics; k++) {
     cJSON *sm = it->scores[k];
+    e->moved[k] = 0;
     if (sm == NULL)
       continue;
     cJSON *s = sm->child;
@@ -1439,7 +1558,8 @@ static cJSON *record_build(struct assay_engine *e, struct item *it) {
       cJSON *next = s->next;
       if (cJSON_GetObjectItemCaseSensitive(scores, s->string) == NULL) {
         move_keyed(scores, cJSON_DetachItemViaPointer(sm, s));
-      } else if (!e->warned_dup) {
+        e->moved[k]++;
+      } else if (e->dup++, !e->warned_dup) {
         e->warned_dup = 1;
         fprintf(stderr, "assay: warning: two metrics produced a score named "
                         "'%s'; the second is dropped (rename with --opt "
@@ -1475,6 +1595,62 @@ static cJSON *record_build(struct assay_engine *e, struct item *it) {
   return r;
 }
 
+/*
+ * The record's line: the text assay__json_write() prints for it, with the
+ * parts workers printed ahead (input, output, a metric's scores) copied
+ * in. NULL when a duplicate score name was dropped (the record alone is
+ * then right).
+ */
+static const char *record_line(struct assay_engine *e, struct item *it,
+                               const cJSON *r, size_t *len) {
+  static const char *const keys[R_COUNT] = {
+      "{\"index\":", ",\"id\":", ",\"trial\":", ",\"input\":",
+      ",\"output\":", ",\"scores\":{", ",\"error\":", ",\"attempts\":",
+      ",\"task_ms\":", ",\"metrics_ms\":"};
+  if (e->dup)
+    return NULL;
+  struct assay__buf *b = &e->line;
+  const cJSON *m = r + 1;
+  b->len = 0;
+  for (int k = 0; k < R_COUNT; k++) {
+    assay__buf_add(b, keys[k], strlen(keys[k]));
+    const struct frag *f = k == R_INPUT ? &it->in : k == R_OUTPUT ? &it->frags[0] : NULL;
+    if (f != NULL && f->p != NULL) {
+      assay__buf_add(b, f->p, f->n);
+    } else if (k == R_SCORES) {
+      /* Each metric's scores, printed ahead or now, in order. */
+      const cJSON *sc = m[k].child;
+      int first = 1;
+      for (int j = 0; j < e->nmetrics; j++) {
+        for (int i = 0; i < e->moved[j]; i++, sc = sc->next) {
+          if (it->frags[1 + j].p != NULL) {
+            if (i == 0) {
+              if (!first)
+                assay__buf_add(b, ",", 1);
+              assay__buf_add(b, it->frags[1 + j].p, it->frags[1 + j].n);
+            }
+          } else {
+            if (!first || i > 0)
+              assay__buf_add(b, ",", 1);
+            assay__json_string(b, sc->string);
+            assay__buf_add(b, ":", 1);
+            if (assay__json_write(b, sc) != 0)
+              return NULL;
+          }
+        }
+        if (e->moved[j] > 0)
+          first = 0;
+      }
+      assay__buf_add(b, "}", 1);
+    } else if (assay__json_write(b, &m[k]) != 0) {
+      return NULL;
+    }
+  }
+  assay__buf_add(b, "}", 1);
+  *len = b->len;
+  return b->p;
+}
+
 /* Frees a record of record_build(): what was moved in, then the block. */
 static void record_free(cJSON *r) {
   cJSON *m = r + 1;
@@ -1496,8 +1672,10 @@ static void flush(struct assay_engine *e) {
     e->pending--;
     if (e->run_rc == 0) {
       cJSON *r = record_build(e, it);
+      size_t len = 0;
+      const char *line = record_line(e, it, r, &len);
       e->stats.items++;
-      if (e->cb(e->cb_arg, r) != 0) {
+      if (e->cb(e->cb_arg, r, line, len) != 0) {
         e->run_rc = ASSAY_EIO;
         e->stopping = 1;
         if (e->run_err == NULL)
@@ -1611,12 +1789,14 @@ static void unpack_record(struct item *it) {
 static int admit_one(struct assay_engine *e) {
   if (next_item(e) <= 0)
     return 0;
-  /* One allocation: the item, then its scores and attempts. */
+  /* One allocation: the item, then its fragments, scores and attempts. */
   size_t nm = (size_t)e->nmetrics;
-  struct item *it = assay__xcalloc(
-      1, sizeof *it + nm * sizeof *it->scores + (nm + 1) * sizeof *it->attempts);
-  it->scores = nm ? (cJSON **)(it + 1) : NULL;
-  it->attempts = (int *)((cJSON **)(it + 1) + nm);
+  struct item *it = assay__xcalloc(1, sizeof *it + (nm + 1) * sizeof *it->frags +
+                                          nm * sizeof *it->scores +
+                                          (nm + 1) * sizeof *it->attempts);
+  it->frags = (struct frag *)(it + 1);
+  it->scores = nm ? (cJSON **)(it->frags + nm + 1) : NULL;
+  it->attempts = (int *)((cJSON **)(it->frags + nm + 1) + nm);
   it->seq = e->next_seq++;
   take_trial(e, &it->json, &it->bad, &it->index, &it->trial);
   it->kept_attempts = -1;
@@ -1923,6 +2103,8 @@ int assay_engine_free(struct assay_engine *e) {
     if (e->ring[i] != NULL)
       item_release(e, e->ring[i]);
   free(e->metrics);
+  free(e->moved);
+  free(e->line.p);
   free(e->slots);
   free(e->ring);
   cJSON_Delete(e->cur.json);

@@ -76,9 +76,14 @@ int assay_engine_add(struct assay_engine *e, struct assay_loader *l, int kind,
                      char **errmsg);
 
 /* Called with each record (borrowed), in dataset order, as soon as it and
- * all before it are final. Returns 0, or non-zero to stop the run (a
- * write error): the engine then stops admitting and finishes. */
-typedef int (*assay_record_cb)(void *arg, const cJSON *record);
+ * all before it are final. line, when not NULL, is the record's compact
+ * JSON text (len bytes, not NUL-terminated, borrowed): exactly what
+ * printing the record gives, mostly printed ahead on the workers, so the
+ * caller need not print it on the loop thread. Returns 0, or non-zero to
+ * stop the run (a write error): the engine then stops admitting and
+ * finishes. */
+typedef int (*assay_record_cb)(void *arg, const cJSON *record,
+                               const char *line, size_t len);
 
 /* Called (with the record callback's arg) after each group of records that
  * became final together, so a caller that buffers them can write the group

@@ -292,6 +292,27 @@ static int write_value(struct assay__buf *b, const cJSON *v, int depth) {
   }
 }
 
+void assay__json_number(struct assay__buf *b, double d) {
+  number(b, d);
+}
+
+int assay__json_write_members(struct assay__buf *b, const cJSON *v) {
+  size_t start = b->len;
+  if (v == NULL || (v->type & 0xFF) != cJSON_Object)
+    return -1;
+  for (const cJSON *c = v->child; c != NULL; c = c->next) {
+    if (c != v->child)
+      assay__buf_add(b, ",", 1);
+    assay__json_string(b, c->string);
+    assay__buf_add(b, ":", 1);
+    if (write_value(b, c, 1) != 0) {
+      b->len = start;
+      return -1;
+    }
+  }
+  return 0;
+}
+
 int assay__json_write(struct assay__buf *b, const cJSON *v) {
   size_t start = b->len;
   if (v == NULL || write_value(b, v, 0) != 0) {

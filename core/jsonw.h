@@ -34,6 +34,13 @@ static inline void assay__buf_add(struct assay__buf *b, const void *s, size_t n)
  * node without its text), with b->len where it was. */
 int assay__json_write(struct assay__buf *b, const cJSON *v);
 
+/* Appends the members of object v as they appear between its braces
+ * ("a":1,"b":2). Returns 0, or -1 as assay__json_write does. */
+int assay__json_write_members(struct assay__buf *b, const cJSON *v);
+
+/* Appends the text cJSON prints for the number d. */
+void assay__json_number(struct assay__buf *b, double d);
+
 /* Appends s as a JSON string, quotes included. */
 void assay__json_string(struct assay__buf *b, const char *s);
 

@@ -7,6 +7,7 @@
 
 #include <CUnit/Basic.h>
 
+#include "jsonw.h"
 #include "util.h"
 
 int test_main(int argc, char **argv, const struct test_suite *suites) {
@@ -93,4 +94,17 @@ char *test_read_file(const char *path, size_t *len) {
   if (len != NULL)
     *len = n;
   return buf;
+}
+
+int test_line_matches(const cJSON *record, const char *line, size_t len) {
+  if (line == NULL)
+    return 1;
+  struct assay__buf b = {0};
+  int ok = assay__json_write(&b, record) == 0 && b.len == len &&
+           memcmp(b.p, line, len) == 0;
+  if (!ok)
+    fprintf(stderr, "\n  record: %.*s\n  line:   %.*s\n", (int)b.len,
+            b.p ? b.p : "", (int)len, line);
+  free(b.p);
+  return ok;
 }

@@ -6,7 +6,10 @@
 #ifndef ASSAY_TEST_RUNNER_H
 #define ASSAY_TEST_RUNNER_H
 
+#include <stddef.h>
+
 #include <CUnit/CUnit.h>
+#include <cjson/cJSON.h>
 
 struct test_case {
   const char *name;
@@ -32,6 +35,10 @@ char *test_build_path(const char *rel);
 /* Whether this build runs under a sanitizer (ASan or TSan): memory
  * figures are inflated, and valgrind cannot run its binaries. */
 int test_sanitized(void);
+
+/* Whether an engine record callback's line is what printing the record
+ * gives (true when line is NULL); prints both on stderr when not. */
+int test_line_matches(const cJSON *record, const char *line, size_t len);
 
 /* Reads a whole file into an owned NUL-terminated buffer, or NULL. */
 char *test_read_file(const char *path, size_t *len);

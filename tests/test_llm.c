@@ -778,7 +778,9 @@ struct comp {
   cJSON *opts; /* taken */
 };
 
-static int collect(void *arg, const cJSON *record) {
+static int collect(void *arg, const cJSON *record, const char *line,
+                   size_t len) {
+  CU_ASSERT(test_line_matches(record, line, len));
   cJSON_AddItemToArray((cJSON *)arg, cJSON_Duplicate(record, 1));
   return 0;
 }

@@ -58,8 +58,10 @@ struct collected {
   cJSON *records;
 };
 
-static int collect_record(void *arg, const cJSON *record) {
+static int collect_record(void *arg, const cJSON *record, const char *line,
+                          size_t len) {
   struct collected *c = arg;
+  CU_ASSERT(test_line_matches(record, line, len));
   cJSON_AddItemToArray(c->records, cJSON_Duplicate(record, 1));
   return 0;
 }
