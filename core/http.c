@@ -17,16 +17,25 @@
  * long as the connection, not the transfer: curl removes a keep-alive
  * socket from its watch set after every transfer, and re-creating the poll
  * each time cost several epoll_ctl calls and an ioctl per request.
+ *
+ * Transfers are spread over several multi handles (shards) of at most
+ * SHARD_TRANSFERS each, all on the same loop. Each multi handle has its own
+ * connection cache, and libcurl 7.x walks a host's whole cache to pick a
+ * connection for every new transfer and again when one is removed: with
+ * 1,000 connections to one host that was about 25,000 instructions per
+ * request, with shards of 64 it is a few hundred.
  */
 #include "config.h"
 
 #include "http.h"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h> /* isfinite, a macro: no libm */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -54,6 +63,8 @@
 /* The token bucket holds at most this many seconds of requests, so that an
  * idle service does not release a burst far above --rps. */
 #define RPS_BURST_S 0.05
+/* Transfers per multi handle: bounds the connection cache curl scans. */
+#define SHARD_TRANSFERS 64
 
 #define USER_AGENT "assay/" PACKAGE_VERSION
 
@@ -119,16 +130,29 @@ struct http_req {
   struct link link; /* endpoint queue, active, deferred or idle list */
   struct assay_http *h;
   struct endpoint *ep;
+  struct shard *shard; /* while REQ_ACTIVE */
   uint64_t call;
   int state;
   assay_http_cb cb;
   void *arg;
   CURL *easy;
+  int configured; /* easy has the options every request shares */
+  /* Kept from one request to the next while they stay the same: curl's
+   * header list (the request's headers, then ours), and the URL parsed
+   * once (CURLOPT_CURLU), which spares curl parsing and printing it again
+   * for every transfer. */
   struct curl_slist *headers;
+  size_t nheaders;  /* of the request's own, at the head of headers */
+  int headers_body; /* headers were made for a request with a body */
+  CURLU *uh;
+  char *uh_url; /* what uh holds, or NULL */
+  /* The request body sent (CURLOPT_POSTFIELDS, not copied by curl). */
+  char *out;
+  size_t out_cap;
   uv_timer_t timer; /* the request's deadline; the struct is freed in its
                        close callback */
   long timeout_ms;
-  int permanent;    /* a network failure that trying again cannot mend */
+  int permanent; /* a network failure that trying again cannot mend */
   double start_ms;
   size_t body_out;
   /* The response body, NUL-terminated, capped at max_response_bytes. */
@@ -162,15 +186,27 @@ struct sock_ctx {
   struct assay_http *h;
   uv_poll_t poll;
   curl_socket_t fd;
-  int ours;   /* opened by on_open_socket */
-  int parked; /* curl does not watch it now */
-  int events; /* the poll's events while started, else 0 */
+  int ours;            /* opened by on_open_socket */
+  int parked;          /* curl does not watch it now */
+  int events;          /* the poll's events while started, else 0 */
+  struct shard *shard; /* whose multi handle watches it; NULL until then */
+};
+
+/* One multi handle with its connections, its timer and the transfers in
+ * it. A connection stays in the shard that opened it, and so does its
+ * socket. Freed in its timer's close callback. */
+struct shard {
+  struct assay_http *h;
+  CURLM *multi;
+  uv_timer_t timer; /* curl's one timeout for this multi handle */
+  int active;       /* transfers in it, at most SHARD_TRANSFERS */
+  int kicked;       /* curl ran outside a callback: messages may wait */
 };
 
 struct assay_http {
   uv_loop_t *loop;
-  CURLM *multi;
-  uv_timer_t curl_timer;  /* curl's one timeout */
+  struct shard **shards; /* created as the in-flight count needs them */
+  int nshards;
   uv_timer_t rps_timer;   /* releases queued requests as tokens arrive */
   uv_timer_t defer_timer; /* runs deferred callbacks on a later turn */
   size_t max_response_bytes;
@@ -322,7 +358,7 @@ static int on_close_socket(void *clientp, curl_socket_t fd) {
   return close(fd);
 }
 
-static void process_done(struct assay_http *h);
+static void process_done(struct shard *shard);
 
 static void on_poll(uv_poll_t *poll, int status, int events) {
   struct sock_ctx *ctx = poll->data;
@@ -341,14 +377,15 @@ static void on_poll(uv_poll_t *poll, int status, int events) {
   if (events & UV_WRITABLE)
     flags |= CURL_CSELECT_OUT;
   busy_enter(h);
-  curl_multi_socket_action(h->multi, ctx->fd, flags, &running);
-  process_done(h);
+  curl_multi_socket_action(ctx->shard->multi, ctx->fd, flags, &running);
+  process_done(ctx->shard);
   busy_exit(h);
 }
 
 static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
                           void *socketp) {
-  struct assay_http *h = userp;
+  struct shard *shard = userp;
+  struct assay_http *h = shard->h;
   struct sock_ctx *ctx = sock_find(h, fd);
   (void)easy;
   (void)socketp;
@@ -366,6 +403,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
   }
   if (ctx == NULL && (ctx = sock_new(h, fd, 0)) == NULL)
     return -1;
+  ctx->shard = shard;
   if (ctx->parked) {
     uv_ref((uv_handle_t *)&ctx->poll);
     ctx->parked = 0;
@@ -384,24 +422,74 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
 }
 
 static void on_curl_timer(uv_timer_t *timer) {
-  struct assay_http *h = timer->data;
+  struct shard *shard = timer->data;
+  struct assay_http *h = shard->h;
   int running;
   busy_enter(h);
-  curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-  process_done(h);
+  curl_multi_socket_action(shard->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  process_done(shard);
   busy_exit(h);
 }
 
-/* curl asks for one timeout; a zero one fires on the next loop turn, never
- * from inside this callback (curl forbids re-entering socket_action). */
+/* curl asks each multi handle's one timeout; a zero one fires on the next
+ * loop turn, never from inside this callback (curl forbids re-entering
+ * socket_action). */
 static int on_curl_timer_set(CURLM *multi, long timeout_ms, void *userp) {
-  struct assay_http *h = userp;
+  struct shard *shard = userp;
   (void)multi;
   if (timeout_ms < 0)
-    uv_timer_stop(&h->curl_timer);
+    uv_timer_stop(&shard->timer);
   else
-    uv_timer_start(&h->curl_timer, on_curl_timer, (uint64_t)timeout_ms, 0);
+    uv_timer_start(&shard->timer, on_curl_timer, (uint64_t)timeout_ms, 0);
   return 0;
+}
+
+static void on_shard_closed(uv_handle_t *handle) {
+  struct shard *shard = handle->data;
+  struct assay_http *h = shard->h;
+  free(shard);
+  handle_unref(h);
+}
+
+/* A new multi handle on the loop, or NULL when curl has no memory. */
+static struct shard *shard_new(struct assay_http *h) {
+  CURLM *multi = curl_multi_init();
+  if (multi == NULL)
+    return NULL;
+  struct shard *shard = assay__xcalloc(1, sizeof *shard);
+  shard->h = h;
+  shard->multi = multi;
+  curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+  curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, shard);
+  curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_curl_timer_set);
+  curl_multi_setopt(multi, CURLMOPT_TIMERDATA, shard);
+  /* Keep every connection the shard's transfers may need warm for reuse;
+   * curl's default cache (4 x transfers) would close and reopen them under
+   * churn. */
+  long keep =
+      h->max_inflight < SHARD_TRANSFERS ? h->max_inflight : SHARD_TRANSFERS;
+  curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, keep > 16 ? keep : 16L);
+  curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
+  curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, 0L);
+  curl_multi_setopt(multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+  uv_timer_init(h->loop, &shard->timer);
+  shard->timer.data = shard;
+  h->handles_open++;
+  h->shards =
+      assay__xrealloc(h->shards, (size_t)(h->nshards + 1) * sizeof *h->shards);
+  h->shards[h->nshards++] = shard;
+  return shard;
+}
+
+/* The first shard with room for one more transfer, made when all are full.
+ * Filling shards in order keeps a shard's idle connections for the next
+ * transfer it takes: a transfer that ends frees a slot in its own shard,
+ * and the next one to start goes there. */
+static struct shard *shard_pick(struct assay_http *h) {
+  for (int i = 0; i < h->nshards; i++)
+    if (h->shards[i]->active < SHARD_TRANSFERS)
+      return h->shards[i];
+  return shard_new(h);
 }
 
 /* ---- response capture -------------------------------------------------- */
@@ -560,28 +648,37 @@ static void req_destroy(struct http_req *req) {
   curl_easy_setopt(req->easy, CURLOPT_NOSIGNAL, 1L);
   curl_easy_cleanup(req->easy);
   curl_slist_free_all(req->headers);
+  curl_url_cleanup(req->uh);
+  free(req->uh_url);
+  free(req->out);
   free(req->body);
   free(req->hdrs);
   free(req->error);
   req->easy = NULL;
   req->headers = NULL;
+  req->uh = NULL;
+  req->uh_url = req->out = NULL;
   req->body = req->hdrs = req->error = NULL;
   uv_close((uv_handle_t *)&req->timer, on_req_closed);
 }
 
 /* Ends a request that is off every list with its timer stopped: kept idle
  * for the next request while the service runs and fewer than max_inflight
- * are idle, else freed. curl_easy_reset forgets every option but keeps the
- * handle's buffers; connections live in the multi handle either way. */
+ * are idle, else freed. The easy handle keeps its options: easy_setup sets
+ * every one that differs between requests (resetting and setting all of
+ * them again cost about 6,000 instructions per request). Connections live
+ * in the multi handle either way. */
 static void req_release(struct http_req *req) {
   struct assay_http *h = req->h;
   if (h->closing || h->nidle >= h->max_inflight) {
     req_destroy(req);
     return;
   }
-  curl_easy_reset(req->easy);
-  curl_slist_free_all(req->headers);
-  req->headers = NULL;
+  if (req->out_cap > KEEP_BUF_MAX) {
+    free(req->out);
+    req->out = NULL;
+    req->out_cap = 0;
+  }
   free(req->error);
   req->error = NULL;
   req->permanent = 0;
@@ -680,7 +777,9 @@ static void req_detach(struct http_req *req) {
   long conns = 0;
   if (curl_easy_getinfo(req->easy, CURLINFO_NUM_CONNECTS, &conns) == CURLE_OK)
     h->connections += (uint64_t)conns;
-  curl_multi_remove_handle(h->multi, req->easy);
+  curl_multi_remove_handle(req->shard->multi, req->easy);
+  req->shard->active--;
+  req->shard = NULL;
   list_remove(&req->link);
   req->ep->inflight--;
   h->active_now--;
@@ -709,11 +808,10 @@ static void transfer_done(struct http_req *req, CURLcode rc) {
     const char *why = req->errbuf[0] ? req->errbuf : curl_easy_strerror(rc);
     /* A certificate that does not verify, or a URL curl cannot use, fails
      * the same way every time: not worth a retry. */
-    req->permanent = rc == CURLE_PEER_FAILED_VERIFICATION ||
-                     rc == CURLE_SSL_CERTPROBLEM ||
-                     rc == CURLE_SSL_CACERT_BADFILE ||
-                     rc == CURLE_UNSUPPORTED_PROTOCOL ||
-                     rc == CURLE_URL_MALFORMAT;
+    req->permanent =
+        rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CERTPROBLEM ||
+        rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_UNSUPPORTED_PROTOCOL ||
+        rc == CURLE_URL_MALFORMAT;
     if (rc == CURLE_OPERATION_TIMEDOUT)
       req_finish(req, ASSAY_HTTP_TIMEOUT, 0,
                  assay__format("timed out: %s", why));
@@ -724,12 +822,13 @@ static void transfer_done(struct http_req *req, CURLcode rc) {
   pump(h);
 }
 
-static void process_done(struct assay_http *h) {
+static void process_done(struct shard *shard) {
+  struct assay_http *h = shard->h;
   CURLMsg *msg;
   int left;
   /* A callback may close the service; then stop: close has already
    * finished every request. */
-  while (!h->closing && (msg = curl_multi_info_read(h->multi, &left))) {
+  while (!h->closing && (msg = curl_multi_info_read(shard->multi, &left))) {
     if (msg->msg != CURLMSG_DONE)
       continue;
     CURL *easy = msg->easy_handle;
@@ -750,6 +849,13 @@ static void on_defer(uv_timer_t *timer) {
     char *error = req->error;
     req->error = NULL;
     req_finish(req, req->cause, 0, error);
+  }
+  for (int i = 0; i < h->nshards && !h->closing; i++) {
+    struct shard *shard = h->shards[i];
+    if (shard->kicked) {
+      shard->kicked = 0;
+      process_done(shard);
+    }
   }
   busy_exit(h);
 }
@@ -789,6 +895,20 @@ static void on_req_timeout(uv_timer_t *timer) {
 
 /* ---- admission --------------------------------------------------------- */
 
+/* Lets curl start what was just added to shard now, rather than from its
+ * timer on the next loop turn: the request leaves while the caller is
+ * still busy with others. Transfers that this ends are collected from the
+ * defer timer, so that no callback runs inside the caller. */
+static void shard_kick(struct shard *shard) {
+  struct assay_http *h = shard->h;
+  int running;
+  curl_multi_socket_action(shard->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  if (!shard->kicked) {
+    shard->kicked = 1;
+    uv_timer_start(&h->defer_timer, on_defer, 0, 0);
+  }
+}
+
 static void req_start(struct http_req *req) {
   struct assay_http *h = req->h;
   req->state = REQ_ACTIVE;
@@ -797,7 +917,9 @@ static void req_start(struct http_req *req) {
   h->started++;
   if (++h->active_now > h->max_active)
     h->max_active = h->active_now;
-  CURLMcode mc = curl_multi_add_handle(h->multi, req->easy);
+  struct shard *shard = shard_pick(h);
+  CURLMcode mc = shard ? curl_multi_add_handle(shard->multi, req->easy)
+                       : CURLM_OUT_OF_MEMORY;
   if (mc != CURLM_OK) {
     list_remove(&req->link);
     req->ep->inflight--;
@@ -805,7 +927,11 @@ static void req_start(struct http_req *req) {
     req_defer(req, ASSAY_HTTP_NETWORK,
               assay__format("cannot start the request to '%s': %s",
                             req->ep->key, curl_multi_strerror(mc)));
+    return;
   }
+  req->shard = shard;
+  shard->active++;
+  shard_kick(shard);
 }
 
 static void on_rps_timer(uv_timer_t *timer) {
@@ -931,36 +1057,101 @@ static int header_named(const char *header, const char *name) {
   return strncasecmp(header, name, n) == 0 && header[n] == ':';
 }
 
+/* Whether req->headers were made from the same headers as r's. */
+static int headers_match(const struct http_req *req,
+                         const struct assay_http_request *r) {
+  if (req->headers == NULL || req->headers_body != (r->body != NULL))
+    return 0;
+  const struct curl_slist *l = req->headers;
+  size_t n = 0;
+  for (const char *const *p = r->headers; p != NULL && *p != NULL; p++) {
+    if (n++ == req->nheaders || strcmp(l->data, *p) != 0)
+      return 0;
+    l = l->next;
+  }
+  return n == req->nheaders;
+}
+
+/* Makes req->headers from r's headers and ours; returns 0 or a negative
+ * code, with req->headers NULL. */
+static int headers_build(struct http_req *req,
+                         const struct assay_http_request *r, char **errmsg) {
+  if (req->headers != NULL) {
+    curl_easy_setopt(req->easy, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(req->headers);
+    req->headers = NULL;
+  }
+  struct curl_slist *list = NULL, *next;
+  size_t n = 0;
+  int has_type = 0, has_expect = 0;
+  for (const char *const *p = r->headers; p != NULL && *p != NULL; p++) {
+    const char *colon = strchr(*p, ':');
+    if (colon == NULL || colon == *p || strpbrk(*p, "\r\n") != NULL) {
+      curl_slist_free_all(list);
+      return assay__fail(errmsg, ASSAY_EINVAL,
+                         "invalid request header '%.60s': give \"Name: "
+                         "value\" on one line",
+                         *p);
+    }
+    has_type |= header_named(*p, "content-type");
+    has_expect |= header_named(*p, "expect");
+    if ((next = curl_slist_append(list, *p)) == NULL)
+      goto oom;
+    list = next;
+    n++;
+  }
+  /* LLM APIs take JSON; curl would otherwise announce a form. */
+  if (r->body != NULL && !has_type) {
+    if ((next = curl_slist_append(list, "Content-Type: application/json")) ==
+        NULL)
+      goto oom;
+    list = next;
+  }
+  /* curl waits up to a second for "100 Continue" on large bodies, which
+   * many API servers never send. */
+  if (!has_expect) {
+    if ((next = curl_slist_append(list, "Expect:")) == NULL)
+      goto oom;
+    list = next;
+  }
+  req->headers = list;
+  req->nheaders = n;
+  req->headers_body = r->body != NULL;
+  return 0;
+oom:
+  curl_slist_free_all(list);
+  return assay__fail(errmsg, ASSAY_ENOMEM, "out of memory");
+}
+
+/* url parsed into req->uh (kept while the URL stays the same), or NULL
+ * when curl cannot parse it: curl then parses CURLOPT_URL itself and says
+ * what is wrong. */
+static CURLU *url_handle(struct http_req *req, const char *url) {
+  if (req->uh_url != NULL && strcmp(req->uh_url, url) == 0)
+    return req->uh;
+  free(req->uh_url);
+  req->uh_url = NULL;
+  if (req->uh == NULL && (req->uh = curl_url()) == NULL)
+    return NULL;
+  /* The flags curl's own parse of CURLOPT_URL uses. */
+  if (curl_url_set(req->uh, CURLUPART_URL, url,
+                   CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK)
+    return NULL;
+  req->uh_url = assay__xstrdup(url);
+  return req->uh;
+}
+
 /* Configures req->easy for req; returns 0 or a negative code. */
 static int easy_setup(struct http_req *req, const struct assay_http_request *r,
                       char **errmsg) {
   struct assay_http *h = req->h;
   CURL *e = req->easy;
-  int has_type = 0, has_expect = 0;
-  for (const char *const *p = r->headers; p != NULL && *p != NULL; p++) {
-    const char *colon = strchr(*p, ':');
-    if (colon == NULL || colon == *p || strpbrk(*p, "\r\n") != NULL)
-      return assay__fail(errmsg, ASSAY_EINVAL,
-                         "invalid request header '%.60s': give \"Name: "
-                         "value\" on one line",
-                         *p);
-    has_type |= header_named(*p, "content-type");
-    has_expect |= header_named(*p, "expect");
-    struct curl_slist *next = curl_slist_append(req->headers, *p);
-    if (next == NULL)
-      return assay__fail(errmsg, ASSAY_ENOMEM, "out of memory");
-    req->headers = next;
+  if (!headers_match(req, r)) {
+    int rc = headers_build(req, r, errmsg);
+    if (rc != 0)
+      return rc;
   }
-  /* LLM APIs take JSON; curl would otherwise announce a form. */
-  if (r->body != NULL && !has_type)
-    req->headers =
-        curl_slist_append(req->headers, "Content-Type: application/json");
-  /* curl waits up to a second for "100 Continue" on large bodies, which
-   * many API servers never send. */
-  if (!has_expect)
-    req->headers = curl_slist_append(req->headers, "Expect:");
-  if (req->headers == NULL)
-    return assay__fail(errmsg, ASSAY_ENOMEM, "out of memory");
+  CURLU *uh = url_handle(req, r->url);
 
   const char *method = r->method ? r->method : r->body ? "POST" : "GET";
   int is_https = strncasecmp(r->url, "https:", 6) == 0;
@@ -970,44 +1161,60 @@ static int easy_setup(struct http_req *req, const struct assay_http_request *r,
     if (c == CURLE_OK)                                                         \
       c = curl_easy_setopt(e, opt, val);                                       \
   } while (0)
-  SET(CURLOPT_PRIVATE, req);
+  if (!req->configured) {
+    /* What every request of the service shares, once per handle. */
+    SET(CURLOPT_PRIVATE, req);
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_FOLLOWLOCATION, 0L);
+    SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    SET(CURLOPT_SSL_VERIFYPEER, 1L);
+    SET(CURLOPT_SSL_VERIFYHOST, 2L);
+    SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    SET(CURLOPT_ACCEPT_ENCODING, "");
+    SET(CURLOPT_USERAGENT, USER_AGENT);
+    SET(CURLOPT_ERRORBUFFER, req->errbuf);
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEDATA, req);
+    SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_HEADERDATA, req);
+    SET(CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    SET(CURLOPT_OPENSOCKETDATA, h);
+    SET(CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+    SET(CURLOPT_CLOSESOCKETDATA, h);
+    SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->max_response_bytes);
+    req->configured = c == CURLE_OK;
+  }
+  /* Both: curl 7.x takes the string as the transfer's URL and the handle
+   * for its parts; later versions print the URL from the handle. */
   SET(CURLOPT_URL, r->url);
-  SET(CURLOPT_PROTOCOLS_STR, "http,https");
-  SET(CURLOPT_NOSIGNAL, 1L);
-  SET(CURLOPT_FOLLOWLOCATION, 0L);
-  SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+  SET(CURLOPT_CURLU, uh);
   /* Waiting for a connection that may multiplex only pays over TLS, where
    * HTTP/2 is negotiated; over cleartext it would serialise connects. */
   SET(CURLOPT_PIPEWAIT, is_https ? 1L : 0L);
-  SET(CURLOPT_SSL_VERIFYPEER, 1L);
-  SET(CURLOPT_SSL_VERIFYHOST, 2L);
-  SET(CURLOPT_TCP_KEEPALIVE, 1L);
-  SET(CURLOPT_ACCEPT_ENCODING, "");
-  SET(CURLOPT_USERAGENT, USER_AGENT);
   SET(CURLOPT_HTTPHEADER, req->headers);
-  SET(CURLOPT_ERRORBUFFER, req->errbuf);
-  SET(CURLOPT_WRITEFUNCTION, on_body);
-  SET(CURLOPT_WRITEDATA, req);
-  SET(CURLOPT_HEADERFUNCTION, on_header);
-  SET(CURLOPT_HEADERDATA, req);
-  SET(CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
-  SET(CURLOPT_OPENSOCKETDATA, h);
-  SET(CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
-  SET(CURLOPT_CLOSESOCKETDATA, h);
-  SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->max_response_bytes);
-  if (strcmp(method, "GET") == 0 && r->body == NULL) {
+  /* The method and body, every one set: the handle still holds the last
+   * request's. HTTPGET also stops a previous body from being sent. */
+  if (r->body == NULL && strcmp(method, "POST") != 0) {
     SET(CURLOPT_HTTPGET, 1L);
+    SET(CURLOPT_CUSTOMREQUEST, strcmp(method, "GET") != 0 ? method : NULL);
   } else {
     if (r->body != NULL) {
+      /* Our own copy, in a buffer kept for the next request. */
+      if (r->body_len >= req->out_cap) {
+        free(req->out);
+        req->out_cap = r->body_len + 1 > 1024 ? r->body_len + 1 : 1024;
+        req->out = assay__xmalloc(req->out_cap);
+      }
+      memcpy(req->out, r->body, r->body_len);
       SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
-      SET(CURLOPT_COPYPOSTFIELDS, r->body);
+      SET(CURLOPT_POSTFIELDS, req->out);
       req->body_out = r->body_len;
-    } else if (strcmp(method, "POST") == 0) {
+    } else {
       SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
-      SET(CURLOPT_COPYPOSTFIELDS, "");
+      SET(CURLOPT_POSTFIELDS, "");
     }
-    if (strcmp(method, "POST") != 0)
-      SET(CURLOPT_CUSTOMREQUEST, method);
+    SET(CURLOPT_CUSTOMREQUEST, strcmp(method, "POST") != 0 ? method : NULL);
   }
 #undef SET
   if (c != CURLE_OK)
@@ -1129,6 +1336,33 @@ int assay_http_cancel(struct assay_http *h, uint64_t call) {
 
 /* ---- the service ------------------------------------------------------- */
 
+/* Linux grows the descriptor table by doublings as sockets are opened, and
+ * in a process with threads every growth waits for an RCU grace period
+ * inside the socket() call that needed it: 10-15 ms each on a small VM,
+ * three or four times while the first 1,000 connections open. Growing it
+ * once, to its final size, costs one wait, or none before any thread
+ * exists. A table that is big enough already (64 descriptors at first) is
+ * left alone. */
+void assay_http_reserve_fds(uv_loop_t *loop, int max_inflight) {
+  struct rlimit rl;
+  int base = uv_backend_fd(loop);
+  /* A socket per transfer, and a few to spare for connections that close
+   * and reopen. */
+  long n = (long)max_inflight + 16;
+  if (base < 0 || (long)base + n < 64 || getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    return;
+  long want = (long)base + n;
+  if (rl.rlim_cur != RLIM_INFINITY && want >= (long)rl.rlim_cur)
+    want = (long)rl.rlim_cur - 1;
+  if (want > INT_MAX)
+    want = INT_MAX;
+  if (want <= base)
+    return;
+  int fd = fcntl(base, F_DUPFD_CLOEXEC, (int)want);
+  if (fd >= 0)
+    close(fd);
+}
+
 int assay_http_new(struct assay_http **out, uv_loop_t *loop,
                    const struct assay_http_config *cfg, char **errmsg) {
   *out = NULL;
@@ -1167,29 +1401,18 @@ int assay_http_new(struct assay_http **out, uv_loop_t *loop,
   link_init(&h->deferred);
   link_init(&h->idle);
 
-  h->multi = curl_multi_init();
-  if (h->multi == NULL) {
+  assay_http_reserve_fds(loop, h->max_inflight);
+  /* The first multi handle now, so that a curl that cannot make one fails
+   * here rather than on every request. */
+  if (shard_new(h) == NULL) {
     free(h);
     return assay__fail(errmsg, ASSAY_ENOMEM,
                        "cannot create a curl multi handle");
   }
-  curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-  curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
-  curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer_set);
-  curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
-  /* Keep every connection the limit allows warm for reuse; curl's default
-   * cache (4 x transfers) would close and reopen them under churn. */
-  curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS,
-                    (long)(h->max_inflight > 16 ? h->max_inflight : 16));
-  curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
-  curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, 0L);
-  curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
-
-  uv_timer_init(loop, &h->curl_timer);
   uv_timer_init(loop, &h->rps_timer);
   uv_timer_init(loop, &h->defer_timer);
-  h->curl_timer.data = h->rps_timer.data = h->defer_timer.data = h;
-  h->handles_open = 3;
+  h->rps_timer.data = h->defer_timer.data = h;
+  h->handles_open += 2;
   *out = h;
   return 0;
 }
@@ -1205,14 +1428,20 @@ static void teardown(struct assay_http *h) {
   }
   /* Closing its connections, curl reports their sockets removed and
    * closed; the loop below closes what it left. */
-  curl_multi_cleanup(h->multi);
-  h->multi = NULL;
+  for (int i = 0; i < h->nshards; i++) {
+    curl_multi_cleanup(h->shards[i]->multi);
+    h->shards[i]->multi = NULL;
+  }
   for (size_t fd = 0; fd < h->nsocks; fd++)
     sock_forget(h, (curl_socket_t)fd);
   free(h->socks);
   h->socks = NULL;
   h->nsocks = 0;
-  uv_close((uv_handle_t *)&h->curl_timer, on_service_handle_closed);
+  for (int i = 0; i < h->nshards; i++)
+    uv_close((uv_handle_t *)&h->shards[i]->timer, on_shard_closed);
+  free(h->shards);
+  h->shards = NULL;
+  h->nshards = 0;
   uv_close((uv_handle_t *)&h->rps_timer, on_service_handle_closed);
   uv_close((uv_handle_t *)&h->defer_timer, on_service_handle_closed);
 }

@@ -37,6 +37,14 @@ int assay_http_new(struct assay_http **h, uv_loop_t *loop,
                    const struct assay_http_config *cfg, char **errmsg);
 
 /*
+ * Grows the process's descriptor table now to hold a socket for each of
+ * max_inflight transfers. assay_http_new does it too, but a process with
+ * threads pays an RCU grace period (10-15 ms) for every growth of the
+ * table: called before any thread starts, it costs nothing. Best effort.
+ */
+void assay_http_reserve_fds(uv_loop_t *loop, int max_inflight);
+
+/*
  * Starts req, tagged with call (for assay_http_cancel). timeout_ms bounds
  * the whole exchange including time queued behind the endpoint's limit;
  * the tighter of timeout_ms and req->timeout_ms applies, each ignored when

@@ -254,6 +254,17 @@ int assay__llm_template_check(const char *tmpl, char **errmsg) {
   return 0;
 }
 
+char *assay__llm_template_single(const char *tmpl) {
+  struct tmpl_field f;
+  if (strncmp(tmpl, "{{", 2) != 0 || tmpl_field_at(tmpl, tmpl, &f, NULL) != 0 ||
+      *f.end != '\0')
+    return NULL;
+  char *name = assay__llm_xmalloc(f.name_len + 1);
+  memcpy(name, f.name, f.name_len);
+  name[f.name_len] = '\0';
+  return name;
+}
+
 int assay__llm_template_fields(const char *tmpl,
                                int (*fn)(void *arg, const char *name),
                                void *arg) {
@@ -575,8 +586,8 @@ int assay__llm_reply_parse(struct assay__llm_reply *r, const char *body,
     cJSON_Delete(json);
     return err;
   }
-  const cJSON *msg = cJSON_GetObjectItemCaseSensitive(first, "message");
-  const cJSON *content = cJSON_GetObjectItemCaseSensitive(msg, "content");
+  cJSON *msg = cJSON_GetObjectItemCaseSensitive(first, "message");
+  cJSON *content = cJSON_GetObjectItemCaseSensitive(msg, "content");
   if (!cJSON_IsString(content)) {
     const cJSON *refusal = cJSON_GetObjectItemCaseSensitive(msg, "refusal");
     int err = reply_fail(errmsg,
@@ -589,12 +600,14 @@ int assay__llm_reply_parse(struct assay__llm_reply *r, const char *body,
     return err;
   }
   r->json = json;
+  r->message = msg;
+  r->content_item = content;
   r->content = content->valuestring;
   const cJSON *model = cJSON_GetObjectItemCaseSensitive(json, "model");
   r->model = cJSON_IsString(model) ? model->valuestring : NULL;
   const cJSON *fr = cJSON_GetObjectItemCaseSensitive(first, "finish_reason");
   r->finish_reason = cJSON_IsString(fr) ? fr->valuestring : NULL;
-  const cJSON *usage = cJSON_GetObjectItemCaseSensitive(json, "usage");
+  cJSON *usage = cJSON_GetObjectItemCaseSensitive(json, "usage");
   r->usage = cJSON_IsObject(usage) ? usage : NULL;
   return 0;
 }
@@ -1083,7 +1096,7 @@ int assay__llm_judge_prompt(void *state, const cJSON *input, char **prompt,
 }
 
 static void judge_on_reply(void *arg, assay_call call,
-                           const struct assay__llm_reply *reply) {
+                           struct assay__llm_reply *reply) {
   struct llm_judge *j = arg;
   double score = 0;
   char *reason = NULL, *err = NULL;

@@ -92,6 +92,10 @@ typedef int (*assay__llm_field_fn)(void *arg, const char *name,
 int assay__llm_template_expand(const char *tmpl, assay__llm_field_fn fn,
                                void *arg, char **out, char **errmsg);
 
+/* The field name when tmpl is one field and nothing else ("{{input}}"),
+ * owned; else NULL. */
+char *assay__llm_template_single(const char *tmpl);
+
 /* Calls fn(arg, name) for each field name of tmpl (which must be valid),
  * stopping at the first non-zero return, which it returns. */
 int assay__llm_template_fields(const char *tmpl,
@@ -145,14 +149,18 @@ char *assay__llm_chat_url(const char *base);
 
 /*
  * A parsed chat completion. json owns the whole body; the other fields are
- * borrowed from it (model, finish_reason and usage may be NULL).
+ * borrowed from it (model, finish_reason and usage may be NULL). A
+ * reply_fn may detach content_item from message, and usage from json, to
+ * keep them.
  */
 struct assay__llm_reply {
   cJSON *json;
   const char *content;
   const char *model;
   const char *finish_reason;
-  const cJSON *usage;
+  cJSON *usage;
+  cJSON *message;      /* choices[0].message */
+  cJSON *content_item; /* its "content", the string content */
 };
 
 /*
@@ -165,10 +173,10 @@ int assay__llm_reply_parse(struct assay__llm_reply *r, const char *body,
                            size_t len, char **errmsg);
 void assay__llm_reply_release(struct assay__llm_reply *r);
 
-/* Called on the loop thread with a parsed reply (borrowed); must complete
- * or fail call. */
+/* Called on the loop thread with a parsed reply (borrowed, released after
+ * the call); must complete or fail call. */
 typedef void (*assay__llm_reply_fn)(void *arg, assay_call call,
-                                    const struct assay__llm_reply *reply);
+                                    struct assay__llm_reply *reply);
 
 /*
  * Posts body (a chat request, copied) to ep for call. Later either fails

@@ -8,6 +8,7 @@
  */
 #include "config.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,11 +25,21 @@ struct chat {
   struct assay__llm_endpoint ep;
   char *system;     /* NULL: no system message */
   char *prompt;     /* the user message template, or NULL with messages */
+  char *field;      /* the prompt's field when it is nothing else, or NULL */
   cJSON *messages;  /* the chat list template, or NULL with prompt */
   cJSON *params;    /* request members besides model and messages */
   int priced;       /* price_in or price_out given */
   double price_in;  /* per million prompt tokens */
   double price_out; /* per million completion tokens */
+  /* With prompt, the whole request body is built once: each item only
+   * points content (a string reference, whose text cJSON neither copies
+   * nor frees) at its rendered prompt. NULL when extra replaced
+   * "messages". The body is printed into out, kept between calls (run_async
+   * runs on the loop thread only). */
+  cJSON *body;
+  cJSON *content;
+  char *out;
+  size_t out_cap;
 };
 
 static void chat_fini(void *state) {
@@ -38,8 +49,11 @@ static void chat_fini(void *state) {
   assay__llm_endpoint_release(&c->ep);
   free(c->system);
   free(c->prompt);
+  free(c->field);
   cJSON_Delete(c->messages);
   cJSON_Delete(c->params);
+  cJSON_Delete(c->body);
+  free(c->out);
   free(c);
 }
 
@@ -80,6 +94,41 @@ static char *check_messages(const cJSON *m) {
     }
   }
   return NULL;
+}
+
+/* A request body: model, messages (list, taken), then the parameters, which
+ * replace a member of the same name. */
+static cJSON *body_with(const struct chat *c, cJSON *list) {
+  cJSON *body = cJSON_CreateObject();
+  cJSON_AddStringToObject(body, "model", c->ep.model);
+  cJSON_AddItemToObject(body, "messages", list);
+  for (const cJSON *p = c->params->child; p != NULL; p = p->next) {
+    cJSON_DeleteItemFromObjectCaseSensitive(body, p->string);
+    cJSON_AddItemToObject(body, p->string, cJSON_Duplicate(p, 1));
+  }
+  return body;
+}
+
+/* The body of every request with prompt; *content is its user message's
+ * content, a string reference to "", or NULL when the parameters replaced
+ * the messages. */
+static cJSON *body_new(const struct chat *c, cJSON **content) {
+  cJSON *list = cJSON_CreateArray();
+  if (c->system != NULL) {
+    cJSON *s = cJSON_CreateObject();
+    cJSON_AddStringToObject(s, "role", "system");
+    cJSON_AddStringToObject(s, "content", c->system);
+    cJSON_AddItemToArray(list, s);
+  }
+  cJSON *u = cJSON_CreateObject();
+  cJSON_AddStringToObject(u, "role", "user");
+  cJSON *text = cJSON_CreateStringReference("");
+  cJSON_AddItemToObject(u, "content", text);
+  cJSON_AddItemToArray(list, u);
+  *content = cJSON_GetObjectItemCaseSensitive(c->params, "messages") == NULL
+                 ? text
+                 : NULL;
+  return body_with(c, list);
 }
 
 static int chat_init(const cJSON *config, const struct assay_host *host,
@@ -163,6 +212,11 @@ static int chat_init(const cJSON *config, const struct assay_host *host,
     }
   }
 
+  if (c->prompt != NULL) {
+    c->field = assay__llm_template_single(c->prompt);
+    c->body = body_new(c, &c->content);
+  }
+
   const cJSON *pin = cJSON_GetObjectItemCaseSensitive(config, "price_in");
   const cJSON *pout = cJSON_GetObjectItemCaseSensitive(config, "price_out");
   c->priced = cJSON_IsNumber(pin) || cJSON_IsNumber(pout);
@@ -212,7 +266,7 @@ static int render_message(cJSON *m, const cJSON *item, char **errmsg) {
   return 0;
 }
 
-/* The messages for one item (owned). */
+/* The messages for one item from the messages template (owned). */
 static int build_messages(const struct chat *c, const cJSON *item, cJSON **out,
                           char **errmsg) {
   cJSON *list = cJSON_CreateArray();
@@ -222,30 +276,34 @@ static int build_messages(const struct chat *c, const cJSON *item, cJSON **out,
     cJSON_AddStringToObject(s, "content", c->system);
     cJSON_AddItemToArray(list, s);
   }
-  if (c->prompt != NULL) {
-    char *text = NULL;
-    int err = assay__llm_template_render(c->prompt, item, &text, errmsg);
+  for (const cJSON *m = c->messages->child; m != NULL; m = m->next) {
+    cJSON *copy = cJSON_Duplicate(m, 1);
+    cJSON_AddItemToArray(list, copy);
+    int err = render_message(copy, item, errmsg);
     if (err != 0) {
       cJSON_Delete(list);
       return err;
     }
-    cJSON *u = cJSON_CreateObject();
-    cJSON_AddStringToObject(u, "role", "user");
-    cJSON_AddStringToObject(u, "content", text);
-    cJSON_AddItemToArray(list, u);
-    free(text);
-  } else {
-    for (const cJSON *m = c->messages->child; m != NULL; m = m->next) {
-      cJSON *copy = cJSON_Duplicate(m, 1);
-      cJSON_AddItemToArray(list, copy);
-      int err = render_message(copy, item, errmsg);
-      if (err != 0) {
-        cJSON_Delete(list);
-        return err;
-      }
-    }
   }
   *out = list;
+  return 0;
+}
+
+/* Prints body into c->out, grown as needed; returns 0 or -1. */
+static int print_body(struct chat *c, cJSON *body) {
+  if (c->out == NULL) {
+    c->out_cap = 4096;
+    c->out = assay__llm_xmalloc(c->out_cap);
+  }
+  /* cJSON wants a few bytes more than it prints; a failed try means the
+   * buffer was too small. */
+  while (!cJSON_PrintPreallocated(body, c->out, (int)c->out_cap, 0)) {
+    if (c->out_cap > (size_t)INT_MAX / 2)
+      return -1;
+    c->out_cap *= 2;
+    free(c->out);
+    c->out = assay__llm_xmalloc(c->out_cap);
+  }
   return 0;
 }
 
@@ -255,10 +313,14 @@ static double usage_number(const cJSON *usage, const char *name) {
 }
 
 static void chat_on_reply(void *arg, assay_call call,
-                          const struct assay__llm_reply *reply) {
+                          struct assay__llm_reply *reply) {
   struct chat *c = arg;
   cJSON *out = cJSON_CreateObject();
-  cJSON_AddStringToObject(out, "output", reply->content);
+  /* The reply's own nodes move into the output: no copies. */
+  cJSON_AddItemToObject(
+      out, "output",
+      cJSON_DetachItemViaPointer(reply->message, reply->content_item));
+  reply->content_item = NULL;
   cJSON_AddStringToObject(out, "model",
                           reply->model ? reply->model : c->ep.model);
   if (reply->finish_reason != NULL)
@@ -266,7 +328,8 @@ static void chat_on_reply(void *arg, assay_call call,
   else
     cJSON_AddNullToObject(out, "finish_reason");
   if (reply->usage != NULL) {
-    cJSON *usage = cJSON_Duplicate(reply->usage, 1);
+    cJSON *usage = cJSON_DetachItemViaPointer(reply->json, reply->usage);
+    reply->usage = NULL;
     if (c->priced) {
       double cost =
           usage_number(usage, "prompt_tokens") * c->price_in / 1e6 +
@@ -283,30 +346,44 @@ static void chat_on_reply(void *arg, assay_call call,
 
 static int chat_run(void *state, const cJSON *input, assay_call call) {
   struct chat *c = state;
-  cJSON *messages = NULL;
-  char *err = NULL;
-  if (build_messages(c, input, &messages, &err) != 0) {
+  char *err = NULL, *owned = NULL;
+  int rc = 0;
+  if (c->prompt != NULL) {
+    /* A prompt that is one string field is that string, as it is. */
+    const cJSON *v = c->field ? assay__llm_json_path(input, c->field) : NULL;
+    const char *text = cJSON_IsString(v) ? v->valuestring : NULL;
+    if (text == NULL) {
+      rc = assay__llm_template_render(c->prompt, input, &owned, &err);
+      text = owned;
+    }
+    if (rc == 0) {
+      if (c->content != NULL)
+        c->content->valuestring = (char *)text;
+      rc = print_body(c, c->body);
+      if (c->content != NULL)
+        c->content->valuestring = (char *)"";
+    }
+    free(owned);
+  } else {
+    cJSON *messages = NULL;
+    rc = build_messages(c, input, &messages, &err);
+    if (rc == 0) {
+      cJSON *body = body_with(c, messages);
+      rc = print_body(c, body);
+      cJSON_Delete(body);
+    }
+  }
+  if (err != NULL) {
     c->host->fail(call, ASSAY_FAIL_BAD_INPUT, -1, "%s", err);
     free(err);
     return ASSAY_EBAD_INPUT;
   }
-  cJSON *body = cJSON_CreateObject();
-  cJSON_AddStringToObject(body, "model", c->ep.model);
-  cJSON_AddItemToObject(body, "messages", messages);
-  for (const cJSON *p = c->params->child; p != NULL; p = p->next) {
-    cJSON_DeleteItemFromObjectCaseSensitive(body, p->string);
-    cJSON_AddItemToObject(body, p->string, cJSON_Duplicate(p, 1));
-  }
-  char *text = cJSON_PrintUnformatted(body);
-  cJSON_Delete(body);
-  if (text == NULL) {
+  if (rc != 0) {
     c->host->fail(call, ASSAY_FAIL_ERROR, -1,
                   "openai_chat: cannot build the request (out of memory)");
     return ASSAY_ENOMEM;
   }
-  int rc = assay__llm_chat_send(&c->ep, call, text, chat_on_reply, c);
-  cJSON_free(text);
-  return rc;
+  return assay__llm_chat_send(&c->ep, call, c->out, chat_on_reply, c);
 }
 
 static const struct assay_option chat_options[] = {

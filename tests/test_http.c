@@ -800,6 +800,76 @@ static void test_2000_in_flight(void) {
   fx_finish(&f);
 }
 
+/* More transfers than one multi handle takes (64) spread over several;
+ * each keeps its connections, so a second wave, started when the first
+ * is done, opens none. */
+static void test_shards_reuse_connections(void) {
+  enum { N = 150 };
+  struct fx f;
+  int done = 0;
+  struct result *r = assay__xcalloc(N, sizeof *r);
+  if (fx_start(&f, N, 0, 0, no_args)) {
+    char content[64];
+    for (int wave = 0; wave < 2; wave++) {
+      for (int i = 0; i < N; i++) {
+        result_clear(&r[i]);
+        snprintf(content, sizeof content, "wave %d item %d", wave, i);
+        chat(&f, NULL, 1, content, 30000, &r[i], &done);
+      }
+      CU_ASSERT(run_until(&f, &done, (wave + 1) * N, 60000));
+      int ok = 0;
+      for (int i = 0; i < N; i++) {
+        char *got = content_of(r[i].body ? r[i].body : "");
+        snprintf(content, sizeof content, "wave %d item %d", wave, i);
+        ok += r[i].status == 200 && got && strcmp(got, content) == 0;
+        free(got);
+      }
+      CU_ASSERT_EQUAL(ok, N);
+    }
+    cJSON *s = assay_http_stats(f.h);
+    CU_ASSERT_EQUAL(num(s, "max_in_flight"), N);
+    CU_ASSERT_EQUAL(num(s, "connections"), N);
+    cJSON_Delete(s);
+    cJSON *ms = mock_stats(&f.m, 0);
+    CU_ASSERT_EQUAL(num(ms, "requests"), 2 * N);
+    cJSON_Delete(ms);
+  }
+  for (int i = 0; i < N; i++)
+    result_clear(&r[i]);
+  free(r);
+  fx_finish(&f);
+}
+
+/* The size of this process's descriptor table (FDSize in
+ * /proc/self/status), or -1 where there is none to read. */
+static long fd_table_size(void) {
+  FILE *fp = fopen("/proc/self/status", "r");
+  if (fp == NULL)
+    return -1;
+  char line[256];
+  long n = -1;
+  while (fgets(line, sizeof line, fp) != NULL)
+    if (sscanf(line, "FDSize: %ld", &n) == 1)
+      break;
+  fclose(fp);
+  return n;
+}
+
+static void test_reserve_fds(void) {
+  long before = fd_table_size();
+  struct rlimit rl;
+  if (before < 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0 ||
+      (rl.rlim_cur != RLIM_INFINITY && (long)rl.rlim_cur < before + 600)) {
+    printf("skipped: no FDSize to read, or RLIMIT_NOFILE too low\n");
+    return;
+  }
+  uv_loop_t loop;
+  CU_ASSERT_FATAL(uv_loop_init(&loop) == 0);
+  assay_http_reserve_fds(&loop, (int)before + 500);
+  CU_ASSERT(fd_table_size() >= before + 500);
+  CU_ASSERT(uv_loop_close(&loop) == 0);
+}
+
 static void test_close_cancels(void) {
   struct fx f;
   int done = 0;
@@ -1148,6 +1218,8 @@ static const struct test_case http_cases[] = {
      test_adaptive_concurrency},
     {"--rps paces requests", test_rps},
     {"2000 requests in flight at once", test_2000_in_flight},
+    {"multi handles keep their connections", test_shards_reuse_connections},
+    {"the descriptor table grows once, up front", test_reserve_fds},
     {"close cancels pending and queued requests", test_close_cancels},
     {"close from inside a callback", test_close_from_callback},
     {"cancel by call", test_cancel_call},
