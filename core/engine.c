@@ -1108,10 +1108,10 @@ static char *take_text(const struct assay__buf *b, size_t *len) {
 
 static void render(struct slot *s, const struct instance *inst,
                    struct completion *c) {
-  /* Printed into the worker's own buffer, handed over as an exact copy
-   * (a growing buffer freed on another thread is what glibc's malloc
+  /* Printed into a scratch buffer of this thread, handed over as an exact
+   * copy (a growing buffer freed on another thread is what glibc's malloc
    * handles worst). */
-  static _Thread_local struct assay__buf scratch;
+  struct assay__buf scratch = {0};
   struct assay__buf *b = &scratch;
   if (s->job == 0) {
     if (!cJSON_IsObject(c->result)) {
@@ -1135,6 +1135,7 @@ static void render(struct slot *s, const struct instance *inst,
       c->why = why;
       /* Not "returned nothing": the loop reports why. */
       c->result = cJSON_CreateNull();
+      free(b->p);
       return;
     }
     c->normalized = 1;
@@ -1142,6 +1143,7 @@ static void render(struct slot *s, const struct instance *inst,
     if (assay__json_write_members(b, scores) == 0)
       c->text = take_text(b, &c->text_len);
   }
+  free(b->p);
 }
 
 /* Runs on a worker thread. */
@@ -1930,8 +1932,16 @@ int assay_engine_run(struct assay_engine *e, struct assay_dataset *ds,
   if (e->ds != NULL)
     return assay__fail(errmsg, ASSAY_EINVAL, "an engine runs only once");
   int need_pool = e->task && !e->task->use_async;
-  for (int m = 0; m < e->nmetrics; m++)
+  int any_async = e->task && e->task->use_async;
+  for (int m = 0; m < e->nmetrics; m++) {
     need_pool |= !e->metrics[m]->use_async;
+    any_async |= e->metrics[m]->use_async;
+  }
+  /* Async calls may open a connection each: the descriptor table grows
+   * now, before the workers start (with threads, each growth waits for an
+   * RCU grace period of 10-15 ms). */
+  if (any_async)
+    assay_http_reserve_fds(&e->loop, e->opts.concurrency);
   if (need_pool) {
     int rc = assay_pool_new(&e->pool, e->opts.threads, errmsg);
     if (rc != 0)

@@ -67,6 +67,10 @@
 #include <strings.h>
 #include <sys/resource.h>
 #include <time.h>
+#ifdef __linux__
+#include <sys/timerfd.h>
+#include <unistd.h>
+#endif
 
 #include <cjson/cJSON.h>
 #include <http_parser.h>
@@ -119,6 +123,13 @@ struct mock_server {
   uint64_t responses[600];
   struct mock_script_slot *scripts;
   size_t scripts_cap, scripts_len;
+  /* Delayed answers by due time (a binary heap), woken by one timerfd:
+   * libuv's timers count whole milliseconds and would add half of one on
+   * average. fd -1: none, the per-connection uv_timer is used. */
+  int due_fd;
+  uv_poll_t due_poll;
+  struct mock_conn **due;
+  size_t ndue, due_cap;
   char readbuf[MOCK_READ_CHUNK];
 };
 
@@ -168,6 +179,7 @@ struct mock_conn {
   size_t drip_pos;
   uint64_t read_ns; /* uv_hrtime() when the request was read */
   uint64_t due_ns;  /* when the delayed response may leave */
+  size_t due_at;    /* its place in srv.due + 1; 0: not there */
 };
 
 static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -486,24 +498,60 @@ static void conn_set_body(struct mock_conn *c, const char *s, size_t n) {
   buf_append(&c->out, &c->out_len, &c->out_cap, s, n);
 }
 
+/* The decimal digits of v at the end of buf[24]; returns where they start. */
+static char *format_u64(uint64_t v, char buf[24]) {
+  char *p = buf + 24;
+  do {
+    *--p = (char)('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  return p;
+}
+
+/* Appends n bytes to the head, dropping what would not fit. */
+static void head_add(struct mock_conn *c, const char *s, size_t n) {
+  size_t room = sizeof c->head - 1 - c->head_len;
+  if (n > room)
+    n = room;
+  memcpy(c->head + c->head_len, s, n);
+  c->head_len += n;
+}
+
+static void head_adds(struct mock_conn *c, const char *s) {
+  head_add(c, s, strlen(s));
+}
+
+static void head_addu(struct mock_conn *c, uint64_t v) {
+  char buf[24];
+  char *p = format_u64(v, buf);
+  head_add(c, p, (size_t)(buf + 24 - p));
+}
+
 /*
  * Prepares the head of a response whose body is in c->out. extra holds whole
- * header lines ("Retry-After: 3\r\n") or is NULL.
+ * header lines ("Retry-After: 3\r\n") or is NULL. Pieces are copied, not
+ * printed: this runs for every answer.
  */
 static void conn_prepare(struct mock_conn *c, int status,
                          const char *content_type, const char *extra) {
   c->status = status;
   if (!c->keep_alive)
     c->close_after = 1;
-  int n = snprintf(c->head, sizeof c->head,
-                   "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
-                   "Content-Length: %zu\r\n%s%s\r\n",
-                   status, reason_phrase(status), content_type, c->out_len,
-                   extra ? extra : "",
-                   c->close_after ? "Connection: close\r\n" : "");
-  c->head_len = n < 0                         ? 0
-                : (size_t)n >= sizeof c->head ? sizeof c->head - 1
-                                              : (size_t)n;
+  c->head_len = 0;
+  head_adds(c, "HTTP/1.1 ");
+  head_addu(c, (uint64_t)status);
+  head_adds(c, " ");
+  head_adds(c, reason_phrase(status));
+  head_adds(c, "\r\nContent-Type: ");
+  head_adds(c, content_type);
+  head_adds(c, "\r\nContent-Length: ");
+  head_addu(c, c->out_len);
+  head_adds(c, "\r\n");
+  if (extra != NULL)
+    head_adds(c, extra);
+  if (c->close_after)
+    head_adds(c, "Connection: close\r\n");
+  head_adds(c, "\r\n");
 }
 
 static void conn_prepare_error(struct mock_conn *c, int status,
@@ -541,6 +589,107 @@ static void on_latency_timer(uv_timer_t *t) {
   conn_send_when_due(assay__container_of(t, struct mock_conn, timer));
 }
 
+/* ---- the heap of delayed answers ---- */
+
+static void due_set(size_t i, struct mock_conn *c) {
+  srv.due[i] = c;
+  c->due_at = i + 1;
+}
+
+static void due_up(size_t i) {
+  struct mock_conn *c = srv.due[i];
+  while (i > 0 && srv.due[(i - 1) / 2]->due_ns > c->due_ns) {
+    due_set(i, srv.due[(i - 1) / 2]);
+    i = (i - 1) / 2;
+  }
+  due_set(i, c);
+}
+
+static void due_down(size_t i) {
+  struct mock_conn *c = srv.due[i];
+  for (;;) {
+    size_t k = 2 * i + 1;
+    if (k >= srv.ndue)
+      break;
+    if (k + 1 < srv.ndue && srv.due[k + 1]->due_ns < srv.due[k]->due_ns)
+      k++;
+    if (srv.due[k]->due_ns >= c->due_ns)
+      break;
+    due_set(i, srv.due[k]);
+    i = k;
+  }
+  due_set(i, c);
+}
+
+/* Arms the timerfd for the earliest due answer (absolute, on the clock of
+ * uv_hrtime), or disarms it. */
+static void due_arm(void) {
+#ifdef __linux__
+  struct itimerspec its;
+  memset(&its, 0, sizeof its);
+  if (srv.ndue > 0) {
+    /* Rounded up to a tenth of a millisecond, so that answers due close
+     * together leave on one wakeup. */
+    uint64_t t = (srv.due[0]->due_ns + 99999) / 100000 * 100000;
+    its.it_value.tv_sec = (time_t)(t / 1000000000u);
+    its.it_value.tv_nsec = (long)(t % 1000000000u);
+    if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
+      its.it_value.tv_nsec = 1;
+  }
+  timerfd_settime(srv.due_fd, TFD_TIMER_ABSTIME, &its, NULL);
+#endif
+}
+
+static void due_remove(struct mock_conn *c) {
+  if (c->due_at == 0)
+    return;
+  size_t i = c->due_at - 1;
+  c->due_at = 0;
+  struct mock_conn *last = srv.due[--srv.ndue];
+  if (i < srv.ndue) {
+    due_set(i, last);
+    due_up(i);
+    due_down(last->due_at - 1);
+  }
+  if (i == 0)
+    due_arm();
+}
+
+static void due_add(struct mock_conn *c) {
+  if (srv.ndue == srv.due_cap) {
+    srv.due_cap = srv.due_cap ? srv.due_cap * 2 : 256;
+    srv.due = assay__xrealloc(srv.due, srv.due_cap * sizeof *srv.due);
+  }
+  srv.due[srv.ndue++] = c;
+  due_up(srv.ndue - 1);
+  if (srv.due[0] == c)
+    due_arm();
+}
+
+static void on_due(uv_poll_t *p, int status, int events) {
+  (void)p;
+  (void)status;
+  (void)events;
+#ifdef __linux__
+  uint64_t expirations;
+  if (read(srv.due_fd, &expirations, sizeof expirations) < 0) {
+    /* EAGAIN: a re-arm raced the wakeup; the heap decides below. */
+  }
+#endif
+  uint64_t now = uv_hrtime();
+  while (srv.ndue > 0 && srv.due[0]->due_ns <= now) {
+    struct mock_conn *c = srv.due[0];
+    c->due_at = 0;
+    struct mock_conn *last = srv.due[--srv.ndue];
+    if (srv.ndue > 0) {
+      due_set(0, last);
+      due_down(0);
+    }
+    conn_send(c);
+  }
+  due_arm();
+}
+
 /* Sends the prepared response delay_ms after the request was read (0:
  * now), never sooner. */
 static void conn_send_after(struct mock_conn *c, long delay_ms) {
@@ -549,6 +698,10 @@ static void conn_send_after(struct mock_conn *c, long delay_ms) {
     return;
   }
   c->due_ns = c->read_ns + (uint64_t)delay_ms * 1000000u;
+  if (srv.due_fd >= 0 && uv_hrtime() < c->due_ns) {
+    due_add(c);
+    return;
+  }
   conn_send_when_due(c);
 }
 
@@ -716,45 +869,85 @@ static int directives_check(const struct mock_directives *d, char **err) {
   return 0;
 }
 
+static void out_add(struct mock_conn *c, const char *s, size_t n) {
+  buf_append(&c->out, &c->out_len, &c->out_cap, s, n);
+}
+
+static void out_adds(struct mock_conn *c, const char *s) {
+  out_add(c, s, strlen(s));
+}
+
+static void out_addu(struct mock_conn *c, uint64_t v) {
+  char buf[24];
+  char *p = format_u64(v, buf);
+  out_add(c, p, (size_t)(buf + 24 - p));
+}
+
+/* Appends s as a JSON string, escaped by cJSON itself. */
+static void out_add_json_string(struct mock_conn *c, const char *s) {
+  cJSON item;
+  memset(&item, 0, sizeof item);
+  item.type = cJSON_String | cJSON_IsReference;
+  item.valuestring = (char *)s;
+  /* cJSON needs a few bytes beyond what it prints; a failed try means too
+   * little room. */
+  buf_reserve(&c->out, &c->out_cap, c->out_len + strlen(s) + 64);
+  for (;;) {
+    size_t room = c->out_cap - c->out_len;
+    if (room > INT_MAX)
+      room = INT_MAX;
+    if (cJSON_PrintPreallocated(&item, c->out + c->out_len, (int)room, 0))
+      break;
+    buf_reserve(&c->out, &c->out_cap, c->out_cap * 2);
+  }
+  c->out_len += strlen(c->out + c->out_len);
+}
+
+/*
+ * The body of a chat completion, byte for byte what cJSON prints for the
+ * object {id, object, created, model, choices: [{index, message: {role,
+ * content}, finish_reason}], usage: {prompt_tokens, completion_tokens,
+ * total_tokens}[, mock_padding]}: the layout is fixed, cJSON escapes the
+ * strings, and every number is a whole number below 1e15, which cJSON's
+ * "%1.15g" prints as its plain digits. Building and printing the tree was
+ * 40% of the server's CPU per request, most of it in that printf and the
+ * sscanf that checks it.
+ */
 static void chat_reply_200(struct mock_conn *c, uint64_t seq, const char *model,
                            const char *content, size_t content_len,
                            size_t prompt_tokens, long oversize) {
   size_t completion_tokens = count_words(content, content_len);
-  char id[48];
-  snprintf(id, sizeof id, "chatcmpl-mock-%" PRIu64, seq);
-  cJSON *root = cJSON_CreateObject();
-  cJSON_AddStringToObject(root, "id", id);
-  cJSON_AddStringToObject(root, "object", "chat.completion");
-  cJSON_AddNumberToObject(root, "created", (double)time(NULL));
-  cJSON_AddStringToObject(root, "model", model);
-  cJSON *choices = cJSON_AddArrayToObject(root, "choices");
-  cJSON *choice = cJSON_CreateObject();
-  cJSON_AddItemToArray(choices, choice);
-  cJSON_AddNumberToObject(choice, "index", 0);
-  cJSON *msg = cJSON_AddObjectToObject(choice, "message");
-  cJSON_AddStringToObject(msg, "role", "assistant");
-  cJSON_AddStringToObject(msg, "content", content);
-  cJSON_AddStringToObject(choice, "finish_reason", "stop");
-  cJSON *usage = cJSON_AddObjectToObject(root, "usage");
-  cJSON_AddNumberToObject(usage, "prompt_tokens", (double)prompt_tokens);
-  cJSON_AddNumberToObject(usage, "completion_tokens",
-                          (double)completion_tokens);
-  cJSON_AddNumberToObject(usage, "total_tokens",
-                          (double)(prompt_tokens + completion_tokens));
+  time_t now = time(NULL);
+  c->out_len = 0;
+  out_adds(c, "{\"id\":\"chatcmpl-mock-");
+  out_addu(c, seq);
+  out_adds(c, "\",\"object\":\"chat.completion\",\"created\":");
+  out_addu(c, now > 0 ? (uint64_t)now : 0);
+  out_adds(c, ",\"model\":");
+  out_add_json_string(c, model);
+  out_adds(c, ",\"choices\":[{\"index\":0,\"message\":{\"role\":"
+              "\"assistant\",\"content\":");
+  out_add_json_string(c, content);
+  out_adds(c, "},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":");
+  out_addu(c, prompt_tokens);
+  out_adds(c, ",\"completion_tokens\":");
+  out_addu(c, completion_tokens);
+  out_adds(c, ",\"total_tokens\":");
+  out_addu(c, prompt_tokens + completion_tokens);
+  out_adds(c, "}");
   if (oversize > 0) {
-    cJSON *pad = cJSON_AddStringToObject(root, "mock_padding", "");
-    conn_set_json(c, root);
-    if ((size_t)oversize > c->out_len) {
-      size_t n = (size_t)oversize - c->out_len;
-      char *s = assay__xmalloc(n + 1);
-      memset(s, 'x', n);
-      s[n] = '\0';
-      cJSON_SetValuestring(pad, s);
-      free(s);
-    }
+    /* Padded so that the whole body is oversize bytes when it can be. */
+    static const char pad_open[] = ",\"mock_padding\":\"";
+    size_t plain = c->out_len + (sizeof pad_open - 1) + 2;
+    size_t n = (size_t)oversize > plain ? (size_t)oversize - plain : 0;
+    out_adds(c, pad_open);
+    buf_reserve(&c->out, &c->out_cap, c->out_len + n + 3);
+    memset(c->out + c->out_len, 'x', n);
+    c->out_len += n;
+    out_adds(c, "\"}");
+  } else {
+    out_adds(c, "}");
   }
-  conn_set_json(c, root);
-  cJSON_Delete(root);
 }
 
 static void handle_chat(struct mock_conn *c) {
@@ -1251,6 +1444,7 @@ static void conn_close(struct mock_conn *c) {
   if (c->next)
     c->next->prev = c->prev;
   srv.connections--;
+  due_remove(c);
   uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
   uv_close((uv_handle_t *)&c->timer, on_conn_closed);
 }
@@ -1316,6 +1510,8 @@ static void server_stop(void) {
   if (srv.stopping)
     return;
   srv.stopping = 1;
+  if (srv.due_fd >= 0)
+    uv_close((uv_handle_t *)&srv.due_poll, on_plain_closed);
   uv_close((uv_handle_t *)&srv.listener, on_plain_closed);
   uv_close((uv_handle_t *)&srv.sigint, on_plain_closed);
   uv_close((uv_handle_t *)&srv.sigterm, on_plain_closed);
@@ -1561,6 +1757,19 @@ int main(int argc, char **argv) {
   uv_tcp_init(&srv.loop, &srv.listener);
   uv_signal_init(&srv.loop, &srv.sigint);
   uv_signal_init(&srv.loop, &srv.sigterm);
+  srv.due_fd = -1;
+#ifdef __linux__
+  /* The clock of uv_hrtime. */
+  srv.due_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (srv.due_fd >= 0 &&
+      (uv_poll_init(&srv.loop, &srv.due_poll, srv.due_fd) != 0 ||
+       uv_poll_start(&srv.due_poll, UV_READABLE, on_due) != 0)) {
+    close(srv.due_fd);
+    srv.due_fd = -1;
+  }
+  if (srv.due_fd >= 0)
+    uv_unref((uv_handle_t *)&srv.due_poll);
+#endif
   rc = 0;
   if (server_listen() != 0) {
     rc = 1;
@@ -1571,6 +1780,11 @@ int main(int argc, char **argv) {
   }
   uv_run(&srv.loop, UV_RUN_DEFAULT);
   free(srv.scripts);
+  free(srv.due);
+#ifdef __linux__
+  if (srv.due_fd >= 0)
+    close(srv.due_fd);
+#endif
   err = uv_loop_close(&srv.loop);
   if (err != 0) {
     fprintf(stderr, "mockllm: handles left open at exit: %s\n",
