@@ -109,10 +109,8 @@ static cJSON *body_with(const struct chat *c, cJSON *list) {
   return body;
 }
 
-/* The body of every request with prompt; *content is its user message's
- * content, a string reference to "", or NULL when the parameters replaced
- * the messages. */
-static cJSON *body_new(const struct chat *c, cJSON **content) {
+/* A new message list: the system message, when there is one. */
+static cJSON *messages_start(const struct chat *c) {
   cJSON *list = cJSON_CreateArray();
   if (c->system != NULL) {
     cJSON *s = cJSON_CreateObject();
@@ -120,6 +118,14 @@ static cJSON *body_new(const struct chat *c, cJSON **content) {
     cJSON_AddStringToObject(s, "content", c->system);
     cJSON_AddItemToArray(list, s);
   }
+  return list;
+}
+
+/* The body of every request with prompt; *content is its user message's
+ * content, a string reference to "", or NULL when the parameters replaced
+ * the messages. */
+static cJSON *body_new(const struct chat *c, cJSON **content) {
+  cJSON *list = messages_start(c);
   cJSON *u = cJSON_CreateObject();
   cJSON_AddStringToObject(u, "role", "user");
   cJSON *text = cJSON_CreateStringReference("");
@@ -269,13 +275,7 @@ static int render_message(cJSON *m, const cJSON *item, char **errmsg) {
 /* The messages for one item from the messages template (owned). */
 static int build_messages(const struct chat *c, const cJSON *item, cJSON **out,
                           char **errmsg) {
-  cJSON *list = cJSON_CreateArray();
-  if (c->system != NULL) {
-    cJSON *s = cJSON_CreateObject();
-    cJSON_AddStringToObject(s, "role", "system");
-    cJSON_AddStringToObject(s, "content", c->system);
-    cJSON_AddItemToArray(list, s);
-  }
+  cJSON *list = messages_start(c);
   for (const cJSON *m = c->messages->child; m != NULL; m = m->next) {
     cJSON *copy = cJSON_Duplicate(m, 1);
     cJSON_AddItemToArray(list, copy);
