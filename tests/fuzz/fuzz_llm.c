@@ -106,7 +106,13 @@ int assay__fuzz_chat_reply(const uint8_t *data, size_t size) {
     FUZZ_CHECK(err == NULL, "errmsg set on success: %s", err);
     FUZZ_CHECK(cJSON_IsObject(r.json) && r.content != NULL,
                "a parsed reply has no object or no content");
-    const cJSON *c = assay__llm_json_path(r.json, "choices.0.message.content");
+    /* Walked member by member: a path lookup would also match a key that
+     * is literally "choices.0.message.content". */
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r.json, "choices"), 0),
+            "message"),
+        "content");
     FUZZ_CHECK(cJSON_IsString(c) && c->valuestring == r.content,
                "content is not choices[0].message.content");
     assay__llm_reply_release(&r);
