@@ -710,14 +710,26 @@ static void slot_put(struct assay_engine *e, struct slot *s) {
  * keeps pointing at the literal, which lives as long as the program) and
  * share values by reference. This halves the allocations of the CPU path.
  */
+/* Makes n a reference to v (a null for NULL): v's value shared, not
+ * linked to anything, under v's own key (borrowed, never freed with n). */
+static void set_ref(cJSON *n, const cJSON *v) {
+  if (v == NULL) {
+    memset(n, 0, sizeof *n);
+    n->type = cJSON_NULL;
+    return;
+  }
+  *n = *v;
+  n->next = n->prev = NULL;
+  n->type = (v->type & ~cJSON_StringIsConst) | cJSON_IsReference;
+}
+
+/* A new reference to v, without a key. */
 static cJSON *ref_of(const cJSON *v) {
   cJSON *r = cJSON_CreateNull();
   if (r == NULL)
     abort();
-  *r = *v;
-  r->next = r->prev = NULL;
+  set_ref(r, v);
   r->string = NULL;
-  r->type = (v->type & ~cJSON_StringIsConst) | cJSON_IsReference;
   return r;
 }
 
@@ -1327,10 +1339,7 @@ static cJSON *shared_view(struct item *it) {
       if (pass == 0 && it->output &&
           cJSON_GetObjectItemCaseSensitive(it->output, f->string))
         continue;
-      *node = *f;
-      node->type = (f->type & ~cJSON_StringIsConst) | cJSON_IsReference;
-      node->next = NULL;
-      node->prev = NULL;
+      set_ref(node, f);
       if (prev == NULL) {
         v->child = node;
       } else {
@@ -1519,15 +1528,6 @@ enum { R_INDEX, R_ID, R_TRIAL, R_INPUT, R_OUTPUT, R_SCORES, R_ERROR, R_ATTEMPTS,
 static void set_number(cJSON *n, double d) {
   n->type = cJSON_Number;
   cJSON_SetNumberValue(n, d);
-}
-
-static void set_ref(cJSON *n, const cJSON *v) {
-  if (v == NULL) {
-    n->type = cJSON_NULL;
-    return;
-  }
-  *n = *v;
-  n->type = (v->type & ~cJSON_StringIsConst) | cJSON_IsReference;
 }
 
 static cJSON *record_build(struct assay_engine *e, struct item *it) {
