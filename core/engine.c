@@ -39,6 +39,7 @@
 #define REG_MAX (1 << REG_BITS)
 
 enum { SLOT_FREE, SLOT_ACTIVE, SLOT_ABANDONED, SLOT_BACKOFF };
+enum { STAGE_ABANDONED = -1, STAGE_DONE = -2 };
 
 struct instance {
   struct assay_engine *e;
@@ -55,6 +56,8 @@ struct instance {
   void *state;
   int inited;
   uv_mutex_t serial;            /* held around run_sync unless thread-safe */
+  long sync_us;                 /* atomic: recent run_sync time (a moving
+                                   average, us), -1 before the first */
   struct assay_host host;
 };
 
@@ -80,6 +83,7 @@ struct completion {
   size_t text_len;
   char *in_text;        /* the task's input as JSON */
   size_t in_len;
+  double t_end;         /* sync: when the call returned (assay__now_ms) */
 };
 
 /* A part of an item's record printed ahead, on a worker. */
@@ -109,6 +113,16 @@ struct slot {
   /* A sync call's completion: the slot outlives the worker's use of it
    * (an abandoned slot waits for its late completion). */
   struct completion done;
+  /* A chain (see run_chain): the task's slot, its worker running the
+   * item's metrics after the task. */
+  int chain;
+  int stage;            /* atomic: the call running, 0 the task, 1 + i
+                           metric i; STAGE_DONE or STAGE_ABANDONED */
+  int dl_stage;         /* loop: the stage the deadline is for */
+  int chain_done;       /* metrics the chain ran (read after the post) */
+  cJSON *chain_view;    /* the metrics' shared view the worker made */
+  struct due { uint64_t at; long ms; } *due; /* per metric: its call's
+                           deadline (uv_now's clock) and timeout */
 };
 
 struct item {
@@ -127,6 +141,12 @@ struct item {
   struct frag in;       /* the input printed ahead, or empty */
   struct frag *frags;   /* per job: the output (0), each metric's scores */
   int *attempts;        /* per job */
+  /* Chains: per metric, the completion its worker left; the first
+   * chain_done ran; chain_cut: the next one timed out, after cut_ms. */
+  struct completion *pre;
+  int chain_done, chain_cut;
+  long cut_ms;
+  double t_mend;        /* when the last chained metric returned */
   int refs;
   int final;
   int metrics_left;
@@ -143,6 +163,7 @@ struct assay_engine {
   int stop_requested;                         /* atomic */
 
   struct assay_pool *pool;
+  int chain;              /* items run as chains (see run_chain) */
   struct instance *task;
   struct instance **metrics;
   int nmetrics;
@@ -209,11 +230,18 @@ static uint64_t make_call(const struct assay_engine *e, const struct slot *s) {
          s->idx;
 }
 
-static void completion_free(struct completion *c) {
+/* Frees what c holds, leaving it empty. */
+static void completion_clear(struct completion *c) {
   cJSON_Delete(c->result);
   free(c->msg);
   free(c->text);
   free(c->in_text);
+  c->result = NULL;
+  c->msg = c->text = c->in_text = NULL;
+}
+
+static void completion_free(struct completion *c) {
+  completion_clear(c);
   if (!c->embedded)
     free(c);
 }
@@ -495,6 +523,7 @@ void assay_engine_opts_init(struct assay_engine_opts *o) {
   o->max_response_bytes = ASSAY_DEFAULT_MAX_RESPONSE_BYTES;
   o->grace_ms = 10000;
   o->trials = 1;
+  o->chain = 1;
 }
 
 static void on_inbox(uv_async_t *a);
@@ -606,6 +635,7 @@ int assay_engine_add(struct assay_engine *e, struct assay_loader *l, int kind,
     return rc;
 
   struct instance *inst = assay__xcalloc(1, sizeof *inst);
+  inst->sync_us = -1;
   inst->e = e;
   inst->kind = kind;
   inst->metric = kind == ASSAY_KIND_METRIC ? e->nmetrics : -1;
@@ -673,6 +703,8 @@ static struct slot *slot_get(struct assay_engine *e, struct item *item,
                                                sizeof *e->slots);
     s = assay__xcalloc(1, sizeof *s);
     s->idx = (uint32_t)e->nslots;
+    if (e->chain)
+      s->due = assay__xcalloc((size_t)e->nmetrics, sizeof *s->due);
     uv_timer_init(&e->loop, &s->timer);
     e->slots[e->nslots++] = s;
   }
@@ -693,6 +725,9 @@ static void slot_put(struct assay_engine *e, struct slot *s) {
   cJSON_Delete(s->view);
   s->view = NULL;
   s->input = NULL;
+  free(s->chain_view); /* a view the loop did not take (see shared_view) */
+  s->chain_view = NULL;
+  s->chain = s->chain_done = 0;
   s->gen = (s->gen + 1) & GEN_MASK;
   s->state = SLOT_FREE;
   struct item *it = s->item;
@@ -755,6 +790,8 @@ static void item_release(struct assay_engine *e, struct item *it) {
     cJSON_Delete(it->scores[i]);
   for (int i = 0; i <= e->nmetrics; i++)
     free(it->frags[i].p);
+  for (int i = 0; it->pre && i < e->nmetrics; i++)
+    completion_clear(&it->pre[i]);
   free(it->in.p);
   free(it->bad);
   free(it);
@@ -766,7 +803,8 @@ static struct instance *job_instance(struct assay_engine *e, int job) {
 
 static void item_final(struct assay_engine *e, struct item *it) {
   if (it->t_metrics > 0)
-    it->metrics_ms = assay__now_ms() - it->t_metrics;
+    it->metrics_ms =
+        (it->t_mend > 0 ? it->t_mend : assay__now_ms()) - it->t_metrics;
   it->final = 1;
   e->running--;
 }
@@ -809,6 +847,8 @@ static void job_failed(struct assay_engine *e, struct item *it, int job,
 }
 
 static void start_metrics(struct assay_engine *e, struct item *it);
+static void chain_replay(struct assay_engine *e, struct item *it, int m);
+static void chain_timeout(struct assay_engine *e, struct item *it, int m);
 static void dispatch(struct assay_engine *e, struct slot *s);
 static const cJSON *metric_input(struct assay_engine *e, struct item *it,
                                  struct instance *inst, struct slot *s);
@@ -821,7 +861,10 @@ static void start_job(struct assay_engine *e, struct item *it, int job) {
 /* Normalises a task's result into the item's output. */
 static void task_succeeded(struct assay_engine *e, struct item *it,
                            cJSON *result, struct completion *c) {
-  it->task_ms = assay__now_ms() - it->t_task;
+  /* A sync call's time is the worker's: not the wait for the loop. */
+  double end = c->t_end > 0 ? c->t_end : assay__now_ms();
+  it->task_ms = end - it->t_task;
+  it->t_metrics = end;
   if (c->text != NULL) {
     it->frags[0].p = c->text;
     it->frags[0].n = c->text_len;
@@ -1043,6 +1086,9 @@ static void call_timed_out(struct assay_engine *e, struct slot *s) {
  * per call cost a heap insert and removal each, on the loop thread.
  */
 static void on_deadline(uv_timer_t *t);
+static int stage_move(struct slot *s, int from, int to);
+static void job_completed(struct assay_engine *e, struct item *it, int job,
+                          struct completion *c);
 
 static void dl_arm(struct assay_engine *e) {
   if (e->dl_head == NULL)
@@ -1089,6 +1135,56 @@ static void dl_remove(struct assay_engine *e, struct slot *s) {
   s->in_dl = 0;
 }
 
+/*
+ * A chain's deadline passed (see run_chain): the stage it was set for may
+ * be over. Returns -1 when the chain finished or its current call's
+ * deadline is still ahead (set now), else the stage the loop abandoned.
+ */
+static int chain_expire(struct assay_engine *e, struct slot *s, uint64_t now) {
+  for (;;) {
+    int st = __atomic_load_n(&s->stage, __ATOMIC_ACQUIRE);
+    if (st == STAGE_DONE)
+      return -1; /* its completion is on the way */
+    if (st > s->dl_stage) {
+      s->dl_stage = st;
+      if (s->due[st - 1].at > now) {
+        dl_add(e, s, s->due[st - 1].at);
+        return -1;
+      }
+    }
+    if (stage_move(s, st, STAGE_ABANDONED))
+      return st;
+  }
+}
+
+/* A chain was abandoned at metric m's call: the task and the metrics
+ * before m are done, their completions are the loop's now. The worker
+ * keeps the slot until it returns. */
+static void chain_timed_out(struct assay_engine *e, struct slot *s, int m) {
+  struct item *it = s->item;
+  struct completion *d = &s->done, tc = {.embedded = 1};
+  /* Field by field: the worker still links d into the inbox later. */
+  tc.result = d->result;
+  tc.text = d->text;
+  tc.text_len = d->text_len;
+  tc.in_text = d->in_text;
+  tc.in_len = d->in_len;
+  tc.t_end = d->t_end;
+  d->result = NULL;
+  d->text = d->in_text = NULL;
+  s->state = SLOT_ABANDONED;
+  e->sync_abandoned++;
+  it->view = s->chain_view;
+  s->chain_view = NULL;
+  it->chain_done = m;
+  it->chain_cut = 1;
+  it->cut_ms = s->due[m].ms;
+  it->refs++;
+  job_completed(e, it, 0, &tc);
+  completion_clear(&tc);
+  item_release(e, it);
+}
+
 static void on_deadline(uv_timer_t *t) {
   struct assay_engine *e = assay__container_of(t, struct assay_engine, dl_timer);
   e->dl_due = 0;
@@ -1096,7 +1192,11 @@ static void on_deadline(uv_timer_t *t) {
   while (e->dl_head != NULL && e->dl_head->deadline <= now) {
     struct slot *s = e->dl_head;
     dl_remove(e, s);
-    call_timed_out(e, s);
+    int st = s->chain ? chain_expire(e, s, now) : 0;
+    if (st > 0)
+      chain_timed_out(e, s, st - 1);
+    else if (st == 0)
+      call_timed_out(e, s);
   }
   dl_arm(e);
   pump(e);
@@ -1118,14 +1218,14 @@ static char *take_text(const struct assay__buf *b, size_t *len) {
   return p;
 }
 
-static void render(struct slot *s, const struct instance *inst,
+static void render(int job, const cJSON *input, const struct instance *inst,
                    struct completion *c) {
   /* Printed into a scratch buffer of this thread, handed over as an exact
    * copy (a growing buffer freed on another thread is what glibc's malloc
    * handles worst). */
   struct assay__buf scratch = {0};
   struct assay__buf *b = &scratch;
-  if (s->job == 0) {
+  if (job == 0) {
     if (!cJSON_IsObject(c->result)) {
       cJSON *wrap = cJSON_CreateObject();
       add_literal(wrap, "output", c->result);
@@ -1135,7 +1235,7 @@ static void render(struct slot *s, const struct instance *inst,
     if (assay__json_write(b, c->result) == 0)
       c->text = take_text(b, &c->text_len);
     b->len = 0;
-    if (s->input != NULL && assay__json_write(b, s->input) == 0)
+    if (input != NULL && assay__json_write(b, input) == 0)
       c->in_text = take_text(b, &c->in_len);
   } else {
     const char *why;
@@ -1158,31 +1258,36 @@ static void render(struct slot *s, const struct instance *inst,
   free(b->p);
 }
 
-/* Runs on a worker thread. */
-static void sync_work(struct assay_pool_job *job) {
-  struct slot *s = assay__container_of(job, struct slot, pjob);
-  struct assay_engine *e =
-      assay__container_of(s->timer.loop, struct assay_engine, loop);
-  struct instance *inst = job_instance(e, s->job);
+/* On a worker: one sync call of job on input, starting at t0
+ * (assay__now_ms), its outcome in c. */
+static void call_sync(struct assay_engine *e, struct slot *s, int job,
+                      const cJSON *input, int attempt, long timeout_ms,
+                      double t0, struct completion *c) {
+  struct instance *inst = job_instance(e, job);
   struct call_ctx ctx = {.call = make_call(e, s),
                          .index = s->item->index,
                          .trial = s->item->trial,
-                         .attempt = s->attempt,
-                         .timeout_ms = s->timeout_ms,
+                         .attempt = attempt,
+                         .timeout_ms = timeout_ms,
                          .capture = 1};
   tls_ctx = &ctx;
   int serial = !(inst->comp->flags & ASSAY_THREAD_SAFE);
   if (serial)
     uv_mutex_lock(&inst->serial);
-  cJSON *r = inst->comp->run_sync(inst->state, s->input, ctx.call);
+  cJSON *r = inst->comp->run_sync(inst->state, input, ctx.call);
   if (serial)
     uv_mutex_unlock(&inst->serial);
   tls_ctx = NULL;
 
-  struct completion *c = &s->done;
   memset(c, 0, sizeof *c);
   c->embedded = 1;
   c->call = ctx.call;
+  c->t_end = assay__now_ms();
+  /* Racy read-modify-write: a lost update only slows the average. */
+  long took = (long)((c->t_end - t0) * 1000), avg =
+      __atomic_load_n(&inst->sync_us, __ATOMIC_RELAXED);
+  __atomic_store_n(&inst->sync_us, avg < 0 ? took : avg + (took - avg) / 8,
+                   __ATOMIC_RELAXED);
   if (ctx.failed) {
     c->failed = 1;
     c->code = ctx.code;
@@ -1200,7 +1305,109 @@ static void sync_work(struct assay_pool_job *job) {
     c->no_result = r == NULL;
   }
   if (!c->failed && c->result != NULL && !c->twice)
-    render(s, inst, c);
+    render(job, input, inst, c);
+}
+
+static cJSON *shared_view(const cJSON *json, const cJSON *output);
+static const char *missing_input(const struct instance *inst,
+                                 const cJSON *view);
+
+/* A chain runs in turn what the loop would run at once: it goes on with
+ * metric m unless two or more metrics are left, a worker is idle to run
+ * them in parallel, and one of them is not known to be quick (under
+ * CHAIN_QUICK_US lately). Any thread. */
+#define CHAIN_QUICK_US 1000
+static int chain_on(struct assay_engine *e, int m) {
+  if (e->nmetrics - m < 2 || assay_pool_idle(e->pool) == 0)
+    return 1;
+  for (int k = m; k < e->nmetrics; k++) {
+    long us = __atomic_load_n(&e->metrics[k]->sync_us, __ATOMIC_RELAXED);
+    if (us < 0 || us >= CHAIN_QUICK_US)
+      return 0;
+  }
+  return 1;
+}
+
+/* Moves a chain from stage from to stage to; 0 when the loop abandoned it
+ * first. */
+static int stage_move(struct slot *s, int from, int to) {
+  return __atomic_compare_exchange_n(&s->stage, &from, to, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE);
+}
+
+/*
+ * A chain: when the task and every metric are sync and unmapped, the
+ * worker whose task call succeeded goes on with the item's metrics, one
+ * after another, instead of handing each back to the loop and waiting
+ * for it to queue the next: one pool job per item, not 1 + metrics. The
+ * loop replays the metrics' completions when the task's arrives (see
+ * start_metrics), so records, retries and counters come out as without
+ * the chain.
+ *
+ * Each call keeps its own timeout. The worker publishes the call it runs
+ * in s->stage (with its deadline in it->due, written first); the loop's
+ * deadline for the task's call, when it passes, follows the stage to the
+ * current call's deadline (chain_expire), and abandons the chain at that
+ * call once its deadline has passed. Worker and loop move the stage by
+ * compare-and-swap, so exactly one decides each call: a call the loop
+ * abandoned is late, and the worker stops. The chain also stops, leaving
+ * the rest to the loop, before a metric whose inputs are missing or when
+ * the item's deadline is about to pass.
+ */
+static void run_chain(struct assay_engine *e, struct slot *s,
+                      struct completion *tc) {
+  struct item *it = s->item;
+  cJSON *view = shared_view(it->json, tc->result);
+  int at = 0, m;
+  for (m = 0; m < e->nmetrics; m++) {
+    if (missing_input(e->metrics[m], view) != NULL)
+      break;
+    if (!chain_on(e, m))
+      break;
+    /* Now is when the call before returned: clock reads cost. */
+    double now = m == 0 ? tc->t_end : it->pre[m - 1].t_end;
+    long timeout = e->opts.timeout_ms;
+    if (it->deadline > 0) {
+      double left = it->deadline - now;
+      if (left < 1)
+        break;
+      if (left < (double)timeout)
+        timeout = (long)left;
+    }
+    /* In the loop's clock (uv_now: the same monotonic time, in ms). */
+    s->due[m].at = (uint64_t)now + (uint64_t)timeout;
+    s->due[m].ms = timeout;
+    if (m == 0)
+      s->chain_view = view;
+    if (!stage_move(s, at, at + 1))
+      goto late;
+    at++;
+    call_sync(e, s, 1 + m, view, 1, timeout, now, &it->pre[m]);
+  }
+  s->chain_done = m;
+  if (!stage_move(s, at, STAGE_DONE))
+    goto late;
+  if (m == 0)
+    free(view); /* never published */
+  return;
+late:
+  /* The loop abandoned the call at stage at; it took what came before. */
+  if (at == 0) {
+    s->chain_view = NULL;
+    free(view);
+  }
+}
+
+/* Runs on a worker thread. */
+static void sync_work(struct assay_pool_job *job) {
+  struct slot *s = assay__container_of(job, struct slot, pjob);
+  struct assay_engine *e =
+      assay__container_of(s->timer.loop, struct assay_engine, loop);
+  struct completion *c = &s->done;
+  call_sync(e, s, s->job, s->input, s->attempt, s->timeout_ms,
+            assay__now_ms(), c);
+  if (s->chain && !c->failed && c->result != NULL && !c->twice)
+    run_chain(e, s, c);
   post(c);
 }
 
@@ -1265,6 +1472,11 @@ static void dispatch(struct assay_engine *e, struct slot *s) {
       post(c);
     }
   } else {
+    if (s->job == 0 && e->chain) {
+      s->chain = 1;
+      s->dl_stage = 0;
+      __atomic_store_n(&s->stage, 0, __ATOMIC_RELAXED);
+    }
     s->pjob.work = sync_work;
     s->pjob.next = NULL;
     if (e->sub_tail)
@@ -1325,19 +1537,19 @@ static int apply_map(cJSON *view, const cJSON *map, char **msg) {
  * copies them); it is freed with free(), never cJSON_Delete, and plugins
  * only read it.
  */
-static cJSON *shared_view(struct item *it) {
+static cJSON *shared_view(const cJSON *json, const cJSON *output) {
   int n = 0;
   const cJSON *f;
-  cJSON_ArrayForEach(f, it->json) n++;
-  cJSON_ArrayForEach(f, it->output) n++;
+  cJSON_ArrayForEach(f, json) n++;
+  cJSON_ArrayForEach(f, output) n++;
   cJSON *v = assay__xcalloc((size_t)n + 1, sizeof *v);
   v->type = cJSON_Object;
   cJSON *prev = NULL, *node = v + 1;
   for (int pass = 0; pass < 2; pass++) {
-    const cJSON *from = pass == 0 ? it->json : it->output;
+    const cJSON *from = pass == 0 ? json : output;
     cJSON_ArrayForEach(f, from) {
-      if (pass == 0 && it->output &&
-          cJSON_GetObjectItemCaseSensitive(it->output, f->string))
+      if (pass == 0 && output &&
+          cJSON_GetObjectItemCaseSensitive(output, f->string))
         continue;
       set_ref(node, f);
       if (prev == NULL) {
@@ -1360,13 +1572,23 @@ static const cJSON *metric_input(struct assay_engine *e, struct item *it,
   (void)e;
   if (cJSON_GetArraySize(inst->map) == 0) {
     if (it->view == NULL)
-      it->view = shared_view(it);
+      it->view = shared_view(it->json, it->output);
     return it->view;
   }
   cJSON_Delete(s->view);
   s->view = base_view(it);
   apply_map(s->view, inst->map, NULL);
   return s->view;
+}
+
+/* The first input inst requires that view lacks, or NULL. Any thread. */
+static const char *missing_input(const struct instance *inst,
+                                 const cJSON *view) {
+  for (const struct assay_input *in = inst->comp->inputs; in && in->name; in++)
+    if (!(in->flags & ASSAY_INPUT_OPTIONAL) &&
+        cJSON_GetObjectItemCaseSensitive(view, in->name) == NULL)
+      return in->name;
+  return NULL;
 }
 
 /* Checks, before a metric's first call, that its mapped fields and the
@@ -1377,7 +1599,7 @@ static char *metric_missing(struct item *it, struct instance *inst) {
   const cJSON *view;
   if (cJSON_GetArraySize(inst->map) == 0) {
     if (it->view == NULL)
-      it->view = shared_view(it);
+      it->view = shared_view(it->json, it->output);
     view = it->view;
   } else {
     mapped = base_view(it);
@@ -1387,17 +1609,12 @@ static char *metric_missing(struct item *it, struct instance *inst) {
     }
     view = mapped;
   }
-  for (const struct assay_input *in = inst->comp->inputs; in && in->name; in++) {
-    if (in->flags & ASSAY_INPUT_OPTIONAL)
-      continue;
-    if (cJSON_GetObjectItemCaseSensitive(view, in->name) == NULL) {
-      msg = assay__format(
-          "metric '%s' reads '%s', which neither the item nor the task "
-          "output has; map a field to it with --map %s=FIELD after --metric",
-          inst->comp->name, in->name, in->name);
-      break;
-    }
-  }
+  const char *name = missing_input(inst, view);
+  if (name != NULL)
+    msg = assay__format(
+        "metric '%s' reads '%s', which neither the item nor the task "
+        "output has; map a field to it with --map %s=FIELD after --metric",
+        inst->comp->name, name, name);
   cJSON_Delete(mapped);
   return msg;
 }
@@ -1407,11 +1624,20 @@ static void start_metrics(struct assay_engine *e, struct item *it) {
     item_final(e, it);
     return;
   }
-  it->t_metrics = assay__now_ms();
+  if (it->t_metrics == 0)
+    it->t_metrics = assay__now_ms();
   it->metrics_left = e->nmetrics;
   /* Hold the item so that a failure below cannot finish it mid-loop. */
   it->metrics_left++;
   for (int m = 0; m < e->nmetrics; m++) {
+    if (m < it->chain_done) {
+      chain_replay(e, it, m);
+      continue;
+    }
+    if (m == it->chain_done && it->chain_cut) {
+      chain_timeout(e, it, m);
+      continue;
+    }
     char *msg = metric_missing(it, e->metrics[m]);
     if (msg != NULL) {
       job_failed(e, it, 1 + m, ASSAY_EMISSING_INPUT, msg);
@@ -1420,11 +1646,60 @@ static void start_metrics(struct assay_engine *e, struct item *it) {
     }
     dispatch(e, slot_get(e, it, 1 + m));
   }
+  if (it->metrics_left == 1 && it->chain_done == e->nmetrics)
+    it->t_mend = it->pre[e->nmetrics - 1].t_end; /* all ran on the worker */
   metric_done(e, it);
 }
 
 /* ---- completions --------------------------------------------------------------- */
 
+
+/* A call of job ended with c, on a slot already given back. */
+static void job_completed(struct assay_engine *e, struct item *it, int job,
+                          struct completion *c) {
+  struct instance *inst = job_instance(e, job);
+  if (c->twice)
+    e->stats.plugin_faults++;
+  if (c->failed) {
+    attempt_failed(e, it, job, c->code, c->retry_after_ms, c->cause, c->msg);
+  } else if (c->result == NULL) {
+    char *msg = assay__format("%s '%s' returned nothing (neither a result "
+                              "nor a failure)",
+                              assay_kind_name(inst->kind), inst->comp->name);
+    job_failed(e, it, job, ASSAY_ENO_OUTPUT, msg);
+    free(msg);
+  } else {
+    cJSON *r = c->result;
+    c->result = NULL;
+    if (job == 0)
+      task_succeeded(e, it, r, c);
+    else
+      metric_succeeded(e, it, job, r, c);
+  }
+}
+
+/* Metric m ran in the item's chain: its call is counted and its
+ * completion handled as if it had come through the inbox. */
+static void chain_replay(struct assay_engine *e, struct item *it, int m) {
+  e->stats.calls++;
+  it->attempts[1 + m]++;
+  job_completed(e, it, 1 + m, &it->pre[m]);
+  completion_clear(&it->pre[m]);
+}
+
+/* Metric m, running in the item's chain, timed out: the worker keeps the
+ * call until it returns (see chain_expire). */
+static void chain_timeout(struct assay_engine *e, struct item *it, int m) {
+  struct instance *inst = e->metrics[m];
+  e->stats.calls++;
+  e->stats.timeouts++;
+  it->attempts[1 + m]++;
+  char *msg = assay__format("%s '%s' timed out after %ld ms",
+                            assay_kind_name(inst->kind), inst->comp->name,
+                            it->cut_ms);
+  attempt_failed(e, it, 1 + m, ASSAY_FAIL_TIMEOUT, -1, "timeout", msg);
+  free(msg);
+}
 
 static void handle_completion(struct assay_engine *e, struct completion *c) {
   /* A slot's own completion is read after the slot may be reused. */
@@ -1453,29 +1728,24 @@ static void handle_completion(struct assay_engine *e, struct completion *c) {
     slot_put(e, s);
     return;
   }
-  if (c->twice)
+  if (s->chain && !c->embedded) {
+    /* Only the worker completes a chain's call (see run_chain). */
     e->stats.plugin_faults++;
+    completion_free(c);
+    return;
+  }
   struct item *it = s->item;
-  struct instance *inst = job_instance(e, s->job);
   int job = s->job;
+  if (s->chain) {
+    it->chain_done = s->chain_done;
+    if (s->chain_view != NULL) {
+      it->view = s->chain_view;
+      s->chain_view = NULL;
+    }
+  }
   it->refs++;
   slot_put(e, s);
-  if (c->failed) {
-    attempt_failed(e, it, job, c->code, c->retry_after_ms, c->cause, c->msg);
-  } else if (c->result == NULL) {
-    char *msg = assay__format("%s '%s' returned nothing (neither a result "
-                              "nor a failure)",
-                              assay_kind_name(inst->kind), inst->comp->name);
-    job_failed(e, it, job, ASSAY_ENO_OUTPUT, msg);
-    free(msg);
-  } else {
-    cJSON *r = c->result;
-    c->result = NULL;
-    if (job == 0)
-      task_succeeded(e, it, r, c);
-    else
-      metric_succeeded(e, it, job, r, c);
-  }
+  job_completed(e, it, job, c);
   item_release(e, it);
   completion_free(c);
 }
@@ -1791,12 +2061,14 @@ static void unpack_record(struct item *it) {
 static int admit_one(struct assay_engine *e) {
   if (next_item(e) <= 0)
     return 0;
-  /* One allocation: the item, then its fragments, scores and attempts. */
-  size_t nm = (size_t)e->nmetrics;
-  struct item *it = assay__xcalloc(1, sizeof *it + (nm + 1) * sizeof *it->frags +
-                                          nm * sizeof *it->scores +
-                                          (nm + 1) * sizeof *it->attempts);
-  it->frags = (struct frag *)(it + 1);
+  /* One allocation: the item, then a chain's completions, its fragments,
+   * scores and attempts. */
+  size_t nm = (size_t)e->nmetrics, npre = e->chain ? nm : 0;
+  struct item *it = assay__xcalloc(
+      1, sizeof *it + npre * sizeof *it->pre + (nm + 1) * sizeof *it->frags +
+             nm * sizeof *it->scores + (nm + 1) * sizeof *it->attempts);
+  it->pre = npre ? (struct completion *)(it + 1) : NULL;
+  it->frags = (struct frag *)((struct completion *)(it + 1) + npre);
   it->scores = nm ? (cJSON **)(it->frags + nm + 1) : NULL;
   it->attempts = (int *)((cJSON **)(it->frags + nm + 1) + nm);
   it->seq = e->next_seq++;
@@ -1947,6 +2219,11 @@ int assay_engine_run(struct assay_engine *e, struct assay_dataset *ds,
     if (rc != 0)
       return rc;
   }
+  e->chain = e->opts.chain && e->task && !e->task->use_async &&
+             e->nmetrics > 0 && !e->opts.rescore;
+  for (int m = 0; m < e->nmetrics; m++)
+    e->chain &= !e->metrics[m]->use_async &&
+                cJSON_GetArraySize(e->metrics[m]->map) == 0;
   e->ds = ds;
   e->cb = cb;
   e->cb_arg = arg;
@@ -2105,8 +2382,10 @@ int assay_engine_free(struct assay_engine *e) {
     struct slot *s = e->slots[i];
     if (s->item != NULL) {
       cJSON_Delete(s->view);
+      free(s->chain_view);
       item_release(e, s->item);
     }
+    free(s->due);
     free(s);
   }
   for (int64_t i = 0; e->ring && i < e->window; i++)

@@ -36,6 +36,10 @@ struct assay_engine_opts {
                                outputs are scored again, no task runs */
   long grace_ms;            /* after a stop, how long in-flight items may
                                still finish (default 10000) */
+  int chain;                /* when the task and every metric are sync and
+                               unmapped, a worker runs an item's metrics
+                               right after its task, as one pool job
+                               (default 1; 0 gives each call a job) */
 };
 
 /* Fills o with the defaults above. */

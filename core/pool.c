@@ -32,9 +32,10 @@ static void worker(void *arg) {
   uv_mutex_lock(&p->lock);
   for (;;) {
     while (p->head == NULL && !p->stop) {
-      p->waiting++;
+      /* Atomic: assay_pool_idle() reads it without the lock. */
+      __atomic_add_fetch(&p->waiting, 1, __ATOMIC_RELAXED);
       uv_cond_wait(&p->cond, &p->lock);
-      p->waiting--;
+      __atomic_sub_fetch(&p->waiting, 1, __ATOMIC_RELAXED);
     }
     if (p->stop)
       break;
@@ -105,6 +106,10 @@ void assay_pool_submit_list(struct assay_pool *p, struct assay_pool_job *head,
     uv_cond_signal(&p->cond);
   else if (wake > 1)
     uv_cond_broadcast(&p->cond);
+}
+
+int assay_pool_idle(struct assay_pool *p) {
+  return __atomic_load_n(&p->waiting, __ATOMIC_RELAXED);
 }
 
 int assay_pool_busy(struct assay_pool *p) {
