@@ -1045,6 +1045,8 @@ static int on_flush(void *arg) {
   return 0;
 }
 
+const char *assay_cli_allocator = "the C library's malloc";
+
 static char *default_name(const char *dataset) {
   if (strcmp(dataset, "-") == 0)
     return assay__xstrdup("stdin");
@@ -1861,8 +1863,9 @@ int assay_cli_main(int argc, char **argv) {
     return EXIT_OK;
   }
   if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
-    printf("assay %s (plugin ABI %d.%d, libuv %s, cJSON %s)\n", PACKAGE_VERSION,
-           ASSAY_ABI_MAJOR, ASSAY_ABI_MINOR, uv_version_string(), cJSON_Version());
+    printf("assay %s (plugin ABI %d.%d, libuv %s, cJSON %s, %s)\n",
+           PACKAGE_VERSION, ASSAY_ABI_MAJOR, ASSAY_ABI_MINOR,
+           uv_version_string(), cJSON_Version(), assay_cli_allocator);
     return EXIT_OK;
   }
   if (strcmp(cmd, "run") == 0)

@@ -5,6 +5,9 @@
 /* Runs "assay ARGS..." and returns the process exit status. */
 int assay_cli_main(int argc, char **argv);
 
+/* The allocator the binary uses, for --version (set by main). */
+extern const char *assay_cli_allocator;
+
 /*
  * Subcommands, one file each (core/cmd_NAME.c). Each gets the arguments
  * after its name and returns the exit status: 0 success, 1 the command ran

@@ -21,4 +21,4 @@ core_libassaycore_la_LIBADD = $(UV_LIBS) $(CJSON_LIBS) $(CURL_LIBS) \
 
 bin_PROGRAMS += assay
 assay_SOURCES = core/main.c
-assay_LDADD = core/libassaycore.la
+assay_LDADD = core/libassaycore.la $(JEMALLOC_LIBS)
