@@ -1682,6 +1682,7 @@ static void job_completed(struct assay_engine *e, struct item *it, int job,
  * completion handled as if it had come through the inbox. */
 static void chain_replay(struct assay_engine *e, struct item *it, int m) {
   e->stats.calls++;
+  e->stats.chained++;
   it->attempts[1 + m]++;
   job_completed(e, it, 1 + m, &it->pre[m]);
   completion_clear(&it->pre[m]);
@@ -1692,6 +1693,7 @@ static void chain_replay(struct assay_engine *e, struct item *it, int m) {
 static void chain_timeout(struct assay_engine *e, struct item *it, int m) {
   struct instance *inst = e->metrics[m];
   e->stats.calls++;
+  e->stats.chained++;
   e->stats.timeouts++;
   it->attempts[1 + m]++;
   char *msg = assay__format("%s '%s' timed out after %ld ms",

@@ -16,7 +16,7 @@ struct assay_pool {
   uv_cond_t cond;
   struct assay_pool_job *head, *tail;
   int queued;
-  int busy;    /* queued + running */
+  int busy;    /* queued + running; atomic, written under the lock */
   int waiting; /* workers asleep on cond */
   int stop;
   int nthreads;
@@ -32,10 +32,9 @@ static void worker(void *arg) {
   uv_mutex_lock(&p->lock);
   for (;;) {
     while (p->head == NULL && !p->stop) {
-      /* Atomic: assay_pool_idle() reads it without the lock. */
-      __atomic_add_fetch(&p->waiting, 1, __ATOMIC_RELAXED);
+      p->waiting++;
       uv_cond_wait(&p->cond, &p->lock);
-      __atomic_sub_fetch(&p->waiting, 1, __ATOMIC_RELAXED);
+      p->waiting--;
     }
     if (p->stop)
       break;
@@ -51,7 +50,7 @@ static void worker(void *arg) {
     job->next = NULL;
     job->work(job);
     uv_mutex_lock(&p->lock);
-    p->busy--;
+    __atomic_sub_fetch(&p->busy, 1, __ATOMIC_RELAXED);
   }
   uv_mutex_unlock(&p->lock);
 }
@@ -97,7 +96,7 @@ void assay_pool_submit_list(struct assay_pool *p, struct assay_pool_job *head,
     p->head = head;
   p->tail = tail;
   p->queued += n;
-  p->busy += n;
+  __atomic_add_fetch(&p->busy, n, __ATOMIC_RELAXED);
   /* Wake only workers that sleep, and no more than there is work for; a
    * busy worker finds the jobs when it comes back for more. */
   int wake = p->waiting < n ? p->waiting : n;
@@ -109,7 +108,8 @@ void assay_pool_submit_list(struct assay_pool *p, struct assay_pool_job *head,
 }
 
 int assay_pool_idle(struct assay_pool *p) {
-  return __atomic_load_n(&p->waiting, __ATOMIC_RELAXED);
+  int n = p->nthreads - __atomic_load_n(&p->busy, __ATOMIC_RELAXED);
+  return n > 0 ? n : 0;
 }
 
 int assay_pool_busy(struct assay_pool *p) {

@@ -25,8 +25,8 @@ void assay_pool_submit(struct assay_pool *p, struct assay_pool_job *job);
 void assay_pool_submit_list(struct assay_pool *p, struct assay_pool_job *head,
                             struct assay_pool_job *tail, int n);
 
-/* Workers asleep for want of a job, as last seen: a hint, not a promise.
- * Any thread, without the lock. */
+/* Workers with no job queued for them, as last seen: a hint, not a
+ * promise. Any thread, without the lock. */
 int assay_pool_idle(struct assay_pool *p);
 
 /* Jobs queued or running. Any thread. */

@@ -823,6 +823,170 @@ static void test_metrics_run_concurrently(void) {
   run_release(&r);
 }
 
+/* Removes the timings, which differ between any two runs. */
+static void drop_timings(cJSON *records) {
+  cJSON *x;
+  cJSON_ArrayForEach(x, records) {
+    cJSON_DeleteItemFromObjectCaseSensitive(x, "task_ms");
+    cJSON_DeleteItemFromObjectCaseSensitive(x, "metrics_ms");
+  }
+}
+
+static void test_chain_same_records(void) {
+  /* An all-sync item runs as a chain (its worker calls the metrics right
+   * after the task); the records and counters are those of one job per
+   * call, with quick and failing scores, a retried metric, a missing
+   * input that stops the chain, and a failed task. */
+  static const struct metric_spec metrics[] = {
+      {"fx_metrics:const", "{\"value\":0.5,\"reason\":\"half\"}", NULL},
+      {"fx_metrics:multi", NULL, NULL},
+      {"fx_badmetric:shape", NULL, NULL},
+      {"fx_flaky:flaky_metric", "{\"retry_after_ms\":1,\"failures\":1}", NULL},
+      {"fx_metrics:pick", NULL, NULL},
+      {"fx_metrics:const", "{\"name\":\"last\"}", NULL},
+      {NULL, NULL, NULL},
+  };
+  char *data = NULL;
+  for (int i = 0; i < 40; i++) {
+    if (i % 10 == 7)
+      line(&data, "{\"id\":\"i%d\",\"input\":\"s%d\",\"fail\":\"no\"}",
+           i, i);
+    else if (i % 3 == 0)
+      line(&data, "{\"id\":\"i%d\",\"input\":\"s%d\"}", i, i); /* no x */
+    else
+      line(&data, "{\"id\":\"i%d\",\"input\":\"s%d\",\"x\":%d}", i, i,
+           i);
+  }
+  for (int threads = 1; threads <= 4; threads += 3) {
+    struct run r[2];
+    for (int chain = 0; chain < 2; chain++) {
+      struct assay_engine_opts o;
+      opts_default(&o);
+      o.threads = threads;
+      o.backoff_base_ms = 1;
+      o.concurrency = 4; /* waves: later ones know the metrics are quick */
+      o.chain = chain;
+      run(&r[chain], &o, "fx_sync", NULL, metrics, data);
+      CU_ASSERT_EQUAL(cJSON_GetArraySize(r[chain].records), 40);
+      drop_timings(r[chain].records);
+    }
+    CU_ASSERT(cJSON_Compare(r[0].records, r[1].records, 1));
+    CU_ASSERT_EQUAL(r[0].stats.chained, 0);
+    CU_ASSERT(r[1].stats.chained > 0);
+    CU_ASSERT_EQUAL(r[0].stats.calls, r[1].stats.calls);
+    CU_ASSERT_EQUAL(r[0].stats.retries, r[1].stats.retries);
+    CU_ASSERT_EQUAL(r[0].stats.scores_failed, r[1].stats.scores_failed);
+    CU_ASSERT_EQUAL(r[0].stats.items_failed, r[1].stats.items_failed);
+    CU_ASSERT_EQUAL(r[1].stats.items_failed, 4);
+    /* Spot checks, so that equal cannot mean equally wrong. */
+    CU_ASSERT(score_is(&r[1], 1, "const", 0.5));
+    CU_ASSERT(score_is(&r[1], 1, "pick", 1));
+    CU_ASSERT(score_is(&r[1], 1, "flaky_metric", 2));
+    CU_ASSERT(str_is(rec(&r[1], 1), "scores.flaky_metric.reason", "s1"));
+    CU_ASSERT(score_failed(&r[1], 1, "shape"));
+    CU_ASSERT(score_failed(&r[1], 3, "pick"));
+    CU_ASSERT(score_is(&r[1], 3, "last", 1));
+    CU_ASSERT(str_is(rec(&r[1], 7), "error.code", "error"));
+    run_release(&r[0]);
+    run_release(&r[1]);
+  }
+  free(data);
+}
+
+static void test_chain_timeout_per_call(void) {
+  /* In a chain each call keeps its own timeout: two metrics of 120 ms
+   * under a 200 ms timeout both succeed although the chain takes 240 ms
+   * (one worker, so the chain always goes on). */
+  static const struct metric_spec metrics[] = {
+      {"fx_metrics:sleep", "{\"name\":\"s1\"}", NULL},
+      {"fx_metrics:sleep", "{\"name\":\"s2\"}", NULL},
+      {NULL, NULL, NULL},
+  };
+  struct assay_engine_opts o;
+  opts_default(&o);
+  o.threads = 1;
+  o.timeout_ms = 200;
+  o.retries = 0;
+  struct run r;
+  run(&r, &o, "fx_sync", NULL, metrics, "{\"input\":1,\"ms\":120}\n");
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 1);
+  CU_ASSERT(record_ok(&r, 0));
+  CU_ASSERT(score_is(&r, 0, "s1", 1));
+  CU_ASSERT(score_is(&r, 0, "s2", 1));
+  CU_ASSERT_EQUAL(r.stats.timeouts, 0);
+  CU_ASSERT_EQUAL(r.stats.chained, 2);
+  CU_ASSERT(num(rec(&r, 0), "metrics_ms") >= 240 - TIMER_SLACK_MS);
+  run_release(&r);
+}
+
+static void test_chain_metric_timeout(void) {
+  /* A chained metric past its timeout: its score is a timeout when the
+   * timeout fires, the scores before it stand, and its result is dropped
+   * when the worker returns it. Meanwhile the other worker serves the
+   * rest. */
+  static const struct metric_spec metrics[] = {
+      {"fx_metrics:const", NULL, NULL},
+      {"fx_metrics:sleep", NULL, NULL},
+      {NULL, NULL, NULL},
+  };
+  struct assay_engine_opts o;
+  opts_default(&o);
+  o.threads = 2;
+  o.timeout_ms = 200;
+  o.retries = 0;
+  o.concurrency = 1;
+  char *data = NULL;
+  line(&data, "{\"input\":0,\"ms\":450}");
+  for (int i = 1; i <= 8; i++)
+    line(&data, "{\"input\":%d,\"ms\":50}", i);
+  struct run r;
+  run(&r, &o, "fx_sync", NULL, metrics, data);
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 9);
+  CU_ASSERT(record_ok(&r, 0));
+  CU_ASSERT(score_is(&r, 0, "const", 1));
+  CU_ASSERT(score_failed(&r, 0, "sleep"));
+  CU_ASSERT(has(str(score(&r, 0, "sleep"), "error"),
+                "timeout: metric 'sleep' timed out after 200 ms"));
+  int rest_ok = 1;
+  for (int i = 1; i <= 8; i++)
+    rest_ok &= record_ok(&r, i) && num(score(&r, i, "sleep"), "value") >= 1;
+  CU_ASSERT(rest_ok);
+  CU_ASSERT_EQUAL(r.stats.timeouts, 1);
+  CU_ASSERT_EQUAL(r.stats.late_completions, 1);
+  CU_ASSERT(r.stats.chained >= 2);
+  run_release(&r);
+  free(data);
+}
+
+static void test_chain_leaves_slow_metrics_parallel(void) {
+  /* Two items with two sync metrics of 200 ms each, and idle workers: a
+   * chain would run an item's metrics one after the other, so it leaves
+   * them to the loop, which runs all four at once. One after the other,
+   * no more than two would ever run together (one per item). */
+  static const struct metric_spec metrics[] = {
+      {"fx_metrics:sleep", "{\"ms\":200,\"name\":\"s1\"}", NULL},
+      {"fx_metrics:sleep", "{\"ms\":200,\"name\":\"s2\"}", NULL},
+      {NULL, NULL, NULL},
+  };
+  struct assay_engine_opts o;
+  opts_default(&o);
+  o.threads = 4;
+  struct run r;
+  run(&r, &o, "fx_sync", NULL, metrics, "{\"input\":1}\n{\"input\":2}\n");
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 2);
+  double peak = 0;
+  for (int i = 0; i < 2; i++) {
+    CU_ASSERT(record_ok(&r, i));
+    for (int k = 1; k <= 2; k++) {
+      double v = num(score(&r, i, k == 1 ? "s1" : "s2"), "value");
+      peak = v > peak ? v : peak;
+    }
+  }
+  CU_ASSERT(peak >= 3);
+  CU_ASSERT_EQUAL(r.stats.chained, 0);
+  run_release(&r);
+}
+
 static void test_multi_and_renamed_scores(void) {
   static const struct metric_spec metrics[] = {
       {"fx_metrics:multi", NULL, NULL},
@@ -941,6 +1105,11 @@ static const struct test_case metric_cases[] = {
     {"--map with a dotted path", test_map_dotted_path},
     {"task failure: metrics not run", test_task_failure_skips_metrics},
     {"metrics of one item run concurrently", test_metrics_run_concurrently},
+    {"chains: the same records as one job per call", test_chain_same_records},
+    {"chains: each call keeps its own timeout", test_chain_timeout_per_call},
+    {"chains: a metric past its timeout", test_chain_metric_timeout},
+    {"chains: slow metrics left to run in parallel",
+     test_chain_leaves_slow_metrics_parallel},
     {"multi-score and renamed metrics", test_multi_and_renamed_scores},
     {"duplicate score name", test_duplicate_score_name},
     {"scoring mode", test_scoring_mode},
