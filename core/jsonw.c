@@ -152,6 +152,28 @@ static void number(struct assay__buf *b, double d) {
       add_int(b, (int64_t)d);
     return;
   }
+  if (a >= 1e-3 && a < 1e12) {
+    /* Thousandths (milliseconds rounded to 3 decimals, as records keep
+     * them): d is k / 1000 correctly rounded, so its 15 significant digits
+     * are k / 1000's own, which read back as d. */
+    double k = nearbyint(d * 1000);
+    if (k / 1000 == d) {
+      int64_t ki = (int64_t)fabs(k);
+      int frac = (int)(ki % 1000);
+      if (d < 0)
+        assay__buf_add(b, "-", 1);
+      add_int(b, ki / 1000);
+      if (frac != 0) {
+        char f[4] = {'.', (char)('0' + frac / 100), (char)('0' + frac / 10 % 10),
+                     (char)('0' + frac % 10)};
+        size_t n = 4;
+        while (f[n - 1] == '0')
+          n--;
+        assay__buf_add(b, f, n);
+      }
+      return;
+    }
+  }
   char tmp[40];
   size_t n;
   uint64_t bits;

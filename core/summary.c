@@ -390,9 +390,48 @@ static void group_close(struct assay_summary *s) {
 
 /* Starts a new item group unless record continues the open one: same
  * index. A record without an index is an item of its own. */
-static void group_enter(struct assay_summary *s, const cJSON *record) {
+/* The members summary_add reads, found in one pass over the record (a
+ * lookup per member walked the record each time). */
+struct fields {
+  const cJSON *index, *error, *scores, *attempts, *task_ms, *metrics_ms,
+      *output;
+};
+
+static void fields_of(const cJSON *record, struct fields *f) {
+  memset(f, 0, sizeof *f);
+  const cJSON *m;
+  cJSON_ArrayForEach(m, record) {
+    const char *k = m->string;
+    const cJSON **slot = NULL;
+    if (k == NULL)
+      continue;
+    switch (k[0]) {
+    case 'i': slot = strcmp(k, "index") == 0 ? &f->index : NULL; break;
+    case 'e': slot = strcmp(k, "error") == 0 ? &f->error : NULL; break;
+    case 's': slot = strcmp(k, "scores") == 0 ? &f->scores : NULL; break;
+    case 'a': slot = strcmp(k, "attempts") == 0 ? &f->attempts : NULL; break;
+    case 't': slot = strcmp(k, "task_ms") == 0 ? &f->task_ms : NULL; break;
+    case 'm':
+      slot = strcmp(k, "metrics_ms") == 0 ? &f->metrics_ms : NULL;
+      break;
+    case 'o': slot = strcmp(k, "output") == 0 ? &f->output : NULL; break;
+    }
+    if (slot != NULL && *slot == NULL) /* the first, as a lookup finds */
+      *slot = m;
+  }
+}
+
+/* A finite number's value. */
+static int finite_of(const cJSON *m, double *v) {
+  if (!cJSON_IsNumber(m) || !isfinite(m->valuedouble))
+    return 0;
+  *v = m->valuedouble;
+  return 1;
+}
+
+static void group_enter(struct assay_summary *s, const struct fields *f) {
   double index;
-  int has = number_of(record, "index", &index);
+  int has = finite_of(f->index, &index);
   if (s->group_open && !(has && s->group_has_index && index == s->group_index))
     group_close(s);
   if (!s->group_open) {
@@ -412,7 +451,9 @@ void assay_summary_add(struct assay_summary *s, const cJSON *record) {
   if (s == NULL || !cJSON_IsObject(record))
     return;
   s->items++;
-  group_enter(s, record);
+  struct fields f;
+  fields_of(record, &f);
+  group_enter(s, &f);
   for (size_t i = 0; i < s->ngates; i++) {
     int p = assay__score_passes(record, s->gates[i].score, s->thresholds,
                                 s->nthresholds);
@@ -422,12 +463,11 @@ void assay_summary_add(struct assay_summary *s, const cJSON *record) {
   if (s->nthresholds > 0) {
     if (assay_record_passes(record, s->thresholds, s->nthresholds, NULL))
       s->passed++;
-    else if (cJSON_IsNull(member(record, "error")) ||
-             member(record, "error") == NULL)
+    else if (f.error == NULL || cJSON_IsNull(f.error))
       s->failed_thresholds++;
   }
 
-  const cJSON *err = member(record, "error");
+  const cJSON *err = f.error;
   if (err == NULL || cJSON_IsNull(err)) {
     s->ok++;
   } else {
@@ -438,7 +478,7 @@ void assay_summary_add(struct assay_summary *s, const cJSON *record) {
                           : "unknown");
   }
 
-  const cJSON *scores = member(record, "scores");
+  const cJSON *scores = f.scores;
   if (!cJSON_IsObject(scores))
     scores = NULL;
   int k = 0, nscored = 0;
@@ -467,7 +507,7 @@ void assay_summary_add(struct assay_summary *s, const cJSON *record) {
 
   double v;
   long attempts = 0;
-  if (number_of(record, "attempts", &v) && v > 0) {
+  if (finite_of(f.attempts, &v) && v > 0) {
     attempts = v > 1e9 ? 1000000000L : (long)v;
     s->attempts += attempts;
     if (attempts > 1)
@@ -475,12 +515,12 @@ void assay_summary_add(struct assay_summary *s, const cJSON *record) {
   }
   /* A record with no task attempt (scoring mode, a bad item) has no task
    * time to speak of; one with no scores ran no metrics. */
-  if (attempts > 0 && number_of(record, "task_ms", &v))
+  if (attempts > 0 && finite_of(f.task_ms, &v))
     latency_add(&s->task, v);
-  if (nscored > 0 && number_of(record, "metrics_ms", &v))
+  if (nscored > 0 && finite_of(f.metrics_ms, &v))
     latency_add(&s->metrics, v);
 
-  const cJSON *usage = member(member(record, "output"), "usage");
+  const cJSON *usage = member(f.output, "usage");
   if (cJSON_IsObject(usage))
     usage_add(s, usage, -1, 1);
 }

@@ -57,7 +57,10 @@ static void test_numbers_fixed(void) {
                              123456789012345.6, 1e300, -1e-300, 5e-324,
                              DBL_MAX, DBL_MIN, 0.6153846153846154,
                              0.9999999999999999, 1.0000000000000002,
-                             99999.99999999999, 1e14 + 0.5, 0.30000000000000004};
+                             99999.99999999999, 1e14 + 0.5, 0.30000000000000004,
+                             0.001, -0.001, 0.0009995, 0.999, 1.5, 0.25, 10.01,
+                             999999999999.999, 1e12 - 0.001, 1e12, 1e12 + 0.5,
+                             123.456, 0.1 + 0.001};
   for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
     same_number(v[i]);
   same_number(NAN);
@@ -67,10 +70,10 @@ static void test_numbers_fixed(void) {
 
 static void test_numbers_random(void) {
   /* Ratios like a metric's, decimals like a latency's, and raw bits. */
-  for (int i = 0; i < 200000; i++) {
+  for (int i = 0; i < 250000; i++) {
     uint64_t r = next();
     double d;
-    switch (i % 4) {
+    switch (i % 5) {
     case 0:
       d = (double)(r % 1000) / (double)(1 + (r >> 20) % 1000);
       break;
@@ -82,8 +85,12 @@ static void test_numbers_random(void) {
       if (isnan(d))
         d = 0;
       break;
-    default:
+    case 3:
       d = ldexp((double)(r >> 11), (int)((r & 0x7f)) - 100);
+      break;
+    default:
+      /* Thousandths of every size the writer prints as such. */
+      d = (double)(r % (UINT64_C(1) << (r >> 58))) / 1000.0;
       break;
     }
     same_number(r & 1 << 5 ? -d : d);
@@ -150,7 +157,7 @@ static void test_documents(void) {
 int main(int argc, char **argv) {
   static const struct test_case writer[] = {
       {"numbers: chosen edge cases", test_numbers_fixed},
-      {"numbers: 200,000 random", test_numbers_random},
+      {"numbers: 250,000 random", test_numbers_random},
       {"strings: every byte", test_strings},
       {"documents", test_documents},
       {NULL, NULL}};
