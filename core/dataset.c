@@ -71,7 +71,6 @@ struct assay_dataset {
   const char *mem;       /* ... or the memory it reads */
   size_t mem_len;
   int format_given;
-  int defer;             /* JSONL items come as text (assay_dataset_defer) */
   off_t size;            /* bytes, when known (files, memory) */
   char *name;
   int format;
@@ -128,39 +127,21 @@ static int set_fatal(struct assay_dataset *ds, char **errmsg, int err,
   return err;
 }
 
-/* A malformed item's message: "name:line: <fmt>". Owned. */
-static char *name_verror(const char *name, size_t line, const char *fmt,
-                         va_list ap) {
-  char *what = assay__vformat(fmt, ap);
-  char *msg = assay__format("%s:%zu: %s", name, line, what);
-  free(what);
-  return msg;
-}
-
-static char *name_error(const char *name, size_t line, const char *fmt, ...)
-    ASSAY__PRINTF(3, 4);
-
-static char *name_error(const char *name, size_t line, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *msg = name_verror(name, line, fmt, ap);
-  va_end(ap);
-  return msg;
-}
-
 static void item_error(struct assay_dataset *ds,
                        struct assay_dataset_item *item, size_t line,
                        const char *fmt, ...) ASSAY__PRINTF(4, 5);
 
-/* Fills item as a malformed one. */
+/* Fills item as a malformed one: "name:line: <fmt>". */
 static void item_error(struct assay_dataset *ds,
                        struct assay_dataset_item *item, size_t line,
                        const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  item->json = NULL;
-  item->error = name_verror(ds->name, line, fmt, ap);
+  char *what = assay__vformat(fmt, ap);
   va_end(ap);
+  item->json = NULL;
+  item->error = assay__format("%s:%zu: %s", ds->name, line, what);
+  free(what);
 }
 
 static void item_oversize(struct assay_dataset *ds,
@@ -285,17 +266,25 @@ static char *snippet(const char *text, size_t from, size_t to) {
   return s;
 }
 
-int assay_dataset_parse(const char *name, const char *text, size_t len,
-                        size_t line, cJSON **json, char **error) {
-  *json = NULL;
-  *error = NULL;
+/*
+ * Turns the text of one item (len bytes, starting on line) into item:
+ * a JSON object, or an error saying what is wrong and where.
+ */
+static void make_item(struct assay_dataset *ds, const char *text, size_t len,
+                      size_t line, struct assay_dataset_item *item) {
+  memset(item, 0, sizeof *item);
+  item->line = line;
+  if (len > ds->max_item) {
+    item_oversize(ds, item, line, len);
+    return;
+  }
   size_t bad;
   if (!assay__utf8_valid(text, len, &bad)) {
-    *error = name_error(name, line_at(text, bad, line),
-                        "invalid UTF-8 at byte %zu of the item (datasets must "
-                        "be UTF-8)",
-                        bad + 1);
-    return -1;
+    item_error(ds, item, line_at(text, bad, line),
+               "invalid UTF-8 at byte %zu of the item (datasets must be "
+               "UTF-8)",
+               bad + 1);
+    return;
   }
   const char *stop = NULL;
   cJSON *j = cJSON_ParseWithLengthOpts(text, len, &stop, 0);
@@ -308,17 +297,16 @@ int assay_dataset_parse(const char *name, const char *text, size_t len,
       while (from < len && ((unsigned char)text[from] & 0xc0) == 0x80)
         from++;
       char *s = snippet(text, from, len);
-      *error = name_error(name, line_at(text, len ? len - 1 : 0, line),
-                          "invalid JSON: the item ends too early, after '%s'",
-                          s);
+      item_error(ds, item, line_at(text, len ? len - 1 : 0, line),
+                 "invalid JSON: the item ends too early, after '%s'", s);
       free(s);
     } else {
       char *s = snippet(text, off, len);
-      *error = name_error(name, line_at(text, off, line),
-                          "invalid JSON near '%s'", s);
+      item_error(ds, item, line_at(text, off, line), "invalid JSON near '%s'",
+                 s);
       free(s);
     }
-    return -1;
+    return;
   }
   size_t off = (size_t)(stop - text);
   while (off < len && is_ws(text[off]))
@@ -326,44 +314,17 @@ int assay_dataset_parse(const char *name, const char *text, size_t len,
   if (off < len) {
     cJSON_Delete(j);
     char *s = snippet(text, off, len);
-    *error = name_error(name, line_at(text, off, line),
-                        "invalid JSON: unexpected text after the item near "
-                        "'%s'",
-                        s);
+    item_error(ds, item, line_at(text, off, line),
+               "invalid JSON: unexpected text after the item near '%s'", s);
     free(s);
-    return -1;
+    return;
   }
   if (!cJSON_IsObject(j)) {
-    *error = name_error(name, line, "item is %s, not a JSON object",
-                        json_kind(j));
+    item_error(ds, item, line, "item is %s, not a JSON object", json_kind(j));
     cJSON_Delete(j);
-    return -1;
-  }
-  *json = j;
-  return 0;
-}
-
-/*
- * Turns the text of one item (len bytes, starting on line) into item:
- * a JSON object, or an error saying what is wrong and where; or, when the
- * dataset defers parsing, the text itself.
- */
-static void make_item(struct assay_dataset *ds, const char *text, size_t len,
-                      size_t line, struct assay_dataset_item *item) {
-  memset(item, 0, sizeof *item);
-  item->line = line;
-  if (len > ds->max_item) {
-    item_oversize(ds, item, line, len);
     return;
   }
-  if (ds->defer) {
-    item->raw = assay__xmalloc(len + 1);
-    memcpy(item->raw, text, len);
-    item->raw[len] = '\0';
-    item->raw_len = len;
-    return;
-  }
-  assay_dataset_parse(ds->name, text, len, line, &item->json, &item->error);
+  item->json = j;
 }
 
 /* --- JSONL --------------------------------------------------------------- */
@@ -1075,14 +1036,6 @@ struct selection {
   int filled;
 };
 
-int assay_dataset_defer(struct assay_dataset *ds) {
-  /* --ids reads each item's id to choose it; other formats parse as they
-   * scan. Offsets, shards and shuffles go by index. */
-  ds->defer = ds->format == ASSAY_DATASET_JSONL &&
-              (ds->sel == NULL || ds->sel->nids == 0);
-  return ds->defer;
-}
-
 static int cmp_str(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -1185,7 +1138,6 @@ static int selected(const struct selection *sel,
 static void item_drop(struct assay_dataset_item *it) {
   cJSON_Delete(it->json);
   free(it->error);
-  free(it->raw);
   memset(it, 0, sizeof *it);
 }
 

@@ -23,14 +23,11 @@ enum assay_dataset_format {
 
 struct assay_dataset;
 
-/* One item, filled by assay_dataset_next(). Exactly one of json, error
- * and raw is set (raw only after assay_dataset_defer). The caller owns
- * them and frees them (cJSON_Delete, free). */
+/* One item, filled by assay_dataset_next(). Exactly one of json and error is
+ * set. The caller owns both and frees them (cJSON_Delete, free). */
 struct assay_dataset_item {
   cJSON *json;  /* the item, always a JSON object */
   char *error;  /* a malformed item: "qa.jsonl:12: invalid JSON: ..." */
-  char *raw;    /* the item's text, not yet parsed (NUL-terminated) */
-  size_t raw_len;
   size_t line;  /* 1-based line where the item starts (CSV: the record's line) */
   int64_t index; /* 0-based position among the file's items, malformed
                     ones included: the record's "index" */
@@ -88,24 +85,6 @@ int assay__dataset_raw_next(struct assay_dataset *ds,
 /* The number of items in a JSONL file, counted cheaply without parsing
  * (for progress), or -1 when unknown (stdin, other formats). */
 int64_t assay_dataset_count(const char *path, int format);
-
-/*
- * From now on, hand JSONL items out as their text (item.raw), not parsed:
- * the caller parses each with assay_dataset_parse(), on any thread. Items
- * over the size cap still come as errors. Returns 1 when the dataset
- * defers, 0 when it cannot (--ids, or not JSONL). Call it after
- * assay_dataset_select().
- */
-int assay_dataset_defer(struct assay_dataset *ds);
-
-/*
- * Parses one item's text (len bytes, starting on line of the dataset
- * called name) as assay_dataset_next() would: 0 with *json set, or -1
- * with *error set ("name:line: invalid JSON near ..."). Both owned by the
- * caller. Thread-safe.
- */
-int assay_dataset_parse(const char *name, const char *text, size_t len,
-                        size_t line, cJSON **json, char **error);
 
 /* The name given at open ("qa.jsonl", "<stdin>"). Borrowed. */
 const char *assay_dataset_name(const struct assay_dataset *ds);

@@ -84,9 +84,6 @@ struct completion {
   char *in_text;        /* the task's input as JSON */
   size_t in_len;
   double t_end;         /* sync: when the call returned (assay__now_ms) */
-  /* A task's call on an item the worker parsed (see dispatch): */
-  cJSON *parsed;        /* the item, for the loop to keep */
-  char *bad_item;       /* or why it is malformed (no call was made) */
 };
 
 /* A part of an item's record printed ahead, on a worker. */
@@ -135,8 +132,6 @@ struct item {
   cJSON *id;            /* rescore: the record's id, owned */
   int kept_attempts;    /* rescore: the record's attempts, or -1 */
   cJSON *json;          /* the dataset item, owned */
-  char *raw;            /* ... or its text, parsed by the task's worker */
-  size_t raw_len, line;
   char *bad;            /* a malformed item's message */
   cJSON *output;        /* task output, owned */
   cJSON *view;          /* metrics without --map: their shared input view
@@ -185,9 +180,6 @@ struct assay_engine {
   int cur_valid, cur_trial;
   int running, pending;
   struct assay_dataset *ds;
-  char *ds_name;          /* its name, for workers: a late one may outlive
-                             the dataset, which the caller frees after the
-                             run */
   int eof, stopping, done;
   int looping;            /* inside uv_run: uv_stop() has a loop to stop */
   uv_timer_t grace;       /* after a stop: how long in-flight items may take */
@@ -241,13 +233,11 @@ static uint64_t make_call(const struct assay_engine *e, const struct slot *s) {
 /* Frees what c holds, leaving it empty. */
 static void completion_clear(struct completion *c) {
   cJSON_Delete(c->result);
-  cJSON_Delete(c->parsed);
   free(c->msg);
   free(c->text);
   free(c->in_text);
-  free(c->bad_item);
-  c->result = c->parsed = NULL;
-  c->msg = c->text = c->in_text = c->bad_item = NULL;
+  c->result = NULL;
+  c->msg = c->text = c->in_text = NULL;
 }
 
 static void completion_free(struct completion *c) {
@@ -793,7 +783,6 @@ static void item_release(struct assay_engine *e, struct item *it) {
     return;
   free(it->view); /* a block of references into json and output: first */
   cJSON_Delete(it->json);
-  free(it->raw);
   cJSON_Delete(it->output);
   cJSON_Delete(it->error);
   cJSON_Delete(it->id);
@@ -826,31 +815,6 @@ static cJSON *score_error(const char *msg) {
   cJSON_AddNullToObject(s, "reason");
   cJSON_AddStringToObject(s, "error", msg);
   return s;
-}
-
-/* The error of a malformed item (it->bad says why). */
-static void set_bad_error(struct item *it) {
-  cJSON_Delete(it->error);
-  it->error = cJSON_CreateObject();
-  cJSON_AddStringToObject(it->error, "code", assay_err_name(ASSAY_EBAD_ITEM));
-  cJSON_AddStringToObject(it->error, "message", it->bad);
-}
-
-/* A malformed item ends as a bad_item record. */
-static void item_bad(struct assay_engine *e, struct item *it) {
-  set_bad_error(it);
-  e->stats.items_failed++;
-  item_final(e, it);
-}
-
-/* An item left to its task's worker to parse whose task never completed
- * (it timed out first): its record shows its input all the same, so the
- * loop parses it now, and a malformed one is a bad_item record after all
- * (already counted as failed). */
-static void item_parse_late(struct assay_engine *e, struct item *it) {
-  if (assay_dataset_parse(e->ds_name, it->raw, it->raw_len, it->line,
-                          &it->json, &it->bad) != 0)
-    set_bad_error(it);
 }
 
 static void metric_done(struct assay_engine *e, struct item *it) {
@@ -1206,10 +1170,6 @@ static void chain_timed_out(struct assay_engine *e, struct slot *s, int m) {
   tc.in_text = d->in_text;
   tc.in_len = d->in_len;
   tc.t_end = d->t_end;
-  if (d->parsed != NULL && it->json == NULL) {
-    it->json = d->parsed;
-    d->parsed = NULL;
-  }
   d->result = NULL;
   d->text = d->in_text = NULL;
   s->state = SLOT_ABANDONED;
@@ -1395,9 +1355,9 @@ static int stage_move(struct slot *s, int from, int to) {
  * the item's deadline is about to pass.
  */
 static void run_chain(struct assay_engine *e, struct slot *s,
-                      struct completion *tc, const cJSON *input) {
+                      struct completion *tc) {
   struct item *it = s->item;
-  cJSON *view = shared_view(input, tc->result);
+  cJSON *view = shared_view(it->json, tc->result);
   int at = 0, m;
   for (m = 0; m < e->nmetrics; m++) {
     if (missing_input(e->metrics[m], view) != NULL)
@@ -1444,29 +1404,10 @@ static void sync_work(struct assay_pool_job *job) {
   struct assay_engine *e =
       assay__container_of(s->timer.loop, struct assay_engine, loop);
   struct completion *c = &s->done;
-  const cJSON *input = s->input;
-  cJSON *parsed = NULL;
-  if (input == NULL && s->job == 0 && s->item->raw != NULL) {
-    /* The loop left the item's parsing to this worker (see
-     * assay_dataset_defer): the CPU path's loop thread has enough to do. */
-    struct item *it = s->item;
-    char *bad = NULL;
-    if (assay_dataset_parse(e->ds_name, it->raw, it->raw_len, it->line,
-                            &parsed, &bad) != 0) {
-      memset(c, 0, sizeof *c);
-      c->embedded = 1;
-      c->call = make_call(e, s);
-      c->bad_item = bad;
-      post(c);
-      return;
-    }
-    input = parsed;
-  }
-  call_sync(e, s, s->job, input, s->attempt, s->timeout_ms, assay__now_ms(),
-            c);
-  c->parsed = parsed;
+  call_sync(e, s, s->job, s->input, s->attempt, s->timeout_ms,
+            assay__now_ms(), c);
   if (s->chain && !c->failed && c->result != NULL && !c->twice)
-    run_chain(e, s, c, input);
+    run_chain(e, s, c);
   post(c);
 }
 
@@ -1797,25 +1738,6 @@ static void handle_completion(struct assay_engine *e, struct completion *c) {
   }
   struct item *it = s->item;
   int job = s->job;
-  if (c->parsed != NULL && it->json == NULL) {
-    it->json = c->parsed;
-    c->parsed = NULL;
-  }
-  if (c->bad_item != NULL) {
-    /* Found malformed by the worker that was to run the task on it: no
-     * call was made. */
-    free(it->bad);
-    it->bad = c->bad_item;
-    c->bad_item = NULL;
-    it->attempts[0] = 0;
-    e->stats.calls--;
-    it->refs++;
-    slot_put(e, s);
-    item_bad(e, it);
-    item_release(e, it);
-    completion_free(c);
-    return;
-  }
   if (s->chain) {
     it->chain_done = s->chain_done;
     if (s->chain_view != NULL) {
@@ -2023,8 +1945,6 @@ static void flush(struct assay_engine *e) {
     e->next_write++;
     e->pending--;
     if (e->run_rc == 0) {
-      if (it->json == NULL && it->raw != NULL && it->bad == NULL)
-        item_parse_late(e, it);
       cJSON *r = record_build(e, it);
       size_t len = 0;
       const char *line = record_line(e, it, r, &len);
@@ -2075,25 +1995,19 @@ static int next_item(struct assay_engine *e) {
 /* Takes the current item's next trial: its JSON and error, moved out on
  * the last trial and copied before. */
 static void take_trial(struct assay_engine *e, cJSON **json, char **bad,
-                       char **raw, int64_t *index, int *trial) {
+                       int64_t *index, int *trial) {
   int last = e->cur_trial + 1 >= e->opts.trials;
   *index = e->cur.index;
   *trial = e->cur_trial++;
   if (last) {
     *json = e->cur.json;
     *bad = e->cur.error;
-    *raw = e->cur.raw;
     e->cur.json = NULL;
-    e->cur.error = e->cur.raw = NULL;
+    e->cur.error = NULL;
     e->cur_valid = 0;
   } else {
     *json = e->cur.json ? cJSON_Duplicate(e->cur.json, 1) : NULL;
     *bad = e->cur.error ? assay__xstrdup(e->cur.error) : NULL;
-    *raw = NULL;
-    if (e->cur.raw != NULL) {
-      *raw = assay__xmalloc(e->cur.raw_len + 1);
-      memcpy(*raw, e->cur.raw, e->cur.raw_len + 1);
-    }
   }
 }
 
@@ -2160,9 +2074,7 @@ static int admit_one(struct assay_engine *e) {
   it->scores = nm ? (cJSON **)(it->frags + nm + 1) : NULL;
   it->attempts = (int *)((cJSON **)(it->frags + nm + 1) + nm);
   it->seq = e->next_seq++;
-  take_trial(e, &it->json, &it->bad, &it->raw, &it->index, &it->trial);
-  it->raw_len = e->cur.raw_len;
-  it->line = e->cur.line;
+  take_trial(e, &it->json, &it->bad, &it->index, &it->trial);
   it->kept_attempts = -1;
   if (e->opts.rescore && it->bad == NULL)
     unpack_record(it);
@@ -2178,7 +2090,11 @@ static int admit_one(struct assay_engine *e) {
   if (e->pending > e->stats.max_pending)
     e->stats.max_pending = e->pending;
   if (it->bad != NULL) {
-    item_bad(e, it);
+    it->error = cJSON_CreateObject();
+    cJSON_AddStringToObject(it->error, "code", assay_err_name(ASSAY_EBAD_ITEM));
+    cJSON_AddStringToObject(it->error, "message", it->bad);
+    e->stats.items_failed++;
+    item_final(e, it);
   } else if (it->error != NULL) {
     /* Rescoring a record whose task failed: it stays as it was. */
     e->stats.items_failed++;
@@ -2266,14 +2182,13 @@ static int skip_done(struct assay_engine *e) {
       return -1;
     }
     cJSON *json;
-    char *bad, *raw, *err = NULL;
+    char *bad, *err = NULL;
     int64_t index;
     int trial;
-    take_trial(e, &json, &bad, &raw, &index, &trial); /* raw: not yet */
+    take_trial(e, &json, &bad, &index, &trial);
     rc = e->skip_cb ? e->skip_cb(e->skip_arg, index, trial, json, &err) : 0;
     cJSON_Delete(json);
     free(bad);
-    free(raw);
     if (rc != 0) {
       e->run_rc = ASSAY_ECONFIG;
       e->run_err = err ? err : assay__xstrdup("an existing record does not "
@@ -2312,7 +2227,6 @@ int assay_engine_run(struct assay_engine *e, struct assay_dataset *ds,
     e->chain &= !e->metrics[m]->use_async &&
                 cJSON_GetArraySize(e->metrics[m]->map) == 0;
   e->ds = ds;
-  e->ds_name = assay__xstrdup(assay_dataset_name(ds));
   e->cb = cb;
   e->cb_arg = arg;
   e->window = 2 * (int64_t)e->opts.concurrency;
@@ -2322,10 +2236,6 @@ int assay_engine_run(struct assay_engine *e, struct assay_dataset *ds,
       *errmsg = assay__xstrdup(e->run_err);
     return e->run_rc;
   }
-  /* Chains parse their items on the workers (resumed items were read
-   * parsed above: their inputs are compared with the records). */
-  if (e->chain)
-    assay_dataset_defer(ds);
   /* Loading plugins took time the loop's clock has not seen yet; timeouts
    * start from now. */
   uv_update_time(&e->loop);
@@ -2490,9 +2400,7 @@ int assay_engine_free(struct assay_engine *e) {
   free(e->ring);
   cJSON_Delete(e->cur.json);
   free(e->cur.error);
-  free(e->cur.raw);
   free(e->run_err);
-  free(e->ds_name);
   free(e);
   return rc;
 }

@@ -958,77 +958,6 @@ static void test_chain_metric_timeout(void) {
   free(data);
 }
 
-static void test_chain_parses_on_worker(void) {
-  /* In a chain the task's worker parses the item (the loop hands it the
-   * line): malformed items give the records and counts the loop's parse
-   * gives, trials included. */
-  static const struct metric_spec metrics[] = {
-      {"fx_metrics:const", NULL, NULL},
-      {NULL, NULL, NULL},
-  };
-  const char *data = "{\"input\":0}\n"
-                     "{\"input\": nope}\n"
-                     "[1,2]\n"
-                     "\n"
-                     "{\"input\":\"caf\xc3\"}\n"
-                     "{\"input\":4} trailing\n"
-                     "{\"input\":\"\xc3\xa9t\xc3\xa9\"}\n"
-                     "{\"input\":6\n";
-  struct run r[2];
-  for (int chain = 0; chain < 2; chain++) {
-    struct assay_engine_opts o;
-    opts_default(&o);
-    o.threads = 1;
-    o.trials = 2;
-    o.chain = chain;
-    run(&r[chain], &o, "fx_sync", NULL, metrics, data);
-    CU_ASSERT_EQUAL(cJSON_GetArraySize(r[chain].records), 14);
-    drop_timings(r[chain].records);
-  }
-  CU_ASSERT(cJSON_Compare(r[0].records, r[1].records, 1));
-  CU_ASSERT_EQUAL(r[0].stats.items_failed, r[1].stats.items_failed);
-  CU_ASSERT_EQUAL(r[0].stats.calls, r[1].stats.calls);
-  CU_ASSERT_EQUAL(r[1].stats.items_failed, 10);
-  CU_ASSERT(r[1].stats.chained > 0);
-  CU_ASSERT(str_is(rec(&r[1], 2), "error.code", "bad_item"));
-  CU_ASSERT(has(str(rec(&r[1], 2), "error.message"), "test.jsonl:2: invalid JSON"));
-  CU_ASSERT(has(str(rec(&r[1], 6), "error.message"), "test.jsonl:5: invalid UTF-8"));
-  CU_ASSERT(str_is(rec(&r[1], 11), "output.output", "\xc3\xa9t\xc3\xa9"));
-  CU_ASSERT(num(rec(&r[1], 11), "attempts") == 1);
-  CU_ASSERT(num(rec(&r[1], 2), "attempts") == 0);
-  run_release(&r[0]);
-  run_release(&r[1]);
-}
-
-static void test_chain_timeout_before_parse(void) {
-  /* One worker, busy 300 ms with item 0: items 1 and 2 time out waiting
-   * for it, before it could parse them. Their records still carry their
-   * input, parsed by the loop; the malformed one is a bad_item record. */
-  static const struct metric_spec metrics[] = {
-      {"fx_metrics:const", NULL, NULL},
-      {NULL, NULL, NULL},
-  };
-  struct assay_engine_opts o;
-  opts_default(&o);
-  o.threads = 1;
-  o.concurrency = 3;
-  o.timeout_ms = 100;
-  o.retries = 0;
-  struct run r;
-  run(&r, &o, "fx_slow", NULL, metrics,
-      "{\"input\":0,\"ms\":300}\n{\"input\":1,\"ms\":1}\n{\"input\": 2,}\n");
-  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 3);
-  CU_ASSERT(str_is(rec(&r, 0), "error.code", "timeout"));
-  CU_ASSERT(str_is(rec(&r, 1), "error.code", "timeout"));
-  CU_ASSERT(num(rec(&r, 1), "input.input") == 1);
-  CU_ASSERT(num(rec(&r, 1), "input.ms") == 1);
-  CU_ASSERT(str_is(rec(&r, 2), "error.code", "bad_item"));
-  CU_ASSERT(has(str(rec(&r, 2), "error.message"), "test.jsonl:3: invalid JSON"));
-  CU_ASSERT(cJSON_IsNull(at(rec(&r, 2), "input")));
-  CU_ASSERT_EQUAL(r.stats.items_failed, 3);
-  run_release(&r);
-}
-
 static void test_chain_leaves_slow_metrics_parallel(void) {
   /* Two items with two sync metrics of 200 ms each, and idle workers: a
    * chain would run an item's metrics one after the other, so it leaves
@@ -1179,9 +1108,6 @@ static const struct test_case metric_cases[] = {
     {"chains: the same records as one job per call", test_chain_same_records},
     {"chains: each call keeps its own timeout", test_chain_timeout_per_call},
     {"chains: a metric past its timeout", test_chain_metric_timeout},
-    {"chains: the task's worker parses the item", test_chain_parses_on_worker},
-    {"chains: an item timed out before its worker parsed it",
-     test_chain_timeout_before_parse},
     {"chains: slow metrics left to run in parallel",
      test_chain_leaves_slow_metrics_parallel},
     {"multi-score and renamed metrics", test_multi_and_renamed_scores},
