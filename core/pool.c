@@ -81,14 +81,17 @@ int assay_pool_new(struct assay_pool **pp, int nthreads, char **errmsg) {
 
 void assay_pool_submit(struct assay_pool *p, struct assay_pool_job *job) {
   job->next = NULL;
-  assay_pool_submit_list(p, job, job, 1);
+  assay_pool_submit_list(p, job, job, 1, 0);
 }
 
 void assay_pool_submit_list(struct assay_pool *p, struct assay_pool_job *head,
-                            struct assay_pool_job *tail, int n) {
+                            struct assay_pool_job *tail, int n, int cap) {
   if (n <= 0)
     return;
   tail->next = NULL;
+  uint64_t now = uv_hrtime();
+  for (struct assay_pool_job *j = head; j != NULL; j = j->next)
+    j->queued_at = now;
   uv_mutex_lock(&p->lock);
   if (p->tail)
     p->tail->next = head;
@@ -100,11 +103,28 @@ void assay_pool_submit_list(struct assay_pool *p, struct assay_pool_job *head,
   /* Wake only workers that sleep, and no more than there is work for; a
    * busy worker finds the jobs when it comes back for more. */
   int wake = p->waiting < n ? p->waiting : n;
+  if (cap > 0) {
+    int awake = p->nthreads - p->waiting;
+    int room = awake == 0 ? 1 : cap - awake;
+    if (wake > room)
+      wake = room > 0 ? room : 0;
+  }
   uv_mutex_unlock(&p->lock);
   if (wake == 1)
     uv_cond_signal(&p->cond);
   else if (wake > 1)
     uv_cond_broadcast(&p->cond);
+}
+
+int assay_pool_nudge(struct assay_pool *p, uint64_t max_wait_ns) {
+  uv_mutex_lock(&p->lock);
+  int wake = p->head != NULL && p->waiting > 0 &&
+             uv_hrtime() - p->head->queued_at > max_wait_ns;
+  int queued = p->queued;
+  uv_mutex_unlock(&p->lock);
+  if (wake)
+    uv_cond_signal(&p->cond);
+  return queued;
 }
 
 int assay_pool_idle(struct assay_pool *p) {

@@ -7,9 +7,12 @@
 #ifndef ASSAY_POOL_H
 #define ASSAY_POOL_H
 
+#include <stdint.h>
+
 struct assay_pool_job {
   void (*work)(struct assay_pool_job *job); /* runs on a worker thread */
   struct assay_pool_job *next;              /* the pool's queue link */
+  uint64_t queued_at;                       /* uv_hrtime() when queued */
 };
 
 struct assay_pool;
@@ -21,9 +24,19 @@ int assay_pool_new(struct assay_pool **p, int nthreads, char **errmsg);
 /* Queues job (borrowed until its work function has returned). Any thread. */
 void assay_pool_submit(struct assay_pool *p, struct assay_pool_job *job);
 
-/* Queues a list of n jobs linked through next, under one lock. */
+/*
+ * Queues a list of n jobs linked through next, under one lock. With cap >
+ * 0, wakes workers only while fewer than cap are awake (at least one):
+ * for jobs known to be quick, where a worker that is already running takes
+ * them sooner than a sleeping one wakes, and the thread that submits them
+ * needs a core too. assay_pool_nudge() then makes sure none waits long.
+ */
 void assay_pool_submit_list(struct assay_pool *p, struct assay_pool_job *head,
-                            struct assay_pool_job *tail, int n);
+                            struct assay_pool_job *tail, int n, int cap);
+
+/* Wakes a sleeping worker when the oldest queued job has waited more than
+ * max_wait_ns. Returns the number of jobs still queued. */
+int assay_pool_nudge(struct assay_pool *p, uint64_t max_wait_ns);
 
 /* Workers with no job queued for them, as last seen: a hint, not a
  * promise. Any thread, without the lock. */

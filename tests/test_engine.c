@@ -958,6 +958,39 @@ static void test_chain_metric_timeout(void) {
   free(data);
 }
 
+static void test_quick_chains_slow_call(void) {
+  /* Quick chains wake one worker fewer than there are; when one call
+   * turns slow (300 ms, item 150), the items queued behind it must not
+   * wait for it: the other worker is woken, and only that call times out
+   * (a timeout counts from the moment the call is queued). */
+  static const struct metric_spec metrics[] = {
+      {"fx_metrics:const", NULL, NULL},
+      {"fx_metrics:sleep", NULL, NULL},
+      {NULL, NULL, NULL},
+  };
+  struct assay_engine_opts o;
+  opts_default(&o);
+  o.threads = 2;
+  o.concurrency = 16;
+  o.timeout_ms = 150;
+  o.retries = 0;
+  char *data = NULL;
+  for (int i = 0; i < 300; i++)
+    line(&data, "{\"input\":%d,\"ms\":%d}", i, i == 150 ? 300 : 0);
+  struct run r;
+  run(&r, &o, "fx_sync", NULL, metrics, data);
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 300);
+  int others_ok = 1;
+  for (int i = 0; i < 300; i++)
+    if (i != 150)
+      others_ok &= record_ok(&r, i) && num(score(&r, i, "sleep"), "value") >= 1;
+  CU_ASSERT(others_ok);
+  CU_ASSERT(score_failed(&r, 150, "sleep"));
+  CU_ASSERT_EQUAL(r.stats.timeouts, 1);
+  run_release(&r);
+  free(data);
+}
+
 static void test_chain_leaves_slow_metrics_parallel(void) {
   /* Two items with two sync metrics of 200 ms each, and idle workers: a
    * chain would run an item's metrics one after the other, so it leaves
@@ -1108,6 +1141,8 @@ static const struct test_case metric_cases[] = {
     {"chains: the same records as one job per call", test_chain_same_records},
     {"chains: each call keeps its own timeout", test_chain_timeout_per_call},
     {"chains: a metric past its timeout", test_chain_metric_timeout},
+    {"quick chains: a call turned slow holds nothing up",
+     test_quick_chains_slow_call},
     {"chains: slow metrics left to run in parallel",
      test_chain_leaves_slow_metrics_parallel},
     {"multi-score and renamed metrics", test_multi_and_renamed_scores},
