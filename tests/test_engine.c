@@ -919,11 +919,15 @@ static void test_chain_timeout_per_call(void) {
   run_release(&r);
 }
 
-static void test_chain_metric_timeout(void) {
-  /* A chained metric past its timeout: its score is a timeout when the
-   * timeout fires, the scores before it stand, and its result is dropped
-   * when the worker returns it. Meanwhile the other worker serves the
-   * rest. */
+/*
+ * n items through fx_sync, then metrics const and sleep (the sleep of the
+ * item's ms), two workers, no retries: item slow sleeps slow_ms, the others
+ * ms. Checks what both tests below depend on: every record in order and
+ * without error, const scored everywhere, and only the slow item's sleep
+ * failed, the one timeout of the run.
+ */
+static void run_one_slow(struct run *r, int n, int slow, int slow_ms, int ms,
+                         int concurrency, long timeout_ms) {
   static const struct metric_spec metrics[] = {
       {"fx_metrics:const", NULL, NULL},
       {"fx_metrics:sleep", NULL, NULL},
@@ -932,30 +936,36 @@ static void test_chain_metric_timeout(void) {
   struct assay_engine_opts o;
   opts_default(&o);
   o.threads = 2;
-  o.timeout_ms = 200;
+  o.concurrency = concurrency;
+  o.timeout_ms = timeout_ms;
   o.retries = 0;
-  o.concurrency = 1;
   char *data = NULL;
-  line(&data, "{\"input\":0,\"ms\":450}");
-  for (int i = 1; i <= 8; i++)
-    line(&data, "{\"input\":%d,\"ms\":50}", i);
+  for (int i = 0; i < n; i++)
+    line(&data, "{\"input\":%d,\"ms\":%d}", i, i == slow ? slow_ms : ms);
+  run(r, &o, "fx_sync", NULL, metrics, data);
+  free(data);
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r->records), n);
+  int ok = 1;
+  for (int i = 0; i < n; i++)
+    ok &= record_ok(r, i) && score_is(r, i, "const", 1) &&
+          (i == slow || num(score(r, i, "sleep"), "value") >= 1);
+  CU_ASSERT(ok);
+  CU_ASSERT(score_failed(r, slow, "sleep"));
+  CU_ASSERT_EQUAL(r->stats.timeouts, 1);
+}
+
+static void test_chain_metric_timeout(void) {
+  /* A chained metric past its timeout: its score is a timeout when the
+   * timeout fires, the scores before it stand, and its result is dropped
+   * when the worker returns it. Meanwhile the other worker serves the
+   * rest. */
   struct run r;
-  run(&r, &o, "fx_sync", NULL, metrics, data);
-  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 9);
-  CU_ASSERT(record_ok(&r, 0));
-  CU_ASSERT(score_is(&r, 0, "const", 1));
-  CU_ASSERT(score_failed(&r, 0, "sleep"));
+  run_one_slow(&r, 9, 0, 450, 50, 1, 200);
   CU_ASSERT(has(str(score(&r, 0, "sleep"), "error"),
                 "timeout: metric 'sleep' timed out after 200 ms"));
-  int rest_ok = 1;
-  for (int i = 1; i <= 8; i++)
-    rest_ok &= record_ok(&r, i) && num(score(&r, i, "sleep"), "value") >= 1;
-  CU_ASSERT(rest_ok);
-  CU_ASSERT_EQUAL(r.stats.timeouts, 1);
   CU_ASSERT_EQUAL(r.stats.late_completions, 1);
   CU_ASSERT(r.stats.chained >= 2);
   run_release(&r);
-  free(data);
 }
 
 static void test_quick_chains_slow_call(void) {
@@ -963,32 +973,9 @@ static void test_quick_chains_slow_call(void) {
    * turns slow (300 ms, item 150), the items queued behind it must not
    * wait for it: the other worker is woken, and only that call times out
    * (a timeout counts from the moment the call is queued). */
-  static const struct metric_spec metrics[] = {
-      {"fx_metrics:const", NULL, NULL},
-      {"fx_metrics:sleep", NULL, NULL},
-      {NULL, NULL, NULL},
-  };
-  struct assay_engine_opts o;
-  opts_default(&o);
-  o.threads = 2;
-  o.concurrency = 16;
-  o.timeout_ms = 150;
-  o.retries = 0;
-  char *data = NULL;
-  for (int i = 0; i < 300; i++)
-    line(&data, "{\"input\":%d,\"ms\":%d}", i, i == 150 ? 300 : 0);
   struct run r;
-  run(&r, &o, "fx_sync", NULL, metrics, data);
-  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 300);
-  int others_ok = 1;
-  for (int i = 0; i < 300; i++)
-    if (i != 150)
-      others_ok &= record_ok(&r, i) && num(score(&r, i, "sleep"), "value") >= 1;
-  CU_ASSERT(others_ok);
-  CU_ASSERT(score_failed(&r, 150, "sleep"));
-  CU_ASSERT_EQUAL(r.stats.timeouts, 1);
+  run_one_slow(&r, 300, 150, 300, 0, 16, 150);
   run_release(&r);
-  free(data);
 }
 
 static void test_chain_leaves_slow_metrics_parallel(void) {
