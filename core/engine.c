@@ -2137,7 +2137,8 @@ static int quick_run(struct assay_engine *e) {
 
 static void on_nudge(uv_timer_t *t) {
   struct assay_engine *e = assay__container_of(t, struct assay_engine, nudge);
-  if (assay_pool_nudge(e->pool, (uint64_t)NUDGE_MS * 1000000) == 0) {
+  if (e->pool == NULL ||
+      assay_pool_nudge(e->pool, (uint64_t)NUDGE_MS * 1000000) == 0) {
     uv_timer_stop(t);
     e->nudging = 0;
   }
@@ -2290,6 +2291,8 @@ int assay_engine_run(struct assay_engine *e, struct assay_dataset *ds,
     uv_run(&e->loop, UV_RUN_DEFAULT);
   e->looping = 0;
   uv_timer_stop(&e->tick);
+  uv_timer_stop(&e->nudge);
+  e->nudging = 0;
   if (e->run_rc == 0 && e->stopping && (!e->eof || e->stats.abandoned > 0))
     e->run_rc = ASSAY_EINTERRUPTED;
   if (e->run_rc != 0 && errmsg != NULL)
