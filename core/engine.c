@@ -1379,8 +1379,8 @@ static void run_chain(struct assay_engine *e, struct slot *s,
       if (left < (double)timeout)
         timeout = (long)left;
     }
-    /* In the loop's clock (uv_now: the same monotonic time, in ms). */
-    s->due[m].at = (uint64_t)now + (uint64_t)timeout;
+    /* In the loop's clock, rounded up as dispatch() does. */
+    s->due[m].at = (uint64_t)ceil(now) + (uint64_t)timeout;
     s->due[m].ms = timeout;
     if (m == 0)
       s->chain_view = view;
@@ -1450,7 +1450,10 @@ static void dispatch(struct assay_engine *e, struct slot *s) {
   s->timeout_ms = timeout;
   s->state = SLOT_ACTIVE;
   e->stats.calls++;
-  dl_add(e, s, uv_now(&e->loop) + (uint64_t)timeout);
+  /* In the loop's clock, counted from now by the precise one: the loop's
+   * runs behind it (read once per turn, and coarsely), so a deadline
+   * counted from it could come before the timeout had passed. */
+  dl_add(e, s, (uint64_t)ceil(now) + (uint64_t)timeout);
   uint64_t call = make_call(e, s);
   if (inst->use_async) {
     struct call_ctx ctx = {.call = call,

@@ -436,6 +436,40 @@ static void test_timeout_never_completes(void) {
   run_release(&r);
 }
 
+static void test_timeout_never_early(void) {
+  /* A timeout fires no sooner than --timeout after the call started, by
+   * the precise clock the record's task_ms uses: the loop's millisecond
+   * clock runs behind it (read once per turn, and coarsely). Admitting
+   * 2,000 items in one turn takes milliseconds, so the last ones start
+   * well after the turn read that clock. */
+  enum { N = 2000 };
+  for (long ms = 1; ms <= 3; ms++) {
+    struct assay_engine_opts o;
+    opts_default(&o);
+    o.timeout_ms = ms;
+    o.retries = 0;
+    o.concurrency = N;
+    char *data = NULL;
+    for (int i = 0; i < N; i++)
+      line(&data, "{\"input\":%d}", i);
+    struct run r;
+    run(&r, &o, "fx_never", NULL, NULL, data);
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), N);
+    int late_enough = 1;
+    for (int i = 0; i < N && late_enough; i++) {
+      double t = num(rec(&r, i), "task_ms");
+      if (!(t >= (double)ms)) {
+        fprintf(stderr, "\n  timed out after %.3f ms for --timeout %ld\n", t,
+                ms);
+        late_enough = 0;
+      }
+    }
+    CU_ASSERT(late_enough);
+    run_release(&r);
+    free(data);
+  }
+}
+
 static void test_timeout_async_late(void) {
   /* Item 0's call outlives its timeout; the run goes on long enough (one
    * item at a time) for its late completion to arrive, which must be
@@ -1105,6 +1139,7 @@ static const struct test_case pipeline_cases[] = {
 
 static const struct test_case fault_cases[] = {
     {"never completes: timeout", test_timeout_never_completes},
+    {"a timeout never fires early", test_timeout_never_early},
     {"async past its timeout: late completion dropped",
      test_timeout_async_late},
     {"sync past its timeout: late result dropped", test_timeout_sync_late},
