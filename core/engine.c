@@ -1350,7 +1350,7 @@ static int stage_move(struct slot *s, int from, int to) {
  * the chain.
  *
  * Each call keeps its own timeout. The worker publishes the call it runs
- * in s->stage (with its deadline in it->due, written first); the loop's
+ * in s->stage (with its deadline in s->due, written first); the loop's
  * deadline for the task's call, when it passes, follows the stage to the
  * current call's deadline (chain_expire), and abandons the chain at that
  * call once its deadline has passed. Worker and loop move the stage by
