@@ -232,9 +232,16 @@ struct assay_http {
 
 static uv_once_t curl_once = UV_ONCE_INIT;
 static CURLcode curl_init_rc;
+/* The libcurl we run with speaks HTTP/2: without it, asking for HTTP/2
+ * over TLS fails every request with "Unsupported protocol". */
+static int curl_has_http2;
 
 static void curl_init_once(void) {
   curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (curl_init_rc == CURLE_OK)
+    curl_has_http2 =
+        (curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_HTTP2) !=
+        0;
 }
 
 static void pump(struct assay_http *h);
@@ -1167,7 +1174,8 @@ static int easy_setup(struct http_req *req, const struct assay_http_request *r,
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_NOSIGNAL, 1L);
     SET(CURLOPT_FOLLOWLOCATION, 0L);
-    SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    if (curl_has_http2)
+      SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     SET(CURLOPT_SSL_VERIFYPEER, 1L);
     SET(CURLOPT_SSL_VERIFYHOST, 2L);
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
