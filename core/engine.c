@@ -39,7 +39,7 @@
 #define REG_MAX (1 << REG_BITS)
 
 enum { SLOT_FREE, SLOT_ACTIVE, SLOT_ABANDONED, SLOT_BACKOFF };
-enum { STAGE_ABANDONED = -1, STAGE_DONE = -2 };
+enum { STAGE_ABANDONED = -1, STAGE_DONE = -2, STAGE_QUEUED = -3 };
 
 struct instance {
   struct assay_engine *e;
@@ -116,8 +116,15 @@ struct slot {
   /* A chain (see run_chain): the task's slot, its worker running the
    * item's metrics after the task. */
   int chain;
-  int stage;            /* atomic: the call running, 0 the task, 1 + i
-                           metric i; STAGE_DONE or STAGE_ABANDONED */
+  int stage;            /* atomic, sync calls: STAGE_QUEUED until a worker
+                           takes it, then the call running, 0 the first
+                           (a chain: 1 + i metric i); STAGE_DONE or
+                           STAGE_ABANDONED */
+  uint64_t begun;       /* sync: when a worker took it (loop clock), set
+                           before stage leaves STAGE_QUEUED */
+  uint64_t cap_at;      /* sync: the item's deadline (loop clock), or 0 */
+  int begun_seen;       /* loop: the deadline counts from begun now */
+  int skipped;          /* abandoned before a worker took it */
   int dl_stage;         /* loop: the stage the deadline is for */
   int chain_done;       /* metrics the chain ran (read after the post) */
   cJSON *chain_view;    /* the metrics' shared view the worker made */
@@ -1068,15 +1075,25 @@ static void call_timed_out(struct assay_engine *e, struct slot *s) {
   struct instance *inst = job_instance(e, s->job);
   struct item *it = s->item;
   /* The plugin keeps the call (and its input) until it completes late; its
-   * HTTP requests end now, so a hung one frees its connection. */
+   * HTTP requests end now, so a hung one frees its connection. A sync
+   * call no worker took holds none: the worker that takes it skips it. */
   s->state = SLOT_ABANDONED;
   e->stats.timeouts++;
-  if (!inst->use_async)
+  if (!inst->use_async && !s->skipped)
     e->sync_abandoned++;
   if (e->http != NULL)
     assay_http_cancel(e->http, make_call(e, s));
-  char *msg = assay__format("%s '%s' timed out after %ld ms", assay_kind_name(inst->kind),
-                            inst->comp->name, s->timeout_ms);
+  char *msg;
+  if (s->skipped && (s->cap_at == 0 || uv_now(&e->loop) < s->cap_at))
+    msg = assay__format("%s '%s' waited for a worker for over %ld ms: all %d "
+                        "are still running calls that timed out (see "
+                        "--threads)",
+                        assay_kind_name(inst->kind), inst->comp->name,
+                        s->timeout_ms, e->opts.threads);
+  else
+    msg = assay__format("%s '%s' timed out after %ld ms",
+                        assay_kind_name(inst->kind), inst->comp->name,
+                        s->timeout_ms);
   it->refs++;
   attempt_failed(e, it, s->job, ASSAY_FAIL_TIMEOUT, -1, "timeout", msg);
   item_release(e, it);
@@ -1190,6 +1207,44 @@ static void chain_timed_out(struct assay_engine *e, struct slot *s, int m) {
   item_release(e, it);
 }
 
+/*
+ * A sync call's deadline passed. Its timeout counts from when a worker
+ * took it, not from when it was queued: while every worker is busy, calls
+ * wait without using their time. The deadline set at dispatch is the
+ * earliest it can be; here it moves to when it is due. A call still
+ * queued ends only at its item's deadline, or when every worker is held
+ * by a call that timed out (which may never return), so that a run ends.
+ * Returns as chain_expire does; 0 for a single call abandoned.
+ */
+static int sync_expire(struct assay_engine *e, struct slot *s, uint64_t now) {
+  int st = __atomic_load_n(&s->stage, __ATOMIC_ACQUIRE);
+  if (st == STAGE_QUEUED) {
+    if ((s->cap_at == 0 || now < s->cap_at) &&
+        e->sync_abandoned < e->opts.threads) {
+      uint64_t next = now + (uint64_t)s->timeout_ms;
+      dl_add(e, s, s->cap_at != 0 && s->cap_at < next ? s->cap_at : next);
+      return -1;
+    }
+    if (stage_move(s, STAGE_QUEUED, STAGE_ABANDONED)) {
+      s->skipped = 1;
+      return 0;
+    }
+    st = __atomic_load_n(&s->stage, __ATOMIC_ACQUIRE); /* just taken */
+  }
+  if (!s->begun_seen && st != STAGE_QUEUED) {
+    s->begun_seen = 1;
+    uint64_t due = s->begun + (uint64_t)s->timeout_ms;
+    if (s->cap_at != 0 && s->cap_at < due)
+      due = s->cap_at;
+    /* A chain past its first call has its next deadlines in s->due. */
+    if (due > now && (st == 0 || !s->chain)) {
+      dl_add(e, s, due);
+      return -1;
+    }
+  }
+  return s->chain ? chain_expire(e, s, now) : 0;
+}
+
 static void on_deadline(uv_timer_t *t) {
   struct assay_engine *e = assay__container_of(t, struct assay_engine, dl_timer);
   e->dl_due = 0;
@@ -1197,7 +1252,7 @@ static void on_deadline(uv_timer_t *t) {
   while (e->dl_head != NULL && e->dl_head->deadline <= now) {
     struct slot *s = e->dl_head;
     dl_remove(e, s);
-    int st = s->chain ? chain_expire(e, s, now) : 0;
+    int st = job_instance(e, s->job)->use_async ? 0 : sync_expire(e, s, now);
     if (st > 0)
       chain_timed_out(e, s, st - 1);
     else if (st == 0)
@@ -1409,8 +1464,18 @@ static void sync_work(struct assay_pool_job *job) {
   struct assay_engine *e =
       assay__container_of(s->timer.loop, struct assay_engine, loop);
   struct completion *c = &s->done;
-  call_sync(e, s, s->job, s->input, s->attempt, s->timeout_ms,
-            assay__now_ms(), c);
+  double now = assay__now_ms();
+  s->begun = (uint64_t)ceil(now);
+  if (!stage_move(s, STAGE_QUEUED, 0)) {
+    /* The loop gave up on it while it waited (see sync_expire). */
+    memset(c, 0, sizeof *c);
+    c->embedded = 1;
+    c->synthetic = 1;
+    c->call = make_call(e, s);
+    post(c);
+    return;
+  }
+  call_sync(e, s, s->job, s->input, s->attempt, s->timeout_ms, now, c);
   if (s->chain && !c->failed && c->result != NULL && !c->twice)
     run_chain(e, s, c);
   post(c);
@@ -1449,6 +1514,7 @@ static void dispatch(struct assay_engine *e, struct slot *s) {
   s->attempt = ++it->attempts[s->job];
   s->timeout_ms = timeout;
   s->state = SLOT_ACTIVE;
+  s->skipped = 0;
   e->stats.calls++;
   /* In the loop's clock, counted from now by the precise one: the loop's
    * runs behind it (read once per turn, and coarsely), so a deadline
@@ -1483,8 +1549,10 @@ static void dispatch(struct assay_engine *e, struct slot *s) {
     if (s->job == 0 && e->chain) {
       s->chain = 1;
       s->dl_stage = 0;
-      __atomic_store_n(&s->stage, 0, __ATOMIC_RELAXED);
     }
+    s->begun_seen = 0;
+    s->cap_at = it->deadline > 0 ? (uint64_t)ceil(it->deadline) : 0;
+    __atomic_store_n(&s->stage, STAGE_QUEUED, __ATOMIC_RELAXED);
     s->pjob.work = sync_work;
     s->pjob.next = NULL;
     if (e->sub_tail)
@@ -1732,7 +1800,7 @@ static void handle_completion(struct assay_engine *e, struct completion *c) {
     /* The late completion of a timed-out call: drop it, free the slot. */
     if (!c->synthetic)
       e->stats.late_completions++;
-    if (!job_instance(e, s->job)->use_async)
+    if (!job_instance(e, s->job)->use_async && !s->skipped)
       e->sync_abandoned--;
     completion_free(c);
     slot_put(e, s);

@@ -527,6 +527,70 @@ static void test_timeout_sync_late(void) {
   free(data);
 }
 
+static void test_timeout_sync_from_start(void) {
+  /* One worker, four calls of 100 ms queued at once, a 150 ms timeout: the
+   * last waits 300 ms for the worker, but its timeout counts from when the
+   * worker takes it, so none times out. With and without chains. */
+  for (int chain = 0; chain <= 1; chain++) {
+    struct assay_engine_opts o;
+    opts_default(&o);
+    o.threads = 1;
+    o.concurrency = 4;
+    o.timeout_ms = 150;
+    o.retries = 0;
+    o.chain = chain;
+    char *data = NULL;
+    for (int i = 0; i < 4; i++)
+      line(&data, "{\"input\":%d,\"ms\":100}", i);
+    struct run r;
+    run(&r, &o, "fx_slow", NULL, NULL, data);
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 4);
+    int ok = 1;
+    for (int i = 0; i < 4; i++)
+      ok &= record_ok(&r, i) && num(rec(&r, i), "output.slept") == 100;
+    CU_ASSERT(ok);
+    CU_ASSERT_EQUAL(r.stats.timeouts, 0);
+    /* They did wait: the last record's time includes the queue. */
+    CU_ASSERT(num(rec(&r, 3), "task_ms") >= 300 - TIMER_SLACK_MS);
+    run_release(&r);
+    free(data);
+  }
+}
+
+static void test_timeout_sync_all_workers_held(void) {
+  /* One worker held by a call far past its timeout: the calls queued
+   * behind it cannot start, and must not wait for it forever. They fail
+   * with a timeout that says why, and the run ends long before the stuck
+   * call returns. */
+  struct assay_engine_opts o;
+  opts_default(&o);
+  o.threads = 1;
+  o.concurrency = 3;
+  o.timeout_ms = 100;
+  o.retries = 0;
+  o.chain = 0;
+  char *data = NULL;
+  line(&data, "{\"input\":0,\"ms\":900}");
+  line(&data, "{\"input\":1,\"ms\":10}");
+  line(&data, "{\"input\":2,\"ms\":10}");
+  struct run r;
+  run(&r, &o, "fx_slow", NULL, NULL, data);
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 3);
+  CU_ASSERT(has(str(rec(&r, 0), "error.message"), "timed out after 100 ms"));
+  for (int i = 1; i < 3; i++) {
+    CU_ASSERT(str_is(rec(&r, i), "error.code", "timeout"));
+    CU_ASSERT(has(str(rec(&r, i), "error.message"),
+                  "waited for a worker for over 100 ms: all 1 are still "
+                  "running calls that timed out"));
+  }
+  CU_ASSERT_EQUAL(r.stats.timeouts, 3);
+  CU_ASSERT(r.wall_ms < 600);
+  if (!(r.wall_ms < 600))
+    fprintf(stderr, "\n  the run took %.0f ms\n", r.wall_ms);
+  run_release(&r);
+  free(data);
+}
+
 static void test_retry_after(void) {
   /* Each item fails retryably twice asking for 150 ms, then succeeds: three
    * attempts in the record, and the plugin saw at least 150 ms between
@@ -1005,10 +1069,18 @@ static void test_chain_metric_timeout(void) {
 static void test_quick_chains_slow_call(void) {
   /* Quick chains wake one worker fewer than there are; when one call
    * turns slow (300 ms, item 150), the items queued behind it must not
-   * wait for it: the other worker is woken, and only that call times out
-   * (a timeout counts from the moment the call is queued). */
+   * wait for it: the other worker is woken, and only that call times out.
+   * A record's task_ms counts from when its call was queued: without the
+   * wake-up they wait until the slow call times out. */
   struct run r;
   run_one_slow(&r, 300, 150, 300, 0, 16, 150);
+  double waited = 0;
+  for (int i = 0; i < 300; i++)
+    if (i != 150 && num(rec(&r, i), "task_ms") > waited)
+      waited = num(rec(&r, i), "task_ms");
+  CU_ASSERT(waited < 75);
+  if (!(waited < 75))
+    fprintf(stderr, "\n  a call waited %.1f ms behind the slow one\n", waited);
   run_release(&r);
 }
 
@@ -1143,6 +1215,10 @@ static const struct test_case fault_cases[] = {
     {"async past its timeout: late completion dropped",
      test_timeout_async_late},
     {"sync past its timeout: late result dropped", test_timeout_sync_late},
+    {"a sync call's timeout counts from when a worker takes it",
+     test_timeout_sync_from_start},
+    {"queued sync calls end when every worker is held",
+     test_timeout_sync_all_workers_held},
     {"retries honour retry-after", test_retry_after},
     {"a retried metric gets its input", test_metric_retry_gets_input},
     {"retries exhausted", test_retries_exhausted},
