@@ -1657,6 +1657,7 @@ static cJSON *component_json(const struct assay_component *comp) {
   if (comp->run_async)
     cJSON_AddItemToArray(modes, cJSON_CreateString("async"));
   cJSON_AddBoolToObject(j, "thread_safe", (comp->flags & ASSAY_THREAD_SAFE) != 0);
+  cJSON_AddBoolToObject(j, "quick", (comp->flags & ASSAY_QUICK) != 0);
   if (comp->kind == ASSAY_KIND_METRIC) {
     cJSON *in = cJSON_AddArrayToObject(j, "inputs");
     for (const struct assay_input *i = comp->inputs; i && i->name; i++) {

@@ -53,6 +53,8 @@ struct instance {
   char *score_name;
   int renamed;
   int use_async;
+  int quick;                    /* ASSAY_QUICK: sync calls run on the loop
+                                   (see run_quick); 0 once one was slow */
   void *state;
   int inited;
   uv_mutex_t serial;            /* held around run_sync unless thread-safe */
@@ -217,6 +219,7 @@ struct assay_engine {
    * pool in one go when it ends (see pump). */
   struct assay_pool_job *sub_head, *sub_tail;
   int sub_n;
+  struct assay_pool_job *quick_head, *quick_tail; /* see run_quick */
   struct assay__buf line;  /* the record being handed out, as text */
   int *moved;              /* per metric: scores it put in that record */
   int dup;                 /* that record dropped a duplicate score */
@@ -659,6 +662,7 @@ int assay_engine_add(struct assay_engine *e, struct assay_loader *l, int kind,
   inst->score_name = assay__xstrdup(score);
   inst->renamed = name != NULL;
   inst->use_async = comp->run_async != NULL;
+  inst->quick = !inst->use_async && (comp->flags & ASSAY_QUICK) != 0;
   uv_mutex_init(&inst->serial);
   inst->host = host_template;
   inst->host.loop = &e->loop;
@@ -1330,6 +1334,7 @@ static void call_sync(struct assay_engine *e, struct slot *s, int job,
                          .attempt = attempt,
                          .timeout_ms = timeout_ms,
                          .capture = 1};
+  struct call_ctx *saved = tls_ctx; /* a quick call runs on the loop */
   tls_ctx = &ctx;
   int serial = !(inst->comp->flags & ASSAY_THREAD_SAFE);
   if (serial)
@@ -1337,7 +1342,7 @@ static void call_sync(struct assay_engine *e, struct slot *s, int job,
   cJSON *r = inst->comp->run_sync(inst->state, input, ctx.call);
   if (serial)
     uv_mutex_unlock(&inst->serial);
-  tls_ctx = NULL;
+  tls_ctx = saved;
 
   memset(c, 0, sizeof *c);
   c->embedded = 1;
@@ -1555,12 +1560,20 @@ static void dispatch(struct assay_engine *e, struct slot *s) {
     __atomic_store_n(&s->stage, STAGE_QUEUED, __ATOMIC_RELAXED);
     s->pjob.work = sync_work;
     s->pjob.next = NULL;
-    if (e->sub_tail)
-      e->sub_tail->next = &s->pjob;
-    else
-      e->sub_head = &s->pjob;
-    e->sub_tail = &s->pjob;
-    e->sub_n++;
+    if (inst->quick && !s->chain) {
+      if (e->quick_tail)
+        e->quick_tail->next = &s->pjob;
+      else
+        e->quick_head = &s->pjob;
+      e->quick_tail = &s->pjob;
+    } else {
+      if (e->sub_tail)
+        e->sub_tail->next = &s->pjob;
+      else
+        e->sub_head = &s->pjob;
+      e->sub_tail = &s->pjob;
+      e->sub_n++;
+    }
   }
 }
 
@@ -2183,8 +2196,9 @@ static int admit_one(struct assay_engine *e) {
   return 1;
 }
 
-/* Hands the sync jobs gathered during this callback to the pool. */
 /*
+ * Hands the sync jobs gathered during this callback to the pool.
+ *
  * Quick chains (every call of the run known to take under CHAIN_QUICK_US)
  * wake one worker fewer than there are: the loop thread is busy too, and
  * on a machine with as many workers as cores, the last worker to wake only
@@ -2228,6 +2242,59 @@ static void submit_jobs(struct assay_engine *e) {
   }
 }
 
+/*
+ * Quick calls (ASSAY_QUICK: a sync component that promises never to block
+ * and to return within microseconds) that are not part of a chain run here,
+ * on the loop thread, instead of going to a worker and back: for a metric
+ * like equals after an LLM task, the hand-off (a wake-up, the inbox, the
+ * loop's wake-up) cost ten times the call. The loop cannot interrupt a
+ * call, so a quick call is not held to --timeout while it runs; one that
+ * takes over QUICK_MAX_US is believed once: its component goes to the
+ * workers for the rest of the run, with a warning.
+ */
+#define QUICK_MAX_US 2000
+
+static int run_quick(struct assay_engine *e) {
+  struct assay_pool_job *j = e->quick_head;
+  if (j == NULL)
+    return 0;
+  e->quick_head = e->quick_tail = NULL;
+  while (j != NULL) {
+    struct assay_pool_job *next = j->next;
+    struct slot *s = assay__container_of(j, struct slot, pjob);
+    struct instance *inst = job_instance(e, s->job);
+    j->next = NULL;
+    if (!inst->quick) {
+      /* Turned slow since it was queued. */
+      if (e->sub_tail)
+        e->sub_tail->next = j;
+      else
+        e->sub_head = j;
+      e->sub_tail = j;
+      e->sub_n++;
+    } else {
+      struct completion *c = &s->done;
+      double t0 = assay__now_ms();
+      s->begun = (uint64_t)ceil(t0);
+      __atomic_store_n(&s->stage, 0, __ATOMIC_RELAXED);
+      call_sync(e, s, s->job, s->input, s->attempt, s->timeout_ms, t0, c);
+      e->stats.quick++;
+      double us = (c->t_end - t0) * 1000;
+      if (us > QUICK_MAX_US) {
+        inst->quick = 0;
+        fprintf(stderr,
+                "assay: warning: %s '%s' is flagged quick, but a call took "
+                "%.1f ms on the main thread; its calls go to the workers "
+                "from now on\n",
+                assay_kind_name(inst->kind), inst->comp->name, us / 1000);
+      }
+      handle_completion(e, c);
+    }
+    j = next;
+  }
+  return 1;
+}
+
 static void pump(struct assay_engine *e) {
   for (;;) {
     flush(e);
@@ -2240,7 +2307,7 @@ static void pump(struct assay_engine *e) {
       }
       admitted = 1;
     }
-    if (!admitted)
+    if (!admitted && !run_quick(e))
       break;
   }
   submit_jobs(e);

@@ -54,6 +54,7 @@ struct assay_engine_stats {
   int max_pending;        /* most items admitted but not yet handed out */
   long calls;             /* call attempts started */
   long chained;           /* of those, metric calls run in a chain */
+  long quick;             /* of those, ASSAY_QUICK calls run on the loop */
   long retries;           /* attempts after a retryable failure */
   long retries_429, retries_5xx, retries_timeout, retries_network,
       retries_other;      /* retries by cause */

@@ -1113,6 +1113,63 @@ static void test_chain_leaves_slow_metrics_parallel(void) {
   run_release(&r);
 }
 
+static void test_quick_on_loop(void) {
+  /* An ASSAY_QUICK metric after an async task runs on the loop thread;
+   * after a sync task it stays in the task's chain, on its worker. */
+  static const struct metric_spec metrics[] = {
+      {"fx_metrics:quick", NULL, NULL},
+      {NULL, NULL, NULL},
+  };
+  const char *tasks[] = {"fx_async", "fx_sync"};
+  for (int k = 0; k < 2; k++) {
+    struct assay_engine_opts o;
+    opts_default(&o);
+    o.concurrency = 8;
+    char *data = NULL;
+    for (int i = 0; i < 50; i++)
+      line(&data, "{\"input\":%d,\"ms\":1}", i);
+    struct run r;
+    run(&r, &o, tasks[k], NULL, metrics, data);
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 50);
+    int ok = 1;
+    for (int i = 0; i < 50; i++)
+      ok &= record_ok(&r, i) && score_is(&r, i, "quick", k == 0 ? 1 : 0);
+    CU_ASSERT(ok);
+    CU_ASSERT_EQUAL(r.stats.quick, k == 0 ? 50 : 0);
+    run_release(&r);
+    free(data);
+  }
+}
+
+static void test_quick_turned_slow(void) {
+  /* A quick call that takes milliseconds is believed once: the rest of
+   * the run's calls of that metric go to the workers, and every score
+   * still comes out. */
+  static const struct metric_spec metrics[] = {
+      {"fx_metrics:quick", NULL, NULL},
+      {NULL, NULL, NULL},
+  };
+  struct assay_engine_opts o;
+  opts_default(&o);
+  o.concurrency = 1;
+  char *data = NULL;
+  line(&data, "{\"input\":0,\"ms\":1}");
+  line(&data, "{\"input\":1,\"ms\":1,\"quick_ms\":20}");
+  for (int i = 2; i < 6; i++)
+    line(&data, "{\"input\":%d,\"ms\":1}", i);
+  struct run r;
+  run(&r, &o, "fx_async", NULL, metrics, data);
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 6);
+  int ok = record_ok(&r, 0) && score_is(&r, 0, "quick", 1) &&
+           record_ok(&r, 1) && score_is(&r, 1, "quick", 1);
+  for (int i = 2; i < 6; i++)
+    ok &= record_ok(&r, i) && score_is(&r, i, "quick", 0);
+  CU_ASSERT(ok);
+  CU_ASSERT_EQUAL(r.stats.quick, 2);
+  run_release(&r);
+  free(data);
+}
+
 static void test_multi_and_renamed_scores(void) {
   static const struct metric_spec metrics[] = {
       {"fx_metrics:multi", NULL, NULL},
@@ -1243,6 +1300,9 @@ static const struct test_case metric_cases[] = {
      test_quick_chains_slow_call},
     {"chains: slow metrics left to run in parallel",
      test_chain_leaves_slow_metrics_parallel},
+    {"quick metrics run on the loop thread", test_quick_on_loop},
+    {"a quick metric turned slow goes to the workers",
+     test_quick_turned_slow},
     {"multi-score and renamed metrics", test_multi_and_renamed_scores},
     {"duplicate score name", test_duplicate_score_name},
     {"scoring mode", test_scoring_mode},

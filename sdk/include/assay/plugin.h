@@ -165,6 +165,14 @@ typedef int (*assay_run_async_fn)(void *state, const cJSON *input,
 
 /* Component flags. */
 #define ASSAY_THREAD_SAFE 0x1u /* run_sync may run on several threads at once */
+/* run_sync never blocks (no I/O, no locks held long, no sleeping) and
+ * returns within microseconds whatever the input: the host may call it on
+ * its loop thread instead of a worker, sparing the hand-off, which costs
+ * more than such a call. Such a call is not held to --timeout; one that
+ * takes milliseconds sends the component to the workers for the rest of
+ * the run. A hint: a host that does not know it runs the calls on its
+ * workers, so it needs no newer ABI version. */
+#define ASSAY_QUICK 0x2u
 
 struct assay_component {
   uint32_t size;           /* sizeof(struct assay_component) */
