@@ -1379,7 +1379,8 @@ static int cmd_run(int argc, char **argv, int rescore) {
         cJSON *cj = config_json(&c, output, summary_path, name);
         char *fp = fingerprint(cj);
         cJSON_Delete(cj);
-        int differs = cJSON_IsString(ofp) && strcmp(ofp->valuestring, fp) != 0;
+        int has_fp = cJSON_IsString(ofp);
+        int differs = has_fp && strcmp(ofp->valuestring, fp) != 0;
         cJSON_Delete(old);
         free(fp);
         if (differs) {
@@ -1390,6 +1391,18 @@ static int cmd_run(int argc, char **argv, int rescore) {
                               output, summary_path);
           goto fail;
         }
+        if (!has_fp)
+          fprintf(stderr,
+                  "%s: warning: the summary '%s' has no fingerprint: the "
+                  "records of '%s' cannot be checked against this run's task, "
+                  "metrics and options\n",
+                  prog, summary_path, output);
+      } else {
+        fprintf(stderr,
+                "%s: warning: no summary '%s' (%s): the records of '%s' cannot "
+                "be checked against this run's task, metrics and options; "
+                "give the earlier run's with --summary FILE\n",
+                prog, summary_path, strerror(errno), output);
       }
       free(text);
     }

@@ -381,6 +381,19 @@ def test_resume(work, ref):
         ok("... and the records file is left as it was (%s)" % label,
            file_bytes(os.path.join(work, "othercfg.jsonl")) == body)
 
+    # Without the summary the configuration cannot be checked: the resume
+    # goes on (the items are still checked) and says so.
+    copy_run(work, "nosum", 5)
+    os.unlink(os.path.join(work, "nosum.summary.json"))
+    st, _, err = run(["run", "--dataset", "qa.jsonl", "-o", "nosum.jsonl",
+                      "--resume"] + DELAY_RUN, work)
+    recs, why = read_records(os.path.join(work, "nosum.jsonl"))
+    ok("--resume without the summary completes the run (exit 0)",
+       st == 0 and same_records(recs, ref), (st, err, why))
+    ok("... and warns that the configuration could not be checked",
+       "warning: no summary" in err and "nosum.summary.json" in err and
+       "cannot be checked" in err and "--summary" in err, err)
+
     # Execution settings are not part of what records mean: resuming with
     # another concurrency or timeout is fine.
     copy_run(work, "otherexec", 5)
