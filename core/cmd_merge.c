@@ -3,8 +3,10 @@
  * --shard I/N`) into one file in dataset order, with a summary recomputed
  * from the records. Each shard is already sorted by (index, trial), so a
  * k-way merge over a heap of shards streams the records with memory bounded
- * by the number of shards, not the number of records. Lines are copied byte
- * for byte. Nothing is silently dropped: duplicates, missing records and
+ * by the number of shards, not the number of records. A shard run with
+ * --shuffle (its summary says so) is in the shuffle's order: it is read
+ * once to sort its records' keys and file offsets in memory, then read in
+ * that order. Lines are copied byte for byte. Nothing is silently dropped: duplicates, missing records and
  * shards that did not complete are reported and make the exit status 1.
  */
 #include <config.h>
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -54,8 +57,9 @@ static const char merge_help[] =
     "Merges the records files of the shards of one run (assay run --shard\n"
     "I/N) into one file in dataset order, by (index, trial), and writes a\n"
     "summary recomputed from the merged records. Each shard must be sorted\n"
-    "by (index, trial), as assay run writes it. A shard's summary, read from\n"
-    "beside it (SHARD.summary.json), must have the fingerprint of the\n"
+    "by (index, trial), as assay run writes it; one run with --shuffle is\n"
+    "sorted in memory when its summary says so. A shard's summary, read\n"
+    "from beside it (SHARD.summary.json), must have the fingerprint of the\n"
     "others.\n"
     "\n"
     "  -o, --output FILE       the merged records (- for standard output)\n"
@@ -86,8 +90,21 @@ struct shard {
   double index, trial; /* key of the current record */
   cJSON *record;       /* the current record, parsed */
   long long records;   /* records read so far */
+  off_t consumed;      /* bytes of the file taken into lines so far */
+  off_t line_off;      /* where the current line starts */
+  /* A shard sorted in memory (see shard_sort), read in this order: */
+  struct rec_key *order;
+  size_t norder, next;
   char *summary_path;
   cJSON *summary; /* the shard's summary, or NULL when it has none */
+};
+
+/* A record of a sorted shard: its key and where its line is. */
+struct rec_key {
+  double index, trial;
+  off_t off;
+  size_t len;
+  long long lineno;
 };
 
 struct merge {
@@ -218,10 +235,46 @@ static int line_append(struct merge *m, struct shard *s, const char *p,
  * line that is not a record. An incomplete last line (no '\n': its run was
  * cut off mid-write) is not a record: it is reported and counted as torn.
  */
-static int shard_next(struct merge *m, struct shard *s, char **errmsg) {
+static int shard_record(struct merge *m, struct shard *s, int ordered,
+                        char **errmsg);
+
+/* The next record of a shard sorted in memory: its line read again. */
+static int shard_next_sorted(struct merge *m, struct shard *s,
+                             char **errmsg) {
   cJSON_Delete(s->record);
   s->record = NULL;
   s->len = 0;
+  if (s->next == s->norder)
+    return 0;
+  const struct rec_key *k = &s->order[s->next++];
+  if (k->len + 1 > s->cap) {
+    s->line = assay__xrealloc(s->line, k->len + 1);
+    s->cap = k->len + 1;
+  }
+  size_t got = 0;
+  while (got < k->len) {
+    ssize_t n = pread(s->fd, s->line + got, k->len - got, k->off + (off_t)got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return assay__fail(errmsg, ASSAY_EIO,
+                         "cannot read '%s' again: %s", s->path,
+                         n < 0 ? strerror(errno) : "it became shorter");
+    got += (size_t)n;
+  }
+  s->len = k->len;
+  s->line[s->len] = '\0';
+  s->lineno = k->lineno;
+  return shard_record(m, s, 0, errmsg);
+}
+
+static int shard_next(struct merge *m, struct shard *s, char **errmsg) {
+  if (s->order != NULL)
+    return shard_next_sorted(m, s, errmsg);
+  cJSON_Delete(s->record);
+  s->record = NULL;
+  s->len = 0;
+  s->line_off = s->consumed;
   int complete = 0;
   while (!complete) {
     if (s->block_off == s->block_len) {
@@ -250,6 +303,7 @@ static int shard_next(struct merge *m, struct shard *s, char **errmsg) {
                          "record, raise --max-record-bytes",
                          s->path, s->lineno + 1, m->max_record_bytes);
     s->block_off += take;
+    s->consumed += (off_t)take;
     complete = nl != NULL;
   }
   if (s->len == 0)
@@ -265,6 +319,14 @@ static int shard_next(struct merge *m, struct shard *s, char **errmsg) {
     s->len = 0;
     return 0;
   }
+  return shard_record(m, s, 1, errmsg);
+}
+
+/* Checks the line in s->line is a record and takes its key; with ordered,
+ * it must not come before the shard's previous record. */
+static int shard_record(struct merge *m, struct shard *s, int ordered,
+                        char **errmsg) {
+  (void)m;
   size_t bad;
   if (memchr(s->line, '\0', s->len) != NULL ||
       !assay__utf8_valid(s->line, s->len, &bad))
@@ -297,14 +359,15 @@ static int shard_next(struct merge *m, struct shard *s, char **errmsg) {
                        s->path, s->lineno);
   }
   /* Equal keys are let through: the merge reports them as duplicates. */
-  if (s->records > 0 &&
+  if (ordered && s->records > 0 &&
       (index < s->index || (index == s->index && trial < s->trial))) {
     cJSON_Delete(r);
     return assay__fail(errmsg, ASSAY_ECONFIG,
                        "%s:%lld: record index %.0f trial %.0f comes after "
                        "index %.0f trial %.0f: a shard must be in dataset "
-                       "order, as 'assay run' writes it; sort it by (index, "
-                       "trial) first",
+                       "order, as 'assay run' writes it (a run with "
+                       "--shuffle is sorted when its summary is beside it); "
+                       "sort it by (index, trial) first",
                        s->path, s->lineno, index, trial, s->index, s->trial);
   }
   s->record = r;
@@ -312,6 +375,49 @@ static int shard_next(struct merge *m, struct shard *s, char **errmsg) {
   s->trial = trial;
   s->records++;
   return 1;
+}
+
+static int key_cmp(const void *pa, const void *pb) {
+  const struct rec_key *a = pa, *b = pb;
+  if (a->index != b->index)
+    return a->index < b->index ? -1 : 1;
+  if (a->trial != b->trial)
+    return a->trial < b->trial ? -1 : 1;
+  return (a->off > b->off) - (a->off < b->off); /* the file's order */
+}
+
+/*
+ * A shard in the order its run took the items (--shuffle): one pass reads
+ * and checks every record and keeps its key and place (40 bytes each), then
+ * the keys are sorted and shard_next reads the lines again in that order.
+ */
+static int shard_sort(struct merge *m, struct shard *s, char **errmsg) {
+  struct rec_key *order = NULL;
+  size_t n = 0, cap = 0;
+  int rc;
+  while ((rc = shard_next(m, s, errmsg)) > 0) {
+    if (n == cap) {
+      cap = cap ? cap * 2 : 1024;
+      order = assay__xrealloc(order, cap * sizeof *order);
+    }
+    order[n++] = (struct rec_key){.index = s->index,
+                                  .trial = s->trial,
+                                  .off = s->line_off,
+                                  .len = s->len,
+                                  .lineno = s->lineno};
+    s->records = 0; /* no order check while indexing */
+  }
+  cJSON_Delete(s->record);
+  s->record = NULL;
+  s->records = 0;
+  if (rc < 0 || n == 0) {
+    free(order);
+    return rc;
+  }
+  qsort(order, n, sizeof *order, key_cmp);
+  s->order = order;
+  s->norder = n;
+  return 0;
 }
 
 /* ---- the heap of shards, keyed by (index, trial, command-line position) -- */
@@ -646,11 +752,10 @@ static int check_summaries(struct merge *m, char **errmsg) {
   const cJSON *offset = cJSON_GetObjectItemCaseSensitive(config, "offset");
   const cJSON *limit = cJSON_GetObjectItemCaseSensitive(config, "limit");
   const char *subset = NULL;
-  /* Runs that chose a subset of the items leave holes on purpose. */
+  /* Runs that chose a subset of the items leave holes on purpose; a
+   * --shuffle alone runs every item. */
   if (cJSON_GetObjectItemCaseSensitive(config, "ids") != NULL)
     subset = "--ids";
-  else if (cJSON_GetObjectItemCaseSensitive(config, "shuffle") != NULL)
-    subset = "--shuffle";
   else if (cJSON_IsNumber(limit) && limit->valuedouble > 0)
     subset = "--limit";
   if (!all_completed)
@@ -751,6 +856,16 @@ static int check_output(const struct merge *m, char **errmsg) {
  */
 static int merge_records(struct merge *m, int fd, struct assay_summary *sum,
                          char **errmsg) {
+  for (int i = 0; i < m->nshards; i++) {
+    struct shard *s = &m->shards[i];
+    const cJSON *config =
+        cJSON_GetObjectItemCaseSensitive(s->summary, "config");
+    if (cJSON_GetObjectItemCaseSensitive(config, "shuffle") != NULL) {
+      int rc = shard_sort(m, s, errmsg);
+      if (rc < 0)
+        return rc;
+    }
+  }
   for (int i = 0; i < m->nshards; i++) {
     int rc = shard_next(m, &m->shards[i], errmsg);
     if (rc < 0)
@@ -1065,6 +1180,7 @@ done:
       close(s->fd);
     free(s->block);
     free(s->line);
+    free(s->order);
     cJSON_Delete(s->record);
     free(s->summary_path);
     cJSON_Delete(s->summary);

@@ -327,6 +327,26 @@ EOF
     || { bad "merged halves equal one run"; sed 's/^/     | /' pyout | tail -n 3; }
   check "the whole's summary checked for gaps" \
     "s['missing'] == 0 and s['missing_shards'] == 0 and sorted(sum((x['shard'] for x in s['shards']), [])) == ['%d/8' % i for i in range(8)]" whole.jsonl whole.summary.json
+  # Shards run with --shuffle are in the shuffle's order; their summaries
+  # say so and merge sorts them.
+  for i in 0 1 2 3; do
+    # shellcheck disable=SC2086
+    "$bin" run $job --shuffle 7 --shard "$i/4" -o "sh/shuf-$i.jsonl" >/dev/null 2>&1
+  done
+  check "a --shuffle shard is not in dataset order" \
+    "[x['index'] for x in r] != sorted(x['index'] for x in r)" sh/shuf-1.jsonl -
+  run "merge 4 shuffled shards" 0 merge sh/shuf-2.jsonl sh/shuf-0.jsonl sh/shuf-3.jsonl \
+    sh/shuf-1.jsonl -o shuf.jsonl
+  eq shuf.jsonl single.jsonl && ok "shuffled shards merged equal one run, record for record" \
+    || { bad "shuffled shards merged equal one run, record for record"; sed 's/^/     | /' pyout | tail -n 3; }
+  check "missing records checked for shuffled shards" \
+    "s['missing'] == 0 and s['duplicates'] == 0" shuf.jsonl shuf.summary.json
+  if grep -q "not checked" err; then bad "no 'not checked' note for --shuffle alone"; else ok "no 'not checked' note for --shuffle alone"; fi
+  head -n 20 sh/shuf-1.jsonl >sh/shufcut.jsonl
+  sed 's/"status": *"completed"/"status": "interrupted"/' sh/shuf-1.summary.json >sh/shufcut.summary.json
+  run "a cut shuffled shard merges, reported unfinished" 1 merge sh/shufcut.jsonl -o shufcut.jsonl -q
+  check "its 20 records, sorted" \
+    "len(r) == 20 and [x['index'] for x in r] == sorted(x['index'] for x in r)" shufcut.jsonl -
   run "a shard given twice is found" 1 merge sh/shard-0.jsonl sh/shard-1.jsonl sh/shard-2.jsonl \
     sh/shard-3.jsonl sh/shard-4.jsonl sh/shard-5.jsonl sh/shard-6.jsonl sh/shard-7.jsonl \
     sh/shard-7.jsonl -o twice.jsonl -q
