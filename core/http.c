@@ -219,12 +219,16 @@ struct assay_http {
   struct sock_ctx **socks; /* by socket number; NULL where none */
   size_t nsocks;
   int closing, torn_down;
+  /* Trusted CAs from SSL_CERT_FILE and SSL_CERT_DIR, as OpenSSL and the
+   * Python SDKs take them; NULL for libcurl's own. */
+  char *ca_file, *ca_dir;
   int busy;          /* nesting of our uv callbacks on the stack */
   long handles_open; /* uv handles not yet through their close callback */
   /* Statistics. */
   uint64_t requests, started, completed, connections, bytes_in, bytes_out;
   uint64_t by_class[6]; /* [status / 100], 0 for anything else */
   uint64_t status_429;
+  uint64_t http2; /* responses that came over HTTP/2 */
   uint64_t failed[5]; /* by enum assay_http_cause */
   uint64_t retryable_429, retryable_5xx, retryable_timeout, retryable_network;
   long max_active, active_now, max_queued, queued_now;
@@ -259,6 +263,8 @@ static void service_free(struct assay_http *h) {
     free(ep->url);
     free(ep);
   }
+  free(h->ca_file);
+  free(h->ca_dir);
   free(h);
 }
 
@@ -796,8 +802,13 @@ static void transfer_done(struct http_req *req, CURLcode rc) {
   struct assay_http *h = req->h;
   req_detach(req);
   if (rc == CURLE_OK) {
-    long status = 0;
+    long status = 0, version = 0;
     curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (curl_has_http2 &&
+        curl_easy_getinfo(req->easy, CURLINFO_HTTP_VERSION, &version) ==
+            CURLE_OK &&
+        version == CURL_HTTP_VERSION_2_0)
+      h->http2++;
     if (status == 429) {
       struct assay_http_response probe = {.host_private = req};
       adapt_429(h, req->ep,
@@ -1178,6 +1189,10 @@ static int easy_setup(struct http_req *req, const struct assay_http_request *r,
       SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     SET(CURLOPT_SSL_VERIFYPEER, 1L);
     SET(CURLOPT_SSL_VERIFYHOST, 2L);
+    if (h->ca_file != NULL)
+      SET(CURLOPT_CAINFO, h->ca_file);
+    if (h->ca_dir != NULL)
+      SET(CURLOPT_CAPATH, h->ca_dir);
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
     SET(CURLOPT_ACCEPT_ENCODING, "");
     SET(CURLOPT_USERAGENT, USER_AGENT);
@@ -1404,6 +1419,12 @@ int assay_http_new(struct assay_http **out, uv_loop_t *loop,
   h->tokens = 1.0;
   h->tokens_max = h->rps * RPS_BURST_S > 1.0 ? h->rps * RPS_BURST_S : 1.0;
   h->start_ms = h->tokens_at_ms = assay__now_ms();
+  const char *ca = getenv("SSL_CERT_FILE");
+  if (ca != NULL && *ca != '\0')
+    h->ca_file = assay__xstrdup(ca);
+  ca = getenv("SSL_CERT_DIR");
+  if (ca != NULL && *ca != '\0')
+    h->ca_dir = assay__xstrdup(ca);
   link_init(&h->endpoints);
   link_init(&h->active);
   link_init(&h->deferred);
@@ -1413,7 +1434,7 @@ int assay_http_new(struct assay_http **out, uv_loop_t *loop,
   /* The first multi handle now, so that a curl that cannot make one fails
    * here rather than on every request. */
   if (shard_new(h) == NULL) {
-    free(h);
+    service_free(h);
     return assay__fail(errmsg, ASSAY_ENOMEM,
                        "cannot create a curl multi handle");
   }
@@ -1519,6 +1540,7 @@ cJSON *assay_http_stats(const struct assay_http *h) {
   for (size_t i = 0; i < assay__array_size(classes); i++)
     cJSON_AddNumberToObject(resp, classes[i], (double)h->by_class[i]);
   cJSON_AddNumberToObject(resp, "429", (double)h->status_429);
+  cJSON_AddNumberToObject(resp, "http2", (double)h->http2);
 
   cJSON *fail = cJSON_AddObjectToObject(o, "failures");
   cJSON_AddNumberToObject(fail, "network", (double)h->failed[1]);

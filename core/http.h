@@ -2,7 +2,9 @@
  * The host's HTTP service: libcurl's multi interface driven by the libuv loop
  * (socket callback -> uv_poll, timer callback -> one uv_timer), offered to
  * async plugins through struct assay_host. Connections are reused, HTTP/2 is
- * used when offered, TLS is verified, proxies come from the environment.
+ * used when offered over TLS, TLS is verified (against SSL_CERT_FILE and
+ * SSL_CERT_DIR when set), proxies come from the environment (http_proxy,
+ * https_proxy, no_proxy, as libcurl reads them).
  * Per endpoint (scheme, host, port and path) it keeps an adaptive in-flight
  * limit: a burst of 429s shrinks it multiplicatively, successes grow it
  * additively, never above max_inflight. An optional token bucket caps the

@@ -15,6 +15,10 @@
  *   --retry-after S   a `Retry-After: S` header on globally injected 429s.
  *   GET /v1/models    lists "mock" and "mock-judge" (some clients probe it).
  *   /stats also has "connections" (open connections now).
+ *   A request target in absolute form (`POST http://host/v1/...`), as a
+ *   client sends it to a forward proxy, is served as its path and counted in
+ *   /stats "proxied": the server stands in for a proxy and the API behind
+ *   it, so tests can show a client honours http_proxy.
  * Choices the specification leaves open:
  *   - requests, in_flight and responses count every request except GET /stats,
  *     POST /stats/reset and GET /healthz; a hang stays in flight until its
@@ -119,7 +123,7 @@ struct mock_server {
   int stopping;
   uint64_t chat_seq; /* chat requests since start: global fault draws */
   /* Statistics served by GET /stats. */
-  uint64_t requests, in_flight, max_in_flight, connections;
+  uint64_t requests, in_flight, max_in_flight, connections, proxied;
   uint64_t responses[600];
   struct mock_script_slot *scripts;
   size_t scripts_cap, scripts_len;
@@ -1112,6 +1116,7 @@ static void handle_stats(struct mock_conn *c) {
     cJSON_AddNumberToObject(responses, key, (double)srv.responses[i]);
   }
   cJSON_AddNumberToObject(root, "connections", (double)srv.connections);
+  cJSON_AddNumberToObject(root, "proxied", (double)srv.proxied);
   conn_set_json(c, root);
   cJSON_Delete(root);
   conn_prepare(c, 200, "application/json", NULL);
@@ -1145,7 +1150,13 @@ static void conn_handle(struct mock_conn *c) {
   c->drip_ms = -1;
   c->drip_pos = 0;
   const char *path = c->url;
-  size_t n = strcspn(c->url, "?#");
+  if (strncmp(path, "http://", 7) == 0) {
+    /* Absolute form: what a client sends to a proxy. */
+    const char *slash = strchr(path + 7, '/');
+    path = slash != NULL ? slash : "/";
+    srv.proxied++;
+  }
+  size_t n = strcspn(path, "?#");
   enum http_method m = (enum http_method)c->parser.method;
   if (c->url_overflow) {
     conn_count(c);
@@ -1159,6 +1170,7 @@ static void conn_handle(struct mock_conn *c) {
     handle_stats(c);
   } else if (path_is(path, n, "/stats/reset") && m == HTTP_POST) {
     srv.requests = 0;
+    srv.proxied = 0;
     srv.max_in_flight = srv.in_flight;
     memset(srv.responses, 0, sizeof srv.responses);
     handle_stats(c);
@@ -1546,7 +1558,9 @@ static void usage(FILE *f) {
       "fail=429,500,ok (per key=), retry_after=, retry_after_date=, status=,\n"
       "message=, latency=, oversize=, drip=, malformed, hang. Model\n"
       "mock-judge answers {\"score\": S, \"reason\": \"mock judge\"}.\n"
-      "GET /stats, POST /stats/reset, GET /healthz, GET /v1/models.\n",
+      "GET /stats, POST /stats/reset, GET /healthz, GET /v1/models.\n"
+      "A target in absolute form (http://host/path, as sent to a proxy) is\n"
+      "served as its path and counted in /stats \"proxied\".\n",
       f);
 }
 

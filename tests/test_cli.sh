@@ -187,6 +187,42 @@ if command -v openssl >/dev/null 2>&1 &&
   check "TLS verification names the certificate, and is not retried" \
     "r[0]['output'] is None and 'certificate' in r[0]['error']['message'] and r[0]['error']['code'] == 'error' and r[0]['attempts'] == 1" tls.out.jsonl -
   kill "$tls_pid" 2>/dev/null
+else
+  bad "openssl makes a test certificate (./deps installs it)"
+fi
+
+# ---- HTTP/2 over TLS, with a CA from SSL_CERT_FILE ---------------------------------
+# nghttpd (nghttp2's server) answers any POST with the file at its path.
+if ! command -v nghttpd >/dev/null 2>&1; then
+  bad "nghttpd is installed (Debian package nghttp2-server; ./deps installs it)"
+elif openssl req -x509 -newkey rsa:2048 -nodes -keyout h2.key -out h2.crt -days 1 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1; then
+  mkdir -p h2/v1/chat
+  printf '%s' '{"id":"c1","object":"chat.completion","model":"h2-model","choices":[{"index":0,"message":{"role":"assistant","content":"over h2"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}' \
+    >h2/v1/chat/completions
+  port=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+  nghttpd -a 127.0.0.1 -d h2 "$port" h2.key h2.crt >nghttpd.log 2>&1 &
+  h2_pid=$!
+  i=0
+  while ! python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null && [ $i -lt 50 ]; do
+    sleep 0.1; i=$((i + 1))
+  done
+  printf '{"input": "a"}\n{"input": "b"}\n{"input": "c"}\n' >h2.jsonl
+  SSL_CERT_FILE=$(pwd)/h2.crt
+  export SSL_CERT_FILE
+  run "HTTP/2 over TLS, the CA from SSL_CERT_FILE" 0 run --dataset h2.jsonl \
+    --task openai_chat --opt "base_url=https://127.0.0.1:$port/v1" --opt model=x --concurrency 3 -o h2.out.jsonl -q
+  unset SSL_CERT_FILE
+  check "every answer came over HTTP/2" \
+    "[x['output']['output'] for x in r] == ['over h2'] * 3 and s['engine']['http']['responses']['http2'] == 3 and s['engine']['http']['responses']['2xx'] == 3" \
+    h2.out.jsonl h2.out.summary.json
+  run "without SSL_CERT_FILE the same server is refused" 1 run --dataset h2.jsonl \
+    --task openai_chat --opt "base_url=https://127.0.0.1:$port/v1" --opt model=x -o h2.refused.jsonl -q
+  check "... naming the certificate" \
+    "all(x['output'] is None and 'certificate' in x['error']['message'] for x in r)" h2.refused.jsonl -
+  kill "$h2_pid" 2>/dev/null
+else
+  bad "openssl makes a certificate for 127.0.0.1"
 fi
 
 # ---- CI gates ---------------------------------------------------------------------------

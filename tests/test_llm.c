@@ -905,6 +905,48 @@ static void test_e2e_echo_usage_cost(void) {
   cJSON_Delete(r);
 }
 
+static void test_e2e_proxy(void) {
+  /* http_proxy from the environment: every request goes to the proxy (the
+   * mock server standing in for one), with the API's host in its request
+   * target. .invalid never resolves, so an answer means the proxy was
+   * used; no_proxy for that host sends it direct, and it fails naming it. */
+  char proxy[128];
+  snprintf(proxy, sizeof proxy, "%.*s", (int)(strlen(mock_url) - 3),
+           mock_url); /* without "/v1" */
+  setenv("http_proxy", proxy, 1);
+  unsetenv("no_proxy");
+  unsetenv("NO_PROXY");
+  char *err = NULL;
+  struct comp c[] = {
+      {ASSAY_KIND_TASK, "openai_chat",
+       opts("{\"base_url\": \"http://llm.example.invalid/v1\", "
+            "\"model\": \"mock-model\"}")}};
+  cJSON *r = run_engine("{\"input\": \"through the proxy\"}\n"
+                        "{\"input\": \"again\"}\n",
+                        c, 1, 0, &err);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+  const char *o0 = rec_str(r, 0, "output.output");
+  const char *o1 = rec_str(r, 1, "output.output");
+  CU_ASSERT(o0 != NULL && strcmp(o0, "through the proxy") == 0);
+  CU_ASSERT(o1 != NULL && strcmp(o1, "again") == 0);
+  if (o0 == NULL)
+    print_records(r);
+  cJSON_Delete(r);
+
+  setenv("no_proxy", "llm.example.invalid", 1);
+  struct comp d[] = {
+      {ASSAY_KIND_TASK, "openai_chat",
+       opts("{\"base_url\": \"http://llm.example.invalid/v1\", "
+            "\"model\": \"mock-model\"}")}};
+  r = run_engine("{\"input\": \"direct\"}\n", d, 1, 0, &err);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+  CU_ASSERT(cJSON_IsNull(rec_path(r, 0, "output")));
+  CU_ASSERT(contains(rec_str(r, 0, "error.message"), "llm.example.invalid"));
+  cJSON_Delete(r);
+  unsetenv("no_proxy");
+  unsetenv("http_proxy");
+}
+
 static void test_e2e_messages(void) {
   char *err = NULL;
   struct comp c[] = {
@@ -1338,6 +1380,7 @@ static const struct test_case e2e_cases[] = {
     {"g_eval requires its criteria", test_e2e_g_eval_needs_criteria},
     {"public API needs a key", test_e2e_openai_needs_key},
     {"the API key is never written", test_e2e_key_never_written},
+    {"http_proxy from the environment", test_e2e_proxy},
     {NULL, NULL}};
 
 static const struct test_suite suites[] = {
