@@ -171,16 +171,24 @@ check "resumed past it" "len(r) == 2" huge.resume.jsonl -
 run "--max-record-bytes too small" 2 run --dataset huge.jsonl --task echo --max-record-bytes 10
 
 # ---- TLS: certificates are verified --------------------------------------------------
+# free_port: a loopback port nothing listens on; wait_port PORT: until a
+# server accepts there (5 s at most).
+free_port() {
+  python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"
+}
+wait_port() {
+  i=0
+  while ! python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 1)" 2>/dev/null && [ $i -lt 50 ]; do
+    sleep 0.1; i=$((i + 1))
+  done
+}
 if command -v openssl >/dev/null 2>&1 &&
   openssl req -x509 -newkey rsa:2048 -nodes -keyout tls.key -out tls.crt -days 1 \
     -subj /CN=127.0.0.1 >/dev/null 2>&1; then
-  port=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+  port=$(free_port)
   openssl s_server -accept "127.0.0.1:$port" -cert tls.crt -key tls.key -www -quiet >/dev/null 2>&1 &
   tls_pid=$!
-  i=0
-  while ! python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null && [ $i -lt 50 ]; do
-    sleep 0.1; i=$((i + 1))
-  done
+  wait_port "$port"
   printf '{"input": "hi"}\n' >tls.jsonl
   run "a self-signed server is refused" 1 run --dataset tls.jsonl --task openai_chat \
     --opt "base_url=https://127.0.0.1:$port/v1" --opt model=x -o tls.out.jsonl -q
@@ -200,13 +208,10 @@ elif openssl req -x509 -newkey rsa:2048 -nodes -keyout h2.key -out h2.crt -days 
   mkdir -p h2/v1/chat
   printf '%s' '{"id":"c1","object":"chat.completion","model":"h2-model","choices":[{"index":0,"message":{"role":"assistant","content":"over h2"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}' \
     >h2/v1/chat/completions
-  port=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+  port=$(free_port)
   nghttpd -a 127.0.0.1 -d h2 "$port" h2.key h2.crt >nghttpd.log 2>&1 &
   h2_pid=$!
-  i=0
-  while ! python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null && [ $i -lt 50 ]; do
-    sleep 0.1; i=$((i + 1))
-  done
+  wait_port "$port"
   printf '{"input": "a"}\n{"input": "b"}\n{"input": "c"}\n' >h2.jsonl
   SSL_CERT_FILE=$(pwd)/h2.crt
   export SSL_CERT_FILE
