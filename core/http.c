@@ -189,6 +189,10 @@ struct sock_ctx {
   int ours;            /* opened by on_open_socket */
   int parked;          /* curl does not watch it now */
   int events;          /* the poll's events while started, else 0 */
+  int wanted;          /* the events curl asked for last */
+  int fresh;           /* ours, and curl has not asked for any yet */
+  struct sock_ctx *probe_next; /* on its shard's probe list (see probe) */
+  int probing;
   struct shard *shard; /* whose multi handle watches it; NULL until then */
 };
 
@@ -201,6 +205,7 @@ struct shard {
   uv_timer_t timer; /* curl's one timeout for this multi handle */
   int active;       /* transfers in it, at most SHARD_TRANSFERS */
   int kicked;       /* curl ran outside a callback: messages may wait */
+  struct sock_ctx *probe; /* new connections to look at again (see probe) */
 };
 
 struct assay_http {
@@ -357,10 +362,12 @@ static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
   /* A context left on this number belongs to a socket that is gone; the
    * number is not watched yet, so dropping it now is safe. */
   sock_forget(h, fd);
-  if (sock_new(h, fd, 1) == NULL) {
+  struct sock_ctx *ctx = sock_new(h, fd, 1);
+  if (ctx == NULL) {
     close(fd);
     return CURL_SOCKET_BAD;
   }
+  ctx->fresh = 1;
   return fd;
 }
 
@@ -372,6 +379,37 @@ static int on_close_socket(void *clientp, curl_socket_t fd) {
 }
 
 static void process_done(struct shard *shard);
+static void on_poll(uv_poll_t *poll, int status, int events);
+
+/*
+ * New connections, looked at again right after the curl call that started
+ * them. libcurl 7.x starts a connect and waits for the socket to turn
+ * writable; on a near server (loopback, a LAN) the handshake is already
+ * done when connect() returns, but the request then waited for a poll
+ * turn, which comes after everything else the loop has to do first (at
+ * C=1000, the other 999 connects). Asked again now (with no event: curl
+ * checks the socket itself), curl sends the request at once; a connect
+ * still under way is watched as before. It also spares the watch for
+ * writing and its removal: three epoll_ctl calls per connection.
+ */
+static void probe(struct shard *shard) {
+  struct assay_http *h = shard->h;
+  while (shard->probe != NULL && !h->closing) {
+    struct sock_ctx *ctx = shard->probe;
+    shard->probe = ctx->probe_next;
+    ctx->probe_next = NULL;
+    ctx->probing = 0;
+    curl_socket_t fd = ctx->fd;
+    int running;
+    if (!ctx->parked && ctx->wanted == UV_WRITABLE)
+      curl_multi_socket_action(shard->multi, fd, 0, &running);
+    /* curl may have closed it meanwhile (its context is then closing). */
+    if (sock_find(h, fd) != ctx || ctx->parked || ctx->wanted == ctx->events)
+      continue;
+    if (uv_poll_start(&ctx->poll, ctx->wanted, on_poll) == 0)
+      ctx->events = ctx->wanted;
+  }
+}
 
 static void on_poll(uv_poll_t *poll, int status, int events) {
   struct sock_ctx *ctx = poll->data;
@@ -390,8 +428,10 @@ static void on_poll(uv_poll_t *poll, int status, int events) {
   if (events & UV_WRITABLE)
     flags |= CURL_CSELECT_OUT;
   busy_enter(h);
-  curl_multi_socket_action(ctx->shard->multi, ctx->fd, flags, &running);
-  process_done(ctx->shard);
+  struct shard *shard = ctx->shard; /* ctx may close in the call */
+  curl_multi_socket_action(shard->multi, ctx->fd, flags, &running);
+  probe(shard);
+  process_done(shard);
   busy_exit(h);
 }
 
@@ -426,7 +466,18 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
     events |= UV_READABLE;
   if (what & CURL_POLL_OUT)
     events |= UV_WRITABLE;
-  if (events == ctx->events)
+  ctx->wanted = events;
+  if (ctx->fresh) {
+    ctx->fresh = 0;
+    if (events == UV_WRITABLE) {
+      /* A connect just started: look again once curl returns (probe). */
+      ctx->probing = 1;
+      ctx->probe_next = shard->probe;
+      shard->probe = ctx;
+      return 0;
+    }
+  }
+  if (ctx->probing || events == ctx->events)
     return 0;
   if (uv_poll_start(&ctx->poll, events, on_poll) != 0)
     return -1;
@@ -440,6 +491,7 @@ static void on_curl_timer(uv_timer_t *timer) {
   int running;
   busy_enter(h);
   curl_multi_socket_action(shard->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  probe(shard);
   process_done(shard);
   busy_exit(h);
 }
@@ -921,6 +973,7 @@ static void shard_kick(struct shard *shard) {
   struct assay_http *h = shard->h;
   int running;
   curl_multi_socket_action(shard->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  probe(shard);
   if (!shard->kicked) {
     shard->kicked = 1;
     uv_timer_start(&h->defer_timer, on_defer, 0, 0);
