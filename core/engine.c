@@ -1486,6 +1486,18 @@ static void sync_work(struct assay_pool_job *job) {
   post(c);
 }
 
+/* Appends job to a list of jobs linked through next. */
+static void job_append(struct assay_pool_job **head,
+                       struct assay_pool_job **tail,
+                       struct assay_pool_job *job) {
+  job->next = NULL;
+  if (*tail)
+    (*tail)->next = job;
+  else
+    *head = job;
+  *tail = job;
+}
+
 static void dispatch(struct assay_engine *e, struct slot *s) {
   struct item *it = s->item;
   struct instance *inst = job_instance(e, s->job);
@@ -1559,19 +1571,10 @@ static void dispatch(struct assay_engine *e, struct slot *s) {
     s->cap_at = it->deadline > 0 ? (uint64_t)ceil(it->deadline) : 0;
     __atomic_store_n(&s->stage, STAGE_QUEUED, __ATOMIC_RELAXED);
     s->pjob.work = sync_work;
-    s->pjob.next = NULL;
     if (inst->quick && !s->chain) {
-      if (e->quick_tail)
-        e->quick_tail->next = &s->pjob;
-      else
-        e->quick_head = &s->pjob;
-      e->quick_tail = &s->pjob;
+      job_append(&e->quick_head, &e->quick_tail, &s->pjob);
     } else {
-      if (e->sub_tail)
-        e->sub_tail->next = &s->pjob;
-      else
-        e->sub_head = &s->pjob;
-      e->sub_tail = &s->pjob;
+      job_append(&e->sub_head, &e->sub_tail, &s->pjob);
       e->sub_n++;
     }
   }
@@ -2263,14 +2266,9 @@ static int run_quick(struct assay_engine *e) {
     struct assay_pool_job *next = j->next;
     struct slot *s = assay__container_of(j, struct slot, pjob);
     struct instance *inst = job_instance(e, s->job);
-    j->next = NULL;
     if (!inst->quick) {
       /* Turned slow since it was queued. */
-      if (e->sub_tail)
-        e->sub_tail->next = j;
-      else
-        e->sub_head = j;
-      e->sub_tail = j;
+      job_append(&e->sub_head, &e->sub_tail, j);
       e->sub_n++;
     } else {
       struct completion *c = &s->done;
