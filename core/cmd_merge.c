@@ -6,8 +6,9 @@
  * by the number of shards, not the number of records. A shard run with
  * --shuffle (its summary says so) is in the shuffle's order: it is read
  * once to sort its records' keys and file offsets in memory, then read in
- * that order. Lines are copied byte for byte. Nothing is silently dropped: duplicates, missing records and
- * shards that did not complete are reported and make the exit status 1.
+ * that order. Lines are copied byte for byte. Nothing is silently dropped:
+ * duplicates, missing records and shards that did not complete are
+ * reported and make the exit status 1.
  */
 #include <config.h>
 
@@ -229,14 +230,7 @@ static int line_append(struct merge *m, struct shard *s, const char *p,
   return 0;
 }
 
-/*
- * Reads the shard's next record into s->line/record/index/trial. Returns 1
- * for a record, 0 at the end of the shard, or ASSAY_E* with errmsg for a
- * line that is not a record. An incomplete last line (no '\n': its run was
- * cut off mid-write) is not a record: it is reported and counted as torn.
- */
-static int shard_record(struct merge *m, struct shard *s, int ordered,
-                        char **errmsg);
+static int shard_record(struct shard *s, int ordered, char **errmsg);
 
 /* The next record of a shard sorted in memory: its line read again. */
 static int shard_next_sorted(struct merge *m, struct shard *s,
@@ -265,9 +259,15 @@ static int shard_next_sorted(struct merge *m, struct shard *s,
   s->len = k->len;
   s->line[s->len] = '\0';
   s->lineno = k->lineno;
-  return shard_record(m, s, 0, errmsg);
+  return shard_record(s, 0, errmsg);
 }
 
+/*
+ * Reads the shard's next record into s->line/record/index/trial. Returns 1
+ * for a record, 0 at the end of the shard, or ASSAY_E* with errmsg for a
+ * line that is not a record. An incomplete last line (no '\n': its run was
+ * cut off mid-write) is not a record: it is reported and counted as torn.
+ */
 static int shard_next(struct merge *m, struct shard *s, char **errmsg) {
   if (s->order != NULL)
     return shard_next_sorted(m, s, errmsg);
@@ -319,14 +319,12 @@ static int shard_next(struct merge *m, struct shard *s, char **errmsg) {
     s->len = 0;
     return 0;
   }
-  return shard_record(m, s, 1, errmsg);
+  return shard_record(s, 1, errmsg);
 }
 
 /* Checks the line in s->line is a record and takes its key; with ordered,
  * it must not come before the shard's previous record. */
-static int shard_record(struct merge *m, struct shard *s, int ordered,
-                        char **errmsg) {
-  (void)m;
+static int shard_record(struct shard *s, int ordered, char **errmsg) {
   size_t bad;
   if (memchr(s->line, '\0', s->len) != NULL ||
       !assay__utf8_valid(s->line, s->len, &bad))
