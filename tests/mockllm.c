@@ -18,7 +18,9 @@
  *   A request target in absolute form (`POST http://host/v1/...`), as a
  *   client sends it to a forward proxy, is served as its path and counted in
  *   /stats "proxied": the server stands in for a proxy and the API behind
- *   it, so tests can show a client honours http_proxy.
+ *   it, so tests can show a client honours http_proxy. `CONNECT ip:port`
+ *   opens a tunnel to that numeric IPv4 address, as a proxy does for
+ *   https_proxy, counted in /stats "tunnels".
  * Choices the specification leaves open:
  *   - requests, in_flight and responses count every request except GET /stats,
  *     POST /stats/reset and GET /healthz; a hang stays in flight until its
@@ -113,6 +115,7 @@ struct mock_script_slot {
 };
 
 struct mock_conn;
+struct mock_tunnel;
 
 struct mock_server {
   uv_loop_t loop;
@@ -123,7 +126,7 @@ struct mock_server {
   int stopping;
   uint64_t chat_seq; /* chat requests since start: global fault draws */
   /* Statistics served by GET /stats. */
-  uint64_t requests, in_flight, max_in_flight, connections, proxied;
+  uint64_t requests, in_flight, max_in_flight, connections, proxied, tunnels;
   uint64_t responses[600];
   struct mock_script_slot *scripts;
   size_t scripts_cap, scripts_len;
@@ -181,6 +184,7 @@ struct mock_conn {
   int close_after;
   long drip_ms; /* -1: send the body at once */
   size_t drip_pos;
+  struct mock_tunnel *tunnel; /* after a CONNECT: bytes go through it */
   uint64_t read_ns; /* uv_hrtime() when the request was read */
   uint64_t due_ns;  /* when the delayed response may leave */
   size_t due_at;    /* its place in srv.due + 1; 0: not there */
@@ -1117,6 +1121,7 @@ static void handle_stats(struct mock_conn *c) {
   }
   cJSON_AddNumberToObject(root, "connections", (double)srv.connections);
   cJSON_AddNumberToObject(root, "proxied", (double)srv.proxied);
+  cJSON_AddNumberToObject(root, "tunnels", (double)srv.tunnels);
   conn_set_json(c, root);
   cJSON_Delete(root);
   conn_prepare(c, 200, "application/json", NULL);
@@ -1144,6 +1149,119 @@ static int path_is(const char *path, size_t n, const char *lit) {
   return strlen(lit) == n && memcmp(path, lit, n) == 0;
 }
 
+/* ---- CONNECT tunnels ---------------------------------------------------
+ * The client's connection (parser paused for good) and one to the target;
+ * what either side sends is copied to the other, and when either ends,
+ * both close. */
+struct mock_tunnel {
+  uv_tcp_t up;
+  uv_connect_t creq;
+  struct mock_conn *c; /* NULL once the client side closed */
+  int closing;
+};
+
+struct mock_wbuf {
+  uv_write_t req;
+  char data[];
+};
+
+static void on_tunnel_write(uv_write_t *req, int status) {
+  (void)status;
+  free(req->data);
+}
+
+/* Writes a copy of data to stream; the shared read buffer is reused. */
+static void tunnel_write(uv_stream_t *to, const char *data, size_t len) {
+  struct mock_wbuf *w = assay__xmalloc(sizeof *w + len);
+  memcpy(w->data, data, len);
+  w->req.data = w;
+  uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
+  if (uv_write(&w->req, to, &b, 1, on_tunnel_write) != 0)
+    free(w);
+}
+
+static void on_tunnel_closed(uv_handle_t *h) {
+  free(h->data);
+}
+
+static void tunnel_close(struct mock_tunnel *t) {
+  struct mock_conn *c = t->c;
+  t->c = NULL;
+  if (c != NULL) {
+    c->tunnel = NULL;
+    conn_close(c);
+  }
+  if (!t->closing) {
+    t->closing = 1;
+    uv_close((uv_handle_t *)&t->up, on_tunnel_closed);
+  }
+}
+
+static void on_tunnel_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  struct mock_tunnel *t = s->data;
+  if (nread < 0 || t->c == NULL) {
+    tunnel_close(t);
+    return;
+  }
+  if (nread > 0)
+    tunnel_write((uv_stream_t *)&t->c->tcp, buf->base, (size_t)nread);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+static void on_tunnel_connected(uv_connect_t *req, int status) {
+  struct mock_tunnel *t = req->data;
+  if (t->c == NULL) {
+    tunnel_close(t);
+    return;
+  }
+  if (status != 0) {
+    static const char bad[] =
+        "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n"
+        "Connection: close\r\n\r\n";
+    tunnel_write((uv_stream_t *)&t->c->tcp, bad, sizeof bad - 1);
+    tunnel_close(t);
+    return;
+  }
+  static const char ok[] = "HTTP/1.1 200 Connection Established\r\n\r\n";
+  tunnel_write((uv_stream_t *)&t->c->tcp, ok, sizeof ok - 1);
+  srv.tunnels++;
+  if (uv_read_start((uv_stream_t *)&t->up, on_alloc, on_tunnel_read) != 0)
+    tunnel_close(t);
+}
+
+static void tunnel_open(struct mock_conn *c) {
+  char host[64];
+  const char *colon = strrchr(c->url, ':');
+  size_t n = colon ? (size_t)(colon - c->url) : 0;
+  struct sockaddr_in addr;
+  if (colon == NULL || n == 0 || n >= sizeof host) {
+    c->close_after = 1;
+    conn_prepare_error(c, 400, "invalid_request_error",
+                       "CONNECT needs ip:port", NULL);
+    conn_send(c);
+    return;
+  }
+  memcpy(host, c->url, n);
+  host[n] = '\0';
+  if (uv_ip4_addr(host, atoi(colon + 1), &addr) != 0) {
+    c->close_after = 1;
+    conn_prepare_error(c, 400, "invalid_request_error",
+                       "CONNECT takes a numeric IPv4 address", NULL);
+    conn_send(c);
+    return;
+  }
+  struct mock_tunnel *t = assay__xcalloc(1, sizeof *t);
+  uv_tcp_init(&srv.loop, &t->up);
+  t->up.data = t;
+  t->creq.data = t;
+  t->c = c;
+  c->tunnel = t;
+  if (uv_tcp_connect(&t->creq, &t->up, (const struct sockaddr *)&addr,
+                     on_tunnel_connected) != 0)
+    tunnel_close(t);
+}
+
 /* Routes a complete request; the parser stays paused until it is answered. */
 static void conn_handle(struct mock_conn *c) {
   c->busy = 1;
@@ -1158,6 +1276,10 @@ static void conn_handle(struct mock_conn *c) {
   }
   size_t n = strcspn(path, "?#");
   enum http_method m = (enum http_method)c->parser.method;
+  if (m == HTTP_CONNECT && !c->url_overflow) {
+    tunnel_open(c);
+    return;
+  }
   if (c->url_overflow) {
     conn_count(c);
     c->close_after = 1;
@@ -1171,6 +1293,7 @@ static void conn_handle(struct mock_conn *c) {
   } else if (path_is(path, n, "/stats/reset") && m == HTTP_POST) {
     srv.requests = 0;
     srv.proxied = 0;
+    srv.tunnels = 0;
     srv.max_in_flight = srv.in_flight;
     memset(srv.responses, 0, sizeof srv.responses);
     handle_stats(c);
@@ -1445,6 +1568,8 @@ static void conn_close(struct mock_conn *c) {
   if (c->closing)
     return;
   c->closing = 1;
+  if (c->tunnel != NULL)
+    tunnel_close(c->tunnel);
   if (c->counted) {
     srv.in_flight--;
     c->counted = 0;
@@ -1477,6 +1602,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
   if (nread == 0 || c->closing || c->lingering)
     return;
+  if (c->tunnel != NULL) {
+    if (!c->tunnel->closing)
+      tunnel_write((uv_stream_t *)&c->tunnel->up, buf->base, (size_t)nread);
+    return;
+  }
   conn_input(c, buf->base, (size_t)nread);
 }
 
@@ -1560,7 +1690,8 @@ static void usage(FILE *f) {
       "mock-judge answers {\"score\": S, \"reason\": \"mock judge\"}.\n"
       "GET /stats, POST /stats/reset, GET /healthz, GET /v1/models.\n"
       "A target in absolute form (http://host/path, as sent to a proxy) is\n"
-      "served as its path and counted in /stats \"proxied\".\n",
+      "served as its path and counted in /stats \"proxied\"; CONNECT ip:port\n"
+      "opens a tunnel there (/stats \"tunnels\").\n",
       f);
 }
 

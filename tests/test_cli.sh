@@ -225,6 +225,28 @@ elif openssl req -x509 -newkey rsa:2048 -nodes -keyout h2.key -out h2.crt -days 
     --task openai_chat --opt "base_url=https://127.0.0.1:$port/v1" --opt model=x -o h2.refused.jsonl -q
   check "... naming the certificate" \
     "all(x['output'] is None and 'certificate' in x['error']['message'] for x in r)" h2.refused.jsonl -
+  # The same through https_proxy: the mock server stands in for the proxy
+  # and tunnels (CONNECT) to nghttpd; TLS and HTTP/2 run inside the tunnel.
+  "$build/mockllm" --port 0 --port-file proxy.port >proxy.out 2>&1 &
+  proxy_pid=$!
+  i=0
+  while [ ! -s proxy.port ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+  pport=$(cat proxy.port)
+  SSL_CERT_FILE=$(pwd)/h2.crt https_proxy=http://127.0.0.1:$pport
+  export SSL_CERT_FILE https_proxy
+  run "HTTPS through https_proxy (a CONNECT tunnel)" 0 run --dataset h2.jsonl \
+    --task openai_chat --opt "base_url=https://127.0.0.1:$port/v1" --opt model=x -o h2.proxy.jsonl -q
+  unset SSL_CERT_FILE https_proxy
+  check "every answer came through the tunnel, over HTTP/2" \
+    "[x['output']['output'] for x in r] == ['over h2'] * 3 and s['engine']['http']['responses']['http2'] == 3" \
+    h2.proxy.jsonl h2.proxy.summary.json
+  python3 - "$pport" >pyout 2>&1 <<'EOF2' && ok "the proxy saw the tunnel" || { bad "the proxy saw the tunnel"; tail -n 3 pyout; }
+import json, sys, urllib.request
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+st = json.loads(opener.open("http://127.0.0.1:%s/stats" % sys.argv[1]).read())
+assert st["tunnels"] >= 1 and st["requests"] == 0, st
+EOF2
+  kill "$proxy_pid" 2>/dev/null
   kill "$h2_pid" 2>/dev/null
 else
   bad "openssl makes a certificate for 127.0.0.1"
