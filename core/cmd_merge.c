@@ -535,8 +535,8 @@ static void sum_numbers(cJSON *dst, const cJSON *src, int depth) {
  */
 static cJSON *engine_json(const struct merge *m) {
   static const char *const additive[] = {
-      "calls",    "retries",          "retries_by_cause",
-      "timeouts", "late_completions", "plugin_faults",
+      "calls",    "chained",          "quick",         "retries",
+      "retries_by_cause", "timeouts", "late_completions", "plugin_faults",
       "abandoned"};
   cJSON *e = NULL;
   for (int i = 0; i < m->nshards; i++) {

@@ -2450,6 +2450,8 @@ cJSON *assay_engine_counters_json(const struct assay_engine *e) {
   const struct assay_engine_stats *s = &e->stats;
   cJSON *j = cJSON_CreateObject();
   cJSON_AddNumberToObject(j, "calls", (double)s->calls);
+  cJSON_AddNumberToObject(j, "chained", (double)s->chained);
+  cJSON_AddNumberToObject(j, "quick", (double)s->quick);
   cJSON_AddNumberToObject(j, "retries", (double)s->retries);
   cJSON *by = cJSON_AddObjectToObject(j, "retries_by_cause");
   cJSON_AddNumberToObject(by, "429", (double)s->retries_429);

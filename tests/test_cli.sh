@@ -170,6 +170,14 @@ run "resume after an oversize record" 1 run --dataset huge.jsonl --task echo --m
 check "resumed past it" "len(r) == 2" huge.resume.jsonl -
 run "--max-record-bytes too small" 2 run --dataset huge.jsonl --task echo --max-record-bytes 10
 
+# ---- where calls ran: chains and quick calls, counted in the summary ------------------
+run "a sync task and a quick metric: chained" 0 run --dataset qa.jsonl --task echo --metric equals -o ch.jsonl -q
+check "equals ran in the task's chain, not on the main thread" \
+  "s['engine']['chained'] == len(r) and s['engine']['quick'] == 0" ch.jsonl ch.summary.json
+run "an async task and a quick metric" 0 run --dataset qa.jsonl --task delay --opt ms=1 --metric equals -o qk.jsonl -q
+check "equals ran on the main thread, once per item" \
+  "s['engine']['quick'] == len(r) and s['engine']['chained'] == 0" qk.jsonl qk.summary.json
+
 # ---- TLS: certificates are verified --------------------------------------------------
 # free_port: a loopback port nothing listens on; wait_port PORT: until a
 # server accepts there (5 s at most).
