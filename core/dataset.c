@@ -54,6 +54,8 @@ struct csv_reader {
   size_t nstored, offs_cap;
   size_t nfields;
   size_t rec_line, rec_bytes;
+  size_t lead_ws; /* blanks of a line cut by the read window before its
+                     record opened: they count in the record's size */
   int row_open, row_done;
   int overflow;        /* over max_item: fields are dropped, not stored */
   size_t bad_utf8_col; /* 1-based column of the first invalid field */
@@ -801,11 +803,20 @@ static int csv_next(struct assay_dataset *ds, struct assay_dataset_item *item,
     if (k < n)
       k++;
     if (!c->row_open) {
-      for (size_t i = 0; i < k; i++)
-        if (!is_ws(p[i])) {
-          csv_open_row(ds);
-          break;
-        }
+      size_t i = 0;
+      while (i < k && is_ws(p[i]))
+        i++;
+      if (i < k) {
+        csv_open_row(ds);
+        c->rec_bytes = c->lead_ws; /* the line's start, read before */
+        c->lead_ws = 0;
+      } else if (p[k - 1] != '\n' && p[k - 1] != '\r') {
+        /* Only blanks so far, and the line goes on past the window:
+         * read at once, the line would be one piece, counted whole. */
+        c->lead_ws += k;
+      } else {
+        c->lead_ws = 0;
+      }
     }
     if (csv_parse(&c->parser, p, k, csv_on_field, csv_on_row, ds) != k)
       return set_fatal(ds, errmsg, ASSAY_EIO, "cannot read dataset '%s': %s",
