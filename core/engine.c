@@ -54,7 +54,8 @@ struct instance {
   int renamed;
   int use_async;
   int quick;                    /* ASSAY_QUICK: sync calls run on the loop
-                                   (see run_quick); 0 once one was slow */
+                                   (see run_quick); 0 once they proved slow */
+  int quick_slow;               /* its quick calls over QUICK_MAX_US */
   void *state;
   int inited;
   uv_mutex_t serial;            /* held around run_sync unless thread-safe */
@@ -2251,11 +2252,16 @@ static void submit_jobs(struct assay_engine *e) {
  * on the loop thread, instead of going to a worker and back: for a metric
  * like equals after an LLM task, the hand-off (a wake-up, the inbox, the
  * loop's wake-up) cost ten times the call. The loop cannot interrupt a
- * call, so a quick call is not held to --timeout while it runs; one that
- * takes over QUICK_MAX_US is believed once: its component goes to the
- * workers for the rest of the run, with a warning.
+ * call, so a quick call is not held to --timeout while it runs. A
+ * component whose calls turn out slow goes to the workers for the rest of
+ * the run, with a warning: at its QUICK_STRIKES-th call over QUICK_MAX_US,
+ * or at once for one over QUICK_STALL_US. One slow call is forgiven: a
+ * first call pays for cold caches and lazy binding (under valgrind, 3 ms
+ * for equals).
  */
 #define QUICK_MAX_US 2000
+#define QUICK_STRIKES 3
+#define QUICK_STALL_US 100000
 
 static int run_quick(struct assay_engine *e) {
   struct assay_pool_job *j = e->quick_head;
@@ -2278,12 +2284,13 @@ static int run_quick(struct assay_engine *e) {
       call_sync(e, s, s->job, s->input, s->attempt, s->timeout_ms, t0, c);
       e->stats.quick++;
       double us = (c->t_end - t0) * 1000;
-      if (us > QUICK_MAX_US) {
+      if (us > QUICK_STALL_US ||
+          (us > QUICK_MAX_US && ++inst->quick_slow >= QUICK_STRIKES)) {
         inst->quick = 0;
         fprintf(stderr,
-                "assay: warning: %s '%s' is flagged quick, but a call took "
-                "%.1f ms on the main thread; its calls go to the workers "
-                "from now on\n",
+                "assay: warning: %s '%s' is flagged quick, but its calls "
+                "take milliseconds on the main thread (the last: %.1f ms); "
+                "they go to the workers from now on\n",
                 assay_kind_name(inst->kind), inst->comp->name, us / 1000);
       }
       handle_completion(e, c);

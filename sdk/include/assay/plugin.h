@@ -168,10 +168,11 @@ typedef int (*assay_run_async_fn)(void *state, const cJSON *input,
 /* run_sync never blocks (no I/O, no locks held long, no sleeping) and
  * returns within microseconds whatever the input: the host may call it on
  * its loop thread instead of a worker, sparing the hand-off, which costs
- * more than such a call. Such a call is not held to --timeout; one that
- * takes milliseconds sends the component to the workers for the rest of
- * the run. A hint: a host that does not know it runs the calls on its
- * workers, so it needs no newer ABI version. */
+ * more than such a call. Such a call is not held to --timeout; calls that
+ * take milliseconds (a third over 2 ms, or one over 100 ms) send the
+ * component to the workers for the rest of the run. A hint: a host that
+ * does not know it runs the calls on its workers, so it needs no newer
+ * ABI version. */
 #define ASSAY_QUICK 0x2u
 
 struct assay_component {
