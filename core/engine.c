@@ -483,6 +483,8 @@ static int host_http_request(assay_call call,
     int rc = assay_http_new(&e->http, &e->loop, &hc, errmsg);
     if (rc != 0)
       return rc;
+    if (e->eof)
+      assay_http_drain(e->http);
   }
   long timeout = req->timeout_ms;
   uint64_t now = uv_now(&e->loop);
@@ -2307,7 +2309,10 @@ static void pump(struct assay_engine *e) {
     while (!e->eof && !e->stopping && e->running < e->opts.concurrency &&
            e->next_seq - e->next_write < e->window) {
       if (!admit_one(e)) {
+        /* The last items are in flight: connections and requests kept
+         * for items to come can go as they finish. */
         e->eof = 1;
+        assay_http_drain(e->http);
         break;
       }
       admitted = 1;

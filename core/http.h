@@ -101,6 +101,16 @@ const char *assay_http_classify(const struct assay_http_response *res,
 cJSON *assay_http_stats(const struct assay_http *h);
 
 /*
+ * Tells the service that no new work will come, only what work in flight
+ * still asks for (its retries, a metric's request after a task's): from
+ * now on it keeps no more connections and finished requests than that
+ * needs, closing each connection when its last request ends rather than
+ * all of them at assay_http_close. Requests are served as before; one that
+ * finds no connection opens one.
+ */
+void assay_http_drain(struct assay_http *h);
+
+/*
  * Cancels every pending request (their callbacks run with
  * ASSAY_HTTP_CANCELLED before it returns), closes all handles and frees h
  * once they are closed; the loop must run on until then. It may be called
