@@ -40,8 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-
+#include "curlload.h"
 #include "error.h"
 #include "util.h"
 
@@ -242,20 +241,6 @@ struct assay_http {
   uint64_t retryable_429, retryable_5xx, retryable_timeout, retryable_network;
   long max_active, active_now, max_queued, queued_now;
 };
-
-static uv_once_t curl_once = UV_ONCE_INIT;
-static CURLcode curl_init_rc;
-/* The libcurl we run with speaks HTTP/2: without it, asking for HTTP/2
- * over TLS fails every request with "Unsupported protocol". */
-static int curl_has_http2;
-
-static void curl_init_once(void) {
-  curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-  if (curl_init_rc == CURLE_OK)
-    curl_has_http2 =
-        (curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_HTTP2) !=
-        0;
-}
 
 static void pump(struct assay_http *h);
 static void teardown(struct assay_http *h);
@@ -882,7 +867,7 @@ static void transfer_done(struct http_req *req, CURLcode rc) {
   if (rc == CURLE_OK) {
     long status = 0, version = 0;
     curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
-    if (curl_has_http2 &&
+    if (assay__curl_has_http2() &&
         curl_easy_getinfo(req->easy, CURLINFO_HTTP_VERSION, &version) ==
             CURLE_OK &&
         version == CURL_HTTP_VERSION_2_0)
@@ -1265,7 +1250,9 @@ static int easy_setup(struct http_req *req, const struct assay_http_request *r,
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_NOSIGNAL, 1L);
     SET(CURLOPT_FOLLOWLOCATION, 0L);
-    if (curl_has_http2)
+    /* Without nghttp2, asking for HTTP/2 over TLS fails every request with
+     * "Unsupported protocol". */
+    if (assay__curl_has_http2())
       SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     SET(CURLOPT_SSL_VERIFYPEER, 1L);
     SET(CURLOPT_SSL_VERIFYHOST, 2L);
@@ -1481,10 +1468,9 @@ int assay_http_new(struct assay_http **out, uv_loop_t *loop,
                        "http service: --rps must be a positive number, not "
                        "%g",
                        cfg->rps);
-  uv_once(&curl_once, curl_init_once);
-  if (curl_init_rc != CURLE_OK)
-    return assay__fail(errmsg, ASSAY_EERROR, "cannot initialise libcurl: %s",
-                       curl_easy_strerror(curl_init_rc));
+  int lrc = assay__curl_load(errmsg);
+  if (lrc != 0)
+    return lrc;
 
   struct assay_http *h = assay__xcalloc(1, sizeof *h);
   h->loop = loop;

@@ -8,6 +8,7 @@ core_libassaycore_la_SOURCES = \
 	core/dataset.c core/dataset.h \
 	core/summary.c core/summary.h \
 	core/http.c core/http.h \
+	core/curlload.c core/curlload.h \
 	core/pool.c core/pool.h \
 	core/engine.c core/engine.h \
 	core/cli.c core/cli.h \
@@ -16,7 +17,8 @@ core_libassaycore_la_SOURCES = \
 	core/files.c core/files.h \
 	core/jsonw.c core/jsonw.h
 core_libassaycore_la_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(UTF8PROC_CFLAGS)
-core_libassaycore_la_LIBADD = $(UV_LIBS) $(CJSON_LIBS) $(CURL_LIBS) \
+# libcurl is not linked: core/curlload.c loads it on the first HTTP request.
+core_libassaycore_la_LIBADD = $(UV_LIBS) $(CJSON_LIBS) \
 	$(LTDL_LIBS) $(CSV_LIBS) $(UTF8PROC_LIBS) $(LIBM)
 
 bin_PROGRAMS += assay

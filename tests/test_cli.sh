@@ -178,7 +178,6 @@ run "an async task and a quick metric" 0 run --dataset qa.jsonl --task delay --o
 check "equals ran on the main thread, once per item" \
   "s['engine']['quick'] == len(r) and s['engine']['chained'] == 0" qk.jsonl qk.summary.json
 
-# ---- TLS: certificates are verified --------------------------------------------------
 # free_port: a loopback port nothing listens on; wait_port PORT: until a
 # server accepts there (5 s at most).
 free_port() {
@@ -190,6 +189,38 @@ wait_port() {
     sleep 0.1; i=$((i + 1))
   done
 }
+
+# ---- libcurl is loaded by the first HTTP request, not at start-up ----------------
+# The dynamic linker names every library it maps with LD_DEBUG=files.
+LD_DEBUG=files "$bin" run --dataset qa.jsonl --task echo --metric equals -o nocurl.jsonl -q >out 2>err </dev/null
+if [ $? -eq 0 ] && grep -q "file=" err && ! grep -q "libcurl" err; then
+  ok "a run without HTTP maps no libcurl"
+else
+  bad "a run without HTTP maps no libcurl"
+fi
+lport=$(free_port)
+"$build/mockllm" --port "$lport" >lmock.out 2>&1 &
+lmock_pid=$!
+wait_port "$lport"
+printf '{"input": "one"}\n{"input": "two"}\n' >lc.jsonl
+LD_DEBUG=files "$bin" run --dataset lc.jsonl --task openai_chat --opt "base_url=http://127.0.0.1:$lport/v1" \
+  --opt model=x -o lc.jsonl.out -q >out 2>err </dev/null
+if [ $? -eq 0 ] && grep -q "file=libcurl.*dynamically loaded" err; then
+  ok "the first HTTP request loads libcurl"
+else
+  bad "the first HTTP request loads libcurl"
+fi
+check "... and the requests are answered" "[x['output']['output'] for x in r] == ['one', 'two']" lc.jsonl.out -
+ASSAY_LIBCURL=$work/no-such-libcurl.so
+export ASSAY_LIBCURL
+run "a libcurl that cannot be loaded fails the calls" 1 run --dataset lc.jsonl --task openai_chat \
+  --opt "base_url=http://127.0.0.1:$lport/v1" --opt model=x -o lc.bad.jsonl -q
+unset ASSAY_LIBCURL
+check "... saying which file and why" \
+  "all(x['output'] is None and \"cannot load libcurl '$work/no-such-libcurl.so' (ASSAY_LIBCURL)\" in x['error']['message'] for x in r) and len(r) == 2" lc.bad.jsonl -
+kill "$lmock_pid" 2>/dev/null
+
+# ---- TLS: certificates are verified --------------------------------------------------
 if command -v openssl >/dev/null 2>&1 &&
   openssl req -x509 -newkey rsa:2048 -nodes -keyout tls.key -out tls.crt -days 1 \
     -subj /CN=127.0.0.1 >/dev/null 2>&1; then
