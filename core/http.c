@@ -547,15 +547,18 @@ static struct shard *shard_pick(struct assay_http *h) {
 }
 
 /* Once the service drains, a shard keeps no more connections than it has
- * transfers: curl closes the oldest idle one each time a transfer returns
- * its connection to a full cache, so connections that no request will use
- * again close while the last ones are still answered, not all at the end
- * (1,000 of them took 12 ms at exit). One idle connection stays per shard
- * for a request a callback starts right away. */
+ * transfers, and requests waiting in the queues (--rps, a limit shrunk by
+ * 429s) will start: curl closes the oldest idle one each time a transfer
+ * returns its connection to a full cache, so connections that no request
+ * will use again close while the last ones are still answered, not all at
+ * the end (1,000 of them took 12 ms at exit). One idle connection stays
+ * per shard for a request a callback starts right away. */
 static void shard_trim(struct shard *shard) {
-  if (shard->h->draining)
-    curl_multi_setopt(shard->multi, CURLMOPT_MAXCONNECTS,
-                      shard->active > 0 ? (long)shard->active : 1L);
+  struct assay_http *h = shard->h;
+  if (h->draining) {
+    long keep = (long)shard->active + h->queued_now;
+    curl_multi_setopt(shard->multi, CURLMOPT_MAXCONNECTS, keep > 0 ? keep : 1L);
+  }
 }
 
 void assay_http_drain(struct assay_http *h) {

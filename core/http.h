@@ -103,10 +103,11 @@ cJSON *assay_http_stats(const struct assay_http *h);
 /*
  * Tells the service that no new work will come, only what work in flight
  * still asks for (its retries, a metric's request after a task's): from
- * now on it keeps no more connections and finished requests than that
- * needs, closing each connection when its last request ends rather than
- * all of them at assay_http_close. Requests are served as before; one that
- * finds no connection opens one.
+ * now on it keeps a connection per request in flight or queued (and one
+ * spare per multi handle) and 16 finished requests for reuse, closing
+ * each other connection when its last request ends rather than all of
+ * them at assay_http_close. Requests are served as before; one that finds
+ * no connection opens one (a retry after a long backoff may).
  */
 void assay_http_drain(struct assay_http *h);
 

@@ -951,6 +951,38 @@ static void test_drain(void) {
   fx_finish(&f);
 }
 
+/* After the drain, requests paced by --rps still reuse connections (a
+ * service closing every connection as it went idle would open one per
+ * request here: 16). */
+static void test_drain_keeps_queued(void) {
+  enum { N = 16 };
+  static const char *const slow[] = {"--latency-ms", "250", NULL};
+  struct fx f;
+  int done = 0;
+  struct result *r = assay__xcalloc(N, sizeof *r);
+  if (fx_start(&f, N, 0, 20.0, slow)) {
+    for (int i = 0; i < N; i++)
+      chat(&f, NULL, 1, "paced", 30000, &r[i], &done);
+    assay_http_drain(f.h);
+    CU_ASSERT(run_until(&f, &done, N, 60000));
+    int ok = 0;
+    for (int i = 0; i < N; i++)
+      ok += r[i].status == 200;
+    CU_ASSERT_EQUAL(ok, N);
+    /* One every 50 ms, each answered 250 ms later: about 6 in flight. */
+    cJSON *s = assay_http_stats(f.h);
+    double conns = num(s, "connections"), most = num(s, "max_in_flight");
+    CU_ASSERT(conns <= most + 1);
+    if (!(conns <= most + 1))
+      printf("\n  %.0f connections for %.0f in flight at most\n", conns, most);
+    cJSON_Delete(s);
+  }
+  for (int i = 0; i < N; i++)
+    result_clear(&r[i]);
+  free(r);
+  fx_finish(&f);
+}
+
 /* The size of this process's descriptor table (FDSize in
  * /proc/self/status), or -1 where there is none to read. */
 static long fd_table_size(void) {
@@ -1332,6 +1364,8 @@ static const struct test_case http_cases[] = {
     {"2000 requests in flight at once", test_2000_in_flight},
     {"multi handles keep their connections", test_shards_reuse_connections},
     {"a draining service closes connections as they end", test_drain},
+    {"a draining service still reuses connections for paced requests",
+     test_drain_keeps_queued},
     {"the descriptor table grows once, up front", test_reserve_fds},
     {"close cancels pending and queued requests", test_close_cancels},
     {"close from inside a callback", test_close_from_callback},
