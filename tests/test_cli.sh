@@ -218,6 +218,14 @@ run "a libcurl that cannot be loaded fails the calls" 1 run --dataset lc.jsonl -
 unset ASSAY_LIBCURL
 check "... saying which file and why" \
   "all(x['output'] is None and \"cannot load libcurl '$work/no-such-libcurl.so' (ASSAY_LIBCURL)\" in x['error']['message'] for x in r) and len(r) == 2" lc.bad.jsonl -
+# zlib is on every Debian system, and is no libcurl.
+ASSAY_LIBCURL=libz.so.1
+export ASSAY_LIBCURL
+run "a library that is not libcurl fails the calls" 1 run --dataset lc.jsonl --task openai_chat \
+  --opt "base_url=http://127.0.0.1:$lport/v1" --opt model=x -o lc.notcurl.jsonl -q
+unset ASSAY_LIBCURL
+check "... naming the missing function" \
+  "all(\"'libz.so.1' has no curl_global_init\" in x['error']['message'] for x in r) and len(r) == 2" lc.notcurl.jsonl -
 kill "$lmock_pid" 2>/dev/null
 
 # ---- TLS: certificates are verified --------------------------------------------------
