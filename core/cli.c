@@ -1298,6 +1298,10 @@ static int cmd_run(int argc, char **argv, int rescore) {
     goto fail;
   if (assay_loader_new(&loader, c.plugin_dirs, &err) != 0)
     goto fail;
+  /* on_record reads of a record what a light one has (the summary, the
+   * gates, an oversize record's stand-in), except for the JUnit report,
+   * which shows each score's reason. */
+  c.eng.light_records = c.junit == NULL;
   if (assay_engine_new(&engine, &c.eng, &err) != 0)
     goto fail;
   for (int i = 0; i < c.nspecs; i++) {

@@ -535,9 +535,9 @@ static void sum_numbers(cJSON *dst, const cJSON *src, int depth) {
  */
 static cJSON *engine_json(const struct merge *m) {
   static const char *const additive[] = {
-      "calls",    "chained",          "quick",         "retries",
-      "retries_by_cause", "timeouts", "late_completions", "plugin_faults",
-      "abandoned"};
+      "calls",    "chained",          "quick",         "finished",
+      "retries",  "retries_by_cause", "timeouts",      "late_completions",
+      "plugin_faults", "abandoned"};
   cJSON *e = NULL;
   for (int i = 0; i < m->nshards; i++) {
     const cJSON *se =

@@ -104,6 +104,8 @@ struct assay_dataset {
 
   struct csv_reader csv;
 
+  int defer; /* JSONL: items come as text, parsed by assay_dataset_parse */
+
   /* A fatal error, returned again by every later call. */
   char *fatal;
   int fatal_err;
@@ -129,27 +131,25 @@ static int set_fatal(struct assay_dataset *ds, char **errmsg, int err,
   return err;
 }
 
-static void item_error(struct assay_dataset *ds,
-                       struct assay_dataset_item *item, size_t line,
-                       const char *fmt, ...) ASSAY__PRINTF(4, 5);
+static void item_error(const char *name, struct assay_dataset_item *item,
+                       size_t line, const char *fmt, ...) ASSAY__PRINTF(4, 5);
 
 /* Fills item as a malformed one: "name:line: <fmt>". */
-static void item_error(struct assay_dataset *ds,
-                       struct assay_dataset_item *item, size_t line,
-                       const char *fmt, ...) {
+static void item_error(const char *name, struct assay_dataset_item *item,
+                       size_t line, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   char *what = assay__vformat(fmt, ap);
   va_end(ap);
   item->json = NULL;
-  item->error = assay__format("%s:%zu: %s", ds->name, line, what);
+  item->error = assay__format("%s:%zu: %s", name, line, what);
   free(what);
 }
 
 static void item_oversize(struct assay_dataset *ds,
                           struct assay_dataset_item *item, size_t line,
                           size_t size) {
-  item_error(ds, item, line,
+  item_error(ds->name, item, line,
              "item is %zu bytes, over the %zu-byte limit (--max-item-bytes)",
              size, ds->max_item);
 }
@@ -270,7 +270,8 @@ static char *snippet(const char *text, size_t from, size_t to) {
 
 /*
  * Turns the text of one item (len bytes, starting on line) into item:
- * a JSON object, or an error saying what is wrong and where.
+ * a JSON object, or an error saying what is wrong and where; or, when the
+ * dataset defers parsing, a copy of the text.
  */
 static void make_item(struct assay_dataset *ds, const char *text, size_t len,
                       size_t line, struct assay_dataset_item *item) {
@@ -280,9 +281,23 @@ static void make_item(struct assay_dataset *ds, const char *text, size_t len,
     item_oversize(ds, item, line, len);
     return;
   }
+  if (ds->defer) {
+    item->raw = assay__xmalloc(len + 1);
+    memcpy(item->raw, text, len);
+    item->raw[len] = '\0';
+    item->raw_len = len;
+    return;
+  }
+  assay_dataset_parse(ds->name, text, len, line, item);
+}
+
+void assay_dataset_parse(const char *name, const char *text, size_t len,
+                         size_t line, struct assay_dataset_item *item) {
+  item->json = NULL;
+  item->error = NULL;
   size_t bad;
   if (!assay__utf8_valid(text, len, &bad)) {
-    item_error(ds, item, line_at(text, bad, line),
+    item_error(name, item, line_at(text, bad, line),
                "invalid UTF-8 at byte %zu of the item (datasets must be "
                "UTF-8)",
                bad + 1);
@@ -299,12 +314,12 @@ static void make_item(struct assay_dataset *ds, const char *text, size_t len,
       while (from < len && ((unsigned char)text[from] & 0xc0) == 0x80)
         from++;
       char *s = snippet(text, from, len);
-      item_error(ds, item, line_at(text, len ? len - 1 : 0, line),
+      item_error(name, item, line_at(text, len ? len - 1 : 0, line),
                  "invalid JSON: the item ends too early, after '%s'", s);
       free(s);
     } else {
       char *s = snippet(text, off, len);
-      item_error(ds, item, line_at(text, off, line), "invalid JSON near '%s'",
+      item_error(name, item, line_at(text, off, line), "invalid JSON near '%s'",
                  s);
       free(s);
     }
@@ -316,13 +331,13 @@ static void make_item(struct assay_dataset *ds, const char *text, size_t len,
   if (off < len) {
     cJSON_Delete(j);
     char *s = snippet(text, off, len);
-    item_error(ds, item, line_at(text, off, line),
+    item_error(name, item, line_at(text, off, line),
                "invalid JSON: unexpected text after the item near '%s'", s);
     free(s);
     return;
   }
   if (!cJSON_IsObject(j)) {
-    item_error(ds, item, line, "item is %s, not a JSON object", json_kind(j));
+    item_error(name, item, line, "item is %s, not a JSON object", json_kind(j));
     cJSON_Delete(j);
     return;
   }
@@ -585,7 +600,7 @@ static int json_next(struct assay_dataset *ds, struct assay_dataset_item *item,
       if (ds->data[ds->pos] == ',' || ds->data[ds->pos] == ']') {
         memset(item, 0, sizeof *item);
         item->line = ds->line;
-        item_error(ds, item, ds->line,
+        item_error(ds->name, item, ds->line,
                    "invalid JSON near '%c': an array element is missing "
                    "(a stray comma?)",
                    ds->data[ds->pos]);
@@ -750,10 +765,10 @@ static int csv_record_end(struct assay_dataset *ds, size_t size,
   if (c->overflow || size > ds->max_item) {
     item_oversize(ds, item, c->rec_line, size);
   } else if (c->nfields != c->ncols) {
-    item_error(ds, item, c->rec_line, "row has %zu field%s, the header has %zu",
+    item_error(ds->name, item, c->rec_line, "row has %zu field%s, the header has %zu",
                c->nfields, c->nfields == 1 ? "" : "s", c->ncols);
   } else if (c->bad_utf8_col != 0) {
-    item_error(ds, item, c->rec_line,
+    item_error(ds->name, item, c->rec_line,
                "invalid UTF-8 in column '%s' (datasets must be UTF-8)",
                c->cols[c->bad_utf8_col - 1]);
   } else {
@@ -1149,6 +1164,7 @@ static int selected(const struct selection *sel,
 static void item_drop(struct assay_dataset_item *it) {
   cJSON_Delete(it->json);
   free(it->error);
+  free(it->raw);
   memset(it, 0, sizeof *it);
 }
 
@@ -1258,4 +1274,12 @@ int64_t assay_dataset_count(const char *path, int format) {
   free(buf);
   close(fd);
   return r < 0 ? -1 : n;
+}
+
+int assay_dataset_defer(struct assay_dataset *ds) {
+  if (ds->started || ds->format != ASSAY_DATASET_JSONL ||
+      (ds->sel != NULL && (ds->sel->nids > 0 || ds->sel->shuffle)))
+    return 0;
+  ds->defer = 1;
+  return 1;
 }

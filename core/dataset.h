@@ -23,11 +23,13 @@ enum assay_dataset_format {
 
 struct assay_dataset;
 
-/* One item, filled by assay_dataset_next(). Exactly one of json and error is
- * set. The caller owns both and frees them (cJSON_Delete, free). */
+/* One item, filled by assay_dataset_next(). Exactly one of json, error and
+ * raw is set. The caller owns them and frees them (cJSON_Delete, free). */
 struct assay_dataset_item {
   cJSON *json;  /* the item, always a JSON object */
   char *error;  /* a malformed item: "qa.jsonl:12: invalid JSON: ..." */
+  char *raw;    /* after assay_dataset_defer(): the item's text, unparsed */
+  size_t raw_len; /* ... its length (raw[raw_len] is a '\0') */
   size_t line;  /* 1-based line where the item starts (CSV: the record's line) */
   int64_t index; /* 0-based position among the file's items, malformed
                     ones included: the record's "index" */
@@ -85,6 +87,24 @@ int assay__dataset_raw_next(struct assay_dataset *ds,
 /* The number of items in a JSONL file, counted cheaply without parsing
  * (for progress), or -1 when unknown (stdin, other formats). */
 int64_t assay_dataset_count(const char *path, int format);
+
+/*
+ * Makes a JSONL dataset hand out its items unparsed (raw), so that the
+ * caller may parse them elsewhere, on another thread, with
+ * assay_dataset_parse. Items over the size cap still come as errors. Must
+ * come before the first assay_dataset_next (and after any selection).
+ * Returns 1, or 0 when the dataset cannot defer (another format, or a
+ * selection by id or a shuffle, which read the items) and goes on as before.
+ */
+int assay_dataset_defer(struct assay_dataset *ds);
+
+/*
+ * Parses the text of an item read from the dataset named name, starting on
+ * line, into item->json, or item->error as assay_dataset_next would give
+ * it (invalid UTF-8, invalid JSON, not an object). Thread-safe.
+ */
+void assay_dataset_parse(const char *name, const char *text, size_t len,
+                         size_t line, struct assay_dataset_item *item);
 
 /* The name given at open ("qa.jsonl", "<stdin>"). Borrowed. */
 const char *assay_dataset_name(const struct assay_dataset *ds);

@@ -59,9 +59,13 @@ struct instance {
   void *state;
   int inited;
   uv_mutex_t serial;            /* held around run_sync unless thread-safe */
-  long sync_us;                 /* atomic: recent run_sync time (a moving
-                                   average, us), -1 before the first */
   struct assay_host host;
+  /* Written by the workers: a cache line of its own, away from what they
+   * read on every call. */
+  _Alignas(64) long sync_us;    /* atomic: recent run_sync time (a moving
+                                   average of sampled calls, us), -1
+                                   before the first */
+  char sync_pad[64 - sizeof(long)];
 };
 
 /* A completion travelling to the loop thread. */
@@ -87,6 +91,18 @@ struct completion {
   char *in_text;        /* the task's input as JSON */
   size_t in_len;
   double t_end;         /* sync: when the call returned (assay__now_ms) */
+  /* A deferred item (see sync_work): */
+  cJSON *json;          /* the item, parsed by the worker for its task */
+  int unparsed;         /* the item is malformed: no call was made */
+  /* An item its worker finished (see finish_item): one block with the
+   * scores' values (a double per metric), the record's line and a NUL,
+   * then the id's text and a NUL when the id is a string. */
+  char *fast;
+  size_t fast_len;      /* the line's length */
+  int id_kind;          /* 0: no id (the index stands in), 1: a number
+                           (id_num), 2: a string (after the line) */
+  double id_num;
+  double task_ms, metrics_ms; /* as the record gives them */
 };
 
 /* A part of an item's record printed ahead, on a worker. */
@@ -157,6 +173,14 @@ struct item {
   int chain_done, chain_cut;
   long cut_ms;
   double t_mend;        /* when the last chained metric returned */
+  /* A deferred item: its text (a worker parses it), and what its
+   * worker made of it when it finished it (see finish_item). */
+  char *raw;
+  size_t raw_len, line;
+  char *fast;
+  size_t fast_len;
+  int id_kind;
+  double id_num;
   int refs;
   int final;
   int metrics_left;
@@ -164,19 +188,33 @@ struct item {
 };
 
 struct assay_engine {
+  /* What the workers read, set before they start: away from what the
+   * loop and the workers write (see the alignments below). */
   uint16_t serial;
   int reg_index;
   struct assay_engine_opts opts;
-  uv_loop_t loop;
-  uv_async_t inbox_async;
-  struct completion *inbox_head, *inbox_tail; /* under reg_lock */
-  int stop_requested;                         /* atomic */
-
   struct assay_pool *pool;
   int chain;              /* items run as chains (see run_chain) */
   struct instance *task;
   struct instance **metrics;
   int nmetrics;
+  /* Deferred items (see sync_work and finish_item): parsed and finished
+   * on the workers; the record callback gets light records. */
+  int defer;
+  const char *ds_name;
+  int names_distinct;     /* the metrics' score names differ */
+  int hold;               /* atomic: every call is short, workers may hold
+                             completions back (see post_later); written by
+                             the loop when it changes */
+
+  _Alignas(64) uv_loop_t loop;
+  /* Written by every thread that posts a completion. */
+  _Alignas(64) uv_async_t inbox_async;
+  struct completion *inbox_head, *inbox_tail; /* under reg_lock */
+  int stop_requested;                         /* atomic */
+
+  _Alignas(64) cJSON *light; /* the light record, filled for each item */
+  cJSON *l_index, *l_id, *l_trial, *l_task_ms, *l_metrics_ms, **l_vals;
 
   struct slot **slots;
   int nslots;
@@ -249,8 +287,10 @@ static void completion_clear(struct completion *c) {
   free(c->msg);
   free(c->text);
   free(c->in_text);
-  c->result = NULL;
-  c->msg = c->text = c->in_text = NULL;
+  cJSON_Delete(c->json);
+  free(c->fast);
+  c->result = c->json = NULL;
+  c->msg = c->text = c->in_text = c->fast = NULL;
 }
 
 static void completion_free(struct completion *c) {
@@ -295,6 +335,42 @@ static void post_list(struct completion *c) {
 static void post(struct completion *c) {
   c->next = NULL;
   post_list(c);
+}
+
+/*
+ * A worker's completions held back while it has more jobs (see
+ * post_later), posted together: one lock, one wake-up of the loop and
+ * one move of the inbox's cache line for several items instead of each.
+ */
+#define LATER_MAX 16
+#define LATER_MS 1.0
+static _Thread_local struct completion *later_head, *later_tail;
+static _Thread_local int later_n;
+static _Thread_local double later_since;
+
+/* The pool's idle hook: this worker's queue ran dry. */
+static void post_held(void) {
+  if (later_head == NULL)
+    return;
+  struct completion *c = later_head;
+  later_head = later_tail = NULL;
+  later_n = 0;
+  post_list(c);
+}
+
+/* On a worker, for a call the loop can no longer give up (a chain that
+ * reached STAGE_DONE): posts c with the next ones, at the latest when the
+ * worker finds no more work, LATER_MAX are held or the first has waited
+ * LATER_MS; now is when c's call returned. */
+static void post_later(struct completion *c, double now) {
+  c->next = NULL;
+  if (later_tail != NULL)
+    later_tail->next = c;
+  else
+    later_head = c, later_since = now;
+  later_tail = c;
+  if (++later_n >= LATER_MAX || now - later_since >= LATER_MS)
+    post_held();
 }
 
 /* ---- the host API ---------------------------------------------------------- */
@@ -557,7 +633,7 @@ int assay_engine_new(struct assay_engine **ep, const struct assay_engine_opts *o
     return assay__fail(errmsg, ASSAY_EINVAL,
                        "--concurrency %d is over the limit of %d",
                        o->concurrency, 1 << 20);
-  struct assay_engine *e = assay__xcalloc(1, sizeof *e);
+  struct assay_engine *e = assay__xcalloc_aligned(_Alignof(struct assay_engine), sizeof *e);
   e->opts = *o;
   e->free_slot = -1;
   e->rng = o->seed ? o->seed : uv_hrtime() | 1;
@@ -652,7 +728,8 @@ int assay_engine_add(struct assay_engine *e, struct assay_loader *l, int kind,
   if (rc != 0)
     return rc;
 
-  struct instance *inst = assay__xcalloc(1, sizeof *inst);
+  struct instance *inst =
+      assay__xcalloc_aligned(_Alignof(struct instance), sizeof *inst);
   inst->sync_us = -1;
   inst->e = e;
   inst->kind = kind;
@@ -813,6 +890,8 @@ static void item_release(struct assay_engine *e, struct item *it) {
     completion_clear(&it->pre[i]);
   free(it->in.p);
   free(it->bad);
+  free(it->raw);
+  free(it->fast);
   free(it);
 }
 
@@ -826,6 +905,32 @@ static void item_final(struct assay_engine *e, struct item *it) {
         (it->t_mend > 0 ? it->t_mend : assay__now_ms()) - it->t_metrics;
   it->final = 1;
   e->running--;
+}
+
+/* A malformed item (it->bad says why) ends as its record's error. */
+static void item_bad(struct assay_engine *e, struct item *it) {
+  it->error = cJSON_CreateObject();
+  cJSON_AddStringToObject(it->error, "code", assay_err_name(ASSAY_EBAD_ITEM));
+  cJSON_AddStringToObject(it->error, "message", it->bad);
+  e->stats.items_failed++;
+  item_final(e, it);
+}
+
+/* Parses a deferred item on the loop, when the loop needs it before a
+ * worker parsed it (or to learn why the worker could not): 0, or -1 with
+ * it->bad set. */
+static int item_parse(struct assay_engine *e, struct item *it) {
+  if (it->json != NULL || it->raw == NULL)
+    return it->json != NULL || it->bad == NULL ? 0 : -1;
+  struct assay_dataset_item di;
+  assay_dataset_parse(e->ds_name, it->raw, it->raw_len, it->line, &di);
+  it->json = di.json;
+  if (di.json == NULL) {
+    free(it->bad);
+    it->bad = di.error;
+    return -1;
+  }
+  return 0;
 }
 
 static cJSON *score_error(const char *msg) {
@@ -1201,6 +1306,13 @@ static void chain_timed_out(struct assay_engine *e, struct slot *s, int m) {
   tc.t_end = d->t_end;
   d->result = NULL;
   d->text = d->in_text = NULL;
+  /* The item the worker parsed, which its view still reads: the loop
+   * keeps it (the abandoned slot holds the item until the worker is
+   * done). */
+  if (d->json != NULL && it->json == NULL) {
+    it->json = d->json;
+    d->json = NULL;
+  }
   s->state = SLOT_ABANDONED;
   e->sync_abandoned++;
   it->view = s->chain_view;
@@ -1325,6 +1437,17 @@ static void render(int job, const cJSON *input, const struct instance *inst,
   free(b->p);
 }
 
+/* A worker's random bits, to sample one call in eight (see call_sync). */
+static _Thread_local uint32_t sample_rng;
+static int sample_now(void) {
+  uint32_t x = sample_rng ? sample_rng : 2463534242u;
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  sample_rng = x;
+  return (x & 7) == 0;
+}
+
 /* On a worker: one sync call of job on input, starting at t0
  * (assay__now_ms), its outcome in c. */
 static void call_sync(struct assay_engine *e, struct slot *s, int job,
@@ -1351,11 +1474,14 @@ static void call_sync(struct assay_engine *e, struct slot *s, int job,
   c->embedded = 1;
   c->call = ctx.call;
   c->t_end = assay__now_ms();
-  /* Racy read-modify-write: a lost update only slows the average. */
+  /* Racy read-modify-write: a lost update only slows the average. One
+   * call in eight, at random, counts: a store on every call would move
+   * the average's cache line between the workers on every call. */
   long took = (long)((c->t_end - t0) * 1000), avg =
       __atomic_load_n(&inst->sync_us, __ATOMIC_RELAXED);
-  __atomic_store_n(&inst->sync_us, avg < 0 ? took : avg + (took - avg) / 8,
-                   __ATOMIC_RELAXED);
+  if (avg < 0 || sample_now())
+    __atomic_store_n(&inst->sync_us, avg < 0 ? took : avg + (took - avg) / 4,
+                     __ATOMIC_RELAXED);
   if (ctx.failed) {
     c->failed = 1;
     c->code = ctx.code;
@@ -1386,12 +1512,13 @@ static const char *missing_input(const struct instance *inst,
  * CHAIN_QUICK_US lately). Any thread. */
 #define CHAIN_QUICK_US 1000
 static int chain_on(struct assay_engine *e, int m) {
-  if (e->nmetrics - m < 2 || assay_pool_idle(e->pool) == 0)
+  if (e->nmetrics - m < 2)
     return 1;
   for (int k = m; k < e->nmetrics; k++) {
     long us = __atomic_load_n(&e->metrics[k]->sync_us, __ATOMIC_RELAXED);
     if (us < 0 || us >= CHAIN_QUICK_US)
-      return 0;
+      /* The pool's count, which every worker writes, read only here. */
+      return assay_pool_idle(e->pool) == 0;
   }
   return 1;
 }
@@ -1422,10 +1549,10 @@ static int stage_move(struct slot *s, int from, int to) {
  * the rest to the loop, before a metric whose inputs are missing or when
  * the item's deadline is about to pass.
  */
-static void run_chain(struct assay_engine *e, struct slot *s,
-                      struct completion *tc) {
+static int run_chain(struct assay_engine *e, struct slot *s,
+                     const cJSON *json, struct completion *tc) {
   struct item *it = s->item;
-  cJSON *view = shared_view(it->json, tc->result);
+  cJSON *view = shared_view(json, tc->result);
   int at = 0, m;
   for (m = 0; m < e->nmetrics; m++) {
     if (missing_input(e->metrics[m], view) != NULL)
@@ -1457,13 +1584,124 @@ static void run_chain(struct assay_engine *e, struct slot *s,
     goto late;
   if (m == 0)
     free(view); /* never published */
-  return;
+  return 1;
 late:
   /* The loop abandoned the call at stage at; it took what came before. */
   if (at == 0) {
     s->chain_view = NULL;
     free(view);
   }
+  return 0;
+}
+
+/*
+ * A deferred item's whole chain succeeded: the worker prints its record
+ * and frees what it made (the parsed item, the output, the scores, the
+ * view), so that only the record's text and a few numbers cross to the
+ * loop, which hands out a light record with the line (see flush). Moving
+ * an item's trees between cores costs what moving their cache lines
+ * costs: on machines whose cores share no cache, more than the calls
+ * (docs/architecture.md). Returns 0, leaving everything as it was, for
+ * anything out of the ordinary: a metric with several scores or a bad
+ * one, two metrics with one score name, a task output with "usage" (the
+ * summary reads it).
+ */
+#define ADD_LIT(b, lit) assay__buf_add(b, lit, sizeof lit - 1)
+static int finish_item(struct assay_engine *e, struct slot *s,
+                       struct completion *c) {
+  struct item *it = s->item;
+  int nm = e->nmetrics;
+  if (!e->names_distinct || s->chain_done != nm || c->text == NULL ||
+      c->in_text == NULL || !cJSON_IsObject(c->result) ||
+      cJSON_GetObjectItemCaseSensitive(c->result, "usage") != NULL)
+    return 0;
+  for (int m = 0; m < nm; m++) {
+    const struct completion *p = &it->pre[m];
+    const cJSON *sc = p->result ? p->result->child : NULL;
+    if (p->failed || p->twice || p->normalized <= 0 || p->text == NULL ||
+        sc == NULL || sc->next != NULL ||
+        strcmp(sc->string, e->metrics[m]->score_name) != 0 ||
+        !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(sc, "value")))
+      return 0;
+  }
+  const cJSON *id = cJSON_GetObjectItemCaseSensitive(c->json, "id");
+  int kind = cJSON_IsString(id) ? 2 : cJSON_IsNumber(id) ? 1 : 0;
+  double task_ms = round((c->t_end - it->t_task) * 1000) / 1000;
+  double metrics_ms = round((it->pre[nm - 1].t_end - c->t_end) * 1000) / 1000;
+
+  /* What record_line() prints for the record flush() would build. */
+  struct assay__buf b = {0};
+  size_t head = (size_t)nm * sizeof(double);
+  assay__buf_reserve(&b, head + 64 + c->in_len + c->text_len);
+  b.len = head;
+  ADD_LIT(&b, "{\"index\":");
+  assay__json_number(&b, (double)it->index);
+  ADD_LIT(&b, ",\"id\":");
+  if (kind)
+    assay__json_write(&b, id);
+  else
+    assay__json_number(&b, (double)it->index);
+  ADD_LIT(&b, ",\"trial\":");
+  assay__json_number(&b, it->trial);
+  ADD_LIT(&b, ",\"input\":");
+  assay__buf_add(&b, c->in_text, c->in_len);
+  ADD_LIT(&b, ",\"output\":");
+  assay__buf_add(&b, c->text, c->text_len);
+  ADD_LIT(&b, ",\"scores\":{");
+  for (int m = 0; m < nm; m++) {
+    if (m > 0)
+      ADD_LIT(&b, ",");
+    assay__buf_add(&b, it->pre[m].text, it->pre[m].text_len);
+  }
+  ADD_LIT(&b, "},\"error\":null,\"attempts\":1,\"task_ms\":");
+  assay__json_number(&b, task_ms);
+  ADD_LIT(&b, ",\"metrics_ms\":");
+  assay__json_number(&b, metrics_ms);
+  assay__buf_add(&b, "}", sizeof "}"); /* and its NUL */
+  c->fast_len = b.len - head - 1;
+  if (kind == 2)
+    assay__buf_add(&b, id->valuestring, strlen(id->valuestring) + 1);
+  for (int m = 0; m < nm; m++) {
+    const cJSON *v =
+        cJSON_GetObjectItemCaseSensitive(it->pre[m].result->child, "value");
+    double d = v->valuedouble;
+    memcpy(b.p + (size_t)m * sizeof d, &d, sizeof d);
+  }
+  /* An exact copy: a buffer that grew is what allocators handle worst
+   * when it is freed on another thread. */
+  c->fast = assay__xmalloc(b.len);
+  memcpy(c->fast, b.p, b.len);
+  free(b.p);
+  c->id_kind = kind;
+  c->id_num = kind == 1 ? id->valuedouble : 0;
+  c->task_ms = task_ms;
+  c->metrics_ms = metrics_ms;
+
+  /* The view holds references into the item and the output: first. */
+  free(s->chain_view);
+  s->chain_view = NULL;
+  for (int m = 0; m < nm; m++)
+    completion_clear(&it->pre[m]);
+  cJSON_Delete(c->result);
+  cJSON_Delete(c->json);
+  free(c->text);
+  free(c->in_text);
+  c->result = c->json = NULL;
+  c->text = c->in_text = NULL;
+  return 1;
+}
+
+/* Whether every call of a run with a sync task has lately taken under us
+ * (the task's and each metric's average). Any thread. */
+#define HOLD_US 200
+static int calls_under(struct assay_engine *e, long us) {
+  for (int k = 0; k <= e->nmetrics; k++) {
+    struct instance *inst = k == 0 ? e->task : e->metrics[k - 1];
+    long avg = __atomic_load_n(&inst->sync_us, __ATOMIC_RELAXED);
+    if (avg < 0 || avg >= us)
+      return 0;
+  }
+  return 1;
 }
 
 /* Runs on a worker thread. */
@@ -1483,9 +1721,40 @@ static void sync_work(struct assay_pool_job *job) {
     post(c);
     return;
   }
-  call_sync(e, s, s->job, s->input, s->attempt, s->timeout_ms, now, c);
-  if (s->chain && !c->failed && c->result != NULL && !c->twice)
-    run_chain(e, s, c);
+  /* A deferred item's first attempt: the worker parses it. */
+  const cJSON *input = s->input;
+  cJSON *parsed = NULL;
+  struct item *it = s->item;
+  if (s->job == 0 && input == NULL && it->raw != NULL) {
+    struct assay_dataset_item di;
+    assay_dataset_parse(e->ds_name, it->raw, it->raw_len, it->line, &di);
+    if (di.json == NULL) {
+      /* The loop parses it again for the message (see item_parse). */
+      free(di.error);
+      memset(c, 0, sizeof *c);
+      c->embedded = 1;
+      c->unparsed = 1;
+      c->call = make_call(e, s);
+      post(c);
+      return;
+    }
+    input = parsed = di.json;
+  }
+  call_sync(e, s, s->job, input, s->attempt, s->timeout_ms, now, c);
+  c->json = parsed;
+  if (s->chain && !c->failed && c->result != NULL && !c->twice &&
+      run_chain(e, s, input, c)) {
+    double end = s->chain_done > 0 ? it->pre[s->chain_done - 1].t_end
+                                   : c->t_end;
+    if (parsed != NULL)
+      finish_item(e, s, c);
+    /* Held only while calls are short: a slow job after it would hold
+     * it back as long. */
+    if (__atomic_load_n(&e->hold, __ATOMIC_RELAXED)) {
+      post_later(c, end);
+      return;
+    }
+  }
   post(c);
 }
 
@@ -1524,6 +1793,15 @@ static void dispatch(struct assay_engine *e, struct slot *s) {
       timeout = (long)left;
   }
   if (s->job == 0) {
+    /* A deferred item's first attempt parses it on the worker; a later
+     * one, when no worker got that far, here. */
+    if (it->json == NULL && it->attempts[0] > 0 && item_parse(e, it) != 0) {
+      it->refs++;
+      slot_put(e, s);
+      item_bad(e, it);
+      item_release(e, it);
+      return;
+    }
     s->input = it->json;
     if (it->attempts[0] == 0)
       it->t_task = now;
@@ -1833,6 +2111,43 @@ static void handle_completion(struct assay_engine *e, struct completion *c) {
   }
   struct item *it = s->item;
   int job = s->job;
+  if (c->json != NULL) {
+    /* The item its worker parsed (see sync_work). */
+    if (it->json == NULL)
+      it->json = c->json;
+    else
+      cJSON_Delete(c->json);
+    c->json = NULL;
+  }
+  if (c->unparsed || c->fast != NULL) {
+    it->refs++;
+    slot_put(e, s);
+    if (c->unparsed) {
+      /* Malformed: as if it had been found so when read. */
+      e->stats.calls--;
+      it->attempts[0] = 0;
+      item_parse(e, it);
+      item_bad(e, it);
+    } else {
+      /* Finished by its worker (see finish_item): the calls it made, one
+       * attempt each (the light record says so; it->attempts goes
+       * unread). */
+      e->stats.calls += e->nmetrics;
+      e->stats.chained += e->nmetrics;
+      it->fast = c->fast;
+      it->fast_len = c->fast_len;
+      it->id_kind = c->id_kind;
+      it->id_num = c->id_num;
+      it->task_ms = c->task_ms;
+      it->metrics_ms = c->metrics_ms;
+      c->fast = NULL;
+      e->stats.finished++;
+      item_final(e, it);
+    }
+    item_release(e, it);
+    completion_free(c);
+    return;
+  }
   if (s->chain) {
     it->chain_done = s->chain_done;
     if (s->chain_view != NULL) {
@@ -2020,6 +2335,51 @@ static const char *record_line(struct assay_engine *e, struct item *it,
   return b->p;
 }
 
+/*
+ * The record of an item its worker finished, lent to the record callback
+ * with the line: what the summary and the gates read (index, id, trial,
+ * each score's value, error, attempts, times), without input or output.
+ * One tree, made once and filled for each item.
+ */
+static cJSON *light_record(struct assay_engine *e, struct item *it) {
+  if (e->light == NULL) {
+    cJSON *r = e->light = cJSON_CreateObject();
+    e->l_index = cJSON_AddNumberToObject(r, "index", 0);
+    e->l_id = cJSON_AddNullToObject(r, "id");
+    e->l_trial = cJSON_AddNumberToObject(r, "trial", 0);
+    cJSON *scores = cJSON_AddObjectToObject(r, "scores");
+    e->l_vals = assay__xcalloc((size_t)e->nmetrics, sizeof *e->l_vals);
+    for (int m = 0; m < e->nmetrics; m++) {
+      cJSON *sc = cJSON_AddObjectToObject(scores, e->metrics[m]->score_name);
+      e->l_vals[m] = cJSON_AddNumberToObject(sc, "value", 0);
+    }
+    cJSON_AddNullToObject(r, "error");
+    cJSON_AddNumberToObject(r, "attempts", 1);
+    e->l_task_ms = cJSON_AddNumberToObject(r, "task_ms", 0);
+    e->l_metrics_ms = cJSON_AddNumberToObject(r, "metrics_ms", 0);
+  }
+  set_number(e->l_index, (double)it->index);
+  cJSON *id = e->l_id;
+  if (it->id_kind == 2) {
+    /* Borrowed from after the line: a reference is never freed. */
+    id->type = cJSON_String | cJSON_IsReference;
+    id->valuestring = it->fast + (size_t)e->nmetrics * sizeof(double) +
+                      it->fast_len + 1;
+  } else {
+    id->valuestring = NULL;
+    set_number(id, it->id_kind == 1 ? it->id_num : (double)it->index);
+  }
+  set_number(e->l_trial, it->trial);
+  for (int m = 0; m < e->nmetrics; m++) {
+    double v;
+    memcpy(&v, it->fast + (size_t)m * sizeof v, sizeof v);
+    set_number(e->l_vals[m], v);
+  }
+  set_number(e->l_task_ms, it->task_ms);
+  set_number(e->l_metrics_ms, it->metrics_ms);
+  return e->light;
+}
+
 /* Frees a record of record_build(): what was moved in, then the block. */
 static void record_free(cJSON *r) {
   cJSON *m = r + 1;
@@ -2040,9 +2400,21 @@ static void flush(struct assay_engine *e) {
     e->next_write++;
     e->pending--;
     if (e->run_rc == 0) {
-      cJSON *r = record_build(e, it);
+      cJSON *r;
       size_t len = 0;
-      const char *line = record_line(e, it, r, &len);
+      const char *line;
+      if (it->fast != NULL) {
+        r = light_record(e, it);
+        line = it->fast + (size_t)e->nmetrics * sizeof(double);
+        len = it->fast_len;
+      } else {
+        /* A deferred item no worker parsed (its first call given up
+         * while queued, or its deadline passed first): its input. */
+        if (it->json == NULL && it->raw != NULL)
+          item_parse(e, it);
+        r = record_build(e, it);
+        line = record_line(e, it, r, &len);
+      }
       e->stats.items++;
       if (e->cb(e->cb_arg, r, line, len) != 0) {
         e->run_rc = ASSAY_EIO;
@@ -2050,7 +2422,8 @@ static void flush(struct assay_engine *e) {
         if (e->run_err == NULL)
           e->run_err = assay__xstrdup("cannot write a result record");
       }
-      record_free(r);
+      if (r != e->light)
+        record_free(r);
     }
     item_release(e, it);
   }
@@ -2087,22 +2460,29 @@ static int next_item(struct assay_engine *e) {
   return 1;
 }
 
-/* Takes the current item's next trial: its JSON and error, moved out on
- * the last trial and copied before. */
+/* Takes the current item's next trial: its JSON and error (or its text,
+ * deferred), moved out on the last trial and copied before. */
 static void take_trial(struct assay_engine *e, cJSON **json, char **bad,
-                       int64_t *index, int *trial) {
+                       char **raw, int64_t *index, int *trial) {
   int last = e->cur_trial + 1 >= e->opts.trials;
   *index = e->cur.index;
   *trial = e->cur_trial++;
   if (last) {
     *json = e->cur.json;
     *bad = e->cur.error;
+    *raw = e->cur.raw;
     e->cur.json = NULL;
     e->cur.error = NULL;
+    e->cur.raw = NULL;
     e->cur_valid = 0;
   } else {
     *json = e->cur.json ? cJSON_Duplicate(e->cur.json, 1) : NULL;
     *bad = e->cur.error ? assay__xstrdup(e->cur.error) : NULL;
+    *raw = NULL;
+    if (e->cur.raw != NULL) {
+      *raw = assay__xmalloc(e->cur.raw_len + 1);
+      memcpy(*raw, e->cur.raw, e->cur.raw_len + 1);
+    }
   }
 }
 
@@ -2169,7 +2549,9 @@ static int admit_one(struct assay_engine *e) {
   it->scores = nm ? (cJSON **)(it->frags + nm + 1) : NULL;
   it->attempts = (int *)((cJSON **)(it->frags + nm + 1) + nm);
   it->seq = e->next_seq++;
-  take_trial(e, &it->json, &it->bad, &it->index, &it->trial);
+  it->raw_len = e->cur.raw_len;
+  it->line = e->cur.line;
+  take_trial(e, &it->json, &it->bad, &it->raw, &it->index, &it->trial);
   it->kept_attempts = -1;
   if (e->opts.rescore && it->bad == NULL)
     unpack_record(it);
@@ -2185,11 +2567,7 @@ static int admit_one(struct assay_engine *e) {
   if (e->pending > e->stats.max_pending)
     e->stats.max_pending = e->pending;
   if (it->bad != NULL) {
-    it->error = cJSON_CreateObject();
-    cJSON_AddStringToObject(it->error, "code", assay_err_name(ASSAY_EBAD_ITEM));
-    cJSON_AddStringToObject(it->error, "message", it->bad);
-    e->stats.items_failed++;
-    item_final(e, it);
+    item_bad(e, it);
   } else if (it->error != NULL) {
     /* Rescoring a record whose task failed: it stays as it was. */
     e->stats.items_failed++;
@@ -2215,15 +2593,10 @@ static int admit_one(struct assay_engine *e) {
 #define NUDGE_MS 2
 
 static int quick_run(struct assay_engine *e) {
-  if (!e->chain || e->opts.threads < 2)
+  /* Deferred items leave the loop little to do: every worker is needed. */
+  if (!e->chain || e->defer || e->opts.threads < 2)
     return 0;
-  for (int k = 0; k <= e->nmetrics; k++) {
-    struct instance *inst = job_instance(e, k);
-    long us = __atomic_load_n(&inst->sync_us, __ATOMIC_RELAXED);
-    if (us < 0 || us >= CHAIN_QUICK_US)
-      return 0;
-  }
-  return 1;
+  return calls_under(e, CHAIN_QUICK_US);
 }
 
 static void on_nudge(uv_timer_t *t) {
@@ -2238,6 +2611,9 @@ static void on_nudge(uv_timer_t *t) {
 static void submit_jobs(struct assay_engine *e) {
   if (e->sub_n == 0)
     return;
+  int hold = e->chain && calls_under(e, HOLD_US);
+  if (hold != e->hold)
+    __atomic_store_n(&e->hold, hold, __ATOMIC_RELAXED);
   int cap = quick_run(e) ? e->opts.threads - 1 : 0;
   assay_pool_submit_list(e->pool, e->sub_head, e->sub_tail, e->sub_n, cap);
   e->sub_head = e->sub_tail = NULL;
@@ -2371,10 +2747,18 @@ static int skip_done(struct assay_engine *e) {
       return -1;
     }
     cJSON *json;
-    char *bad, *err = NULL;
+    char *bad, *raw, *err = NULL;
     int64_t index;
     int trial;
-    take_trial(e, &json, &bad, &index, &trial);
+    size_t raw_len = e->cur.raw_len, line = e->cur.line;
+    take_trial(e, &json, &bad, &raw, &index, &trial);
+    if (raw != NULL) {
+      struct assay_dataset_item di;
+      assay_dataset_parse(e->ds_name, raw, raw_len, line, &di);
+      json = di.json;
+      bad = di.error;
+      free(raw);
+    }
     rc = e->skip_cb ? e->skip_cb(e->skip_arg, index, trial, json, &err) : 0;
     cJSON_Delete(json);
     free(bad);
@@ -2409,6 +2793,7 @@ int assay_engine_run(struct assay_engine *e, struct assay_dataset *ds,
     int rc = assay_pool_new(&e->pool, e->opts.threads, errmsg);
     if (rc != 0)
       return rc;
+    assay_pool_set_idle(e->pool, post_held);
   }
   e->chain = e->opts.chain && e->task && !e->task->use_async &&
              e->nmetrics > 0 && !e->opts.rescore;
@@ -2416,6 +2801,15 @@ int assay_engine_run(struct assay_engine *e, struct assay_dataset *ds,
     e->chain &= !e->metrics[m]->use_async &&
                 cJSON_GetArraySize(e->metrics[m]->map) == 0;
   e->ds = ds;
+  e->ds_name = assay_dataset_name(ds);
+  /* Items parsed and finished on the workers: a chain, and a caller that
+   * takes light records. */
+  e->defer = e->chain && e->opts.light_records && assay_dataset_defer(ds);
+  e->names_distinct = 1;
+  for (int m = 0; m < e->nmetrics; m++)
+    for (int k = 0; k < m; k++)
+      if (strcmp(e->metrics[m]->score_name, e->metrics[k]->score_name) == 0)
+        e->names_distinct = 0;
   e->cb = cb;
   e->cb_arg = arg;
   e->window = 2 * (int64_t)e->opts.concurrency;
@@ -2464,6 +2858,7 @@ cJSON *assay_engine_counters_json(const struct assay_engine *e) {
   cJSON_AddNumberToObject(j, "calls", (double)s->calls);
   cJSON_AddNumberToObject(j, "chained", (double)s->chained);
   cJSON_AddNumberToObject(j, "quick", (double)s->quick);
+  cJSON_AddNumberToObject(j, "finished", (double)s->finished);
   cJSON_AddNumberToObject(j, "retries", (double)s->retries);
   cJSON *by = cJSON_AddObjectToObject(j, "retries_by_cause");
   cJSON_AddNumberToObject(by, "429", (double)s->retries_429);
@@ -2594,6 +2989,13 @@ int assay_engine_free(struct assay_engine *e) {
   free(e->ring);
   cJSON_Delete(e->cur.json);
   free(e->cur.error);
+  free(e->cur.raw);
+  if (e->light != NULL) {
+    e->l_id->type = cJSON_NULL; /* not a reference into an item now */
+    e->l_id->valuestring = NULL;
+    cJSON_Delete(e->light);
+  }
+  free(e->l_vals);
   free(e->run_err);
   free(e);
   return rc;

@@ -40,6 +40,12 @@ struct assay_engine_opts {
                                unmapped, a worker runs an item's metrics
                                right after its task, as one pool job
                                (default 1; 0 gives each call a job) */
+  int light_records;        /* the record callback may get, with a line, a
+                               light record: index, id, trial, each score's
+                               value only, error, attempts and times, no
+                               input or output (default 0). With it, a
+                               chain's JSONL items are parsed, run and
+                               printed on the workers. */
 };
 
 /* Fills o with the defaults above. */
@@ -55,6 +61,8 @@ struct assay_engine_stats {
   long calls;             /* call attempts started */
   long chained;           /* of those, metric calls run in a chain */
   long quick;             /* of those, ASSAY_QUICK calls run on the loop */
+  long finished;          /* items parsed, run and printed on a worker
+                             (see light_records) */
   long retries;           /* attempts after a retryable failure */
   long retries_429, retries_5xx, retries_timeout, retries_network,
       retries_other;      /* retries by cause */

@@ -21,6 +21,7 @@ struct assay_pool {
   int stop;
   int nthreads;
   uv_thread_t *threads;
+  void (*idle)(void); /* see assay_pool_set_idle */
 };
 
 static void worker(void *arg) {
@@ -31,6 +32,12 @@ static void worker(void *arg) {
 #endif
   uv_mutex_lock(&p->lock);
   for (;;) {
+    if ((p->head == NULL || p->stop) && p->idle != NULL) {
+      void (*idle)(void) = p->idle;
+      uv_mutex_unlock(&p->lock);
+      idle();
+      uv_mutex_lock(&p->lock);
+    }
     while (p->head == NULL && !p->stop) {
       p->waiting++;
       uv_cond_wait(&p->cond, &p->lock);
@@ -77,6 +84,12 @@ int assay_pool_new(struct assay_pool **pp, int nthreads, char **errmsg) {
   }
   *pp = p;
   return 0;
+}
+
+void assay_pool_set_idle(struct assay_pool *p, void (*idle)(void)) {
+  uv_mutex_lock(&p->lock);
+  p->idle = idle;
+  uv_mutex_unlock(&p->lock);
 }
 
 void assay_pool_submit(struct assay_pool *p, struct assay_pool_job *job) {

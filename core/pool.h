@@ -21,6 +21,11 @@ struct assay_pool;
  * time. Returns 0 or a negative code. */
 int assay_pool_new(struct assay_pool **p, int nthreads, char **errmsg);
 
+/* Makes each worker call idle() (without the pool's lock) when it finds
+ * the queue empty, before it sleeps, and before it exits: for work that
+ * holds results back while more jobs wait (see the engine's post_later). */
+void assay_pool_set_idle(struct assay_pool *p, void (*idle)(void));
+
 /* Queues job (borrowed until its work function has returned). Any thread. */
 void assay_pool_submit(struct assay_pool *p, struct assay_pool_job *job);
 

@@ -25,6 +25,10 @@
 /* Return owned memory; abort the process with a message when out of memory. */
 void *assay__xmalloc(size_t n);
 void *assay__xcalloc(size_t n, size_t size);
+/* Zeroed memory aligned to align (a power of two, a multiple of
+ * sizeof(void *)): for structures with members on cache lines of their
+ * own. Freed with free(). */
+void *assay__xcalloc_aligned(size_t align, size_t size);
 void *assay__xrealloc(void *p, size_t n);
 char *assay__xstrdup(const char *s);
 char *assay__xstrndup(const char *s, size_t n);

@@ -58,6 +58,16 @@ static char *transcript(struct assay_dataset *ds) {
     struct assay_dataset_item item;
     char *err = NULL;
     int r = assay_dataset_next(ds, &item, &err);
+    if (r == 1 && item.raw != NULL) {
+      /* A deferred item: its text, parsed as the reader would have. */
+      CU_ASSERT(item.json == NULL && item.error == NULL);
+      CU_ASSERT_EQUAL(item.raw[item.raw_len], '\0');
+      char *raw = item.raw;
+      item.raw = NULL;
+      assay_dataset_parse(assay_dataset_name(ds), raw, item.raw_len, item.line,
+                          &item);
+      free(raw);
+    }
     if (r == 1) {
       CU_ASSERT((item.json == NULL) != (item.error == NULL));
       CU_ASSERT(item.line >= 1);
@@ -104,7 +114,10 @@ static void expect_text(const char *what, const char *got, const char *want) {
   }
 }
 
-static char *file_transcript(const char *path, int format, size_t max) {
+/* With defer 1 or 0, the dataset is asked to hand out its items unparsed,
+ * and must say whether it does (JSONL does); -1 leaves it. */
+static char *file_transcript_ex(const char *path, int format, size_t max,
+                                int defer) {
   struct assay_dataset *ds = NULL;
   char *err = NULL;
   int r = assay_dataset_open(&ds, path, format, max, &err);
@@ -113,9 +126,15 @@ static char *file_transcript(const char *path, int format, size_t max) {
     free(err);
     return s;
   }
+  if (defer >= 0)
+    CU_ASSERT_EQUAL(assay_dataset_defer(ds), defer);
   char *t = transcript(ds);
   assay_dataset_free(ds);
   return t;
+}
+
+static char *file_transcript(const char *path, int format, size_t max) {
+  return file_transcript_ex(path, format, max, -1);
 }
 
 static char *mem_transcript(const char *name, const char *data, size_t len,
@@ -274,8 +293,6 @@ static void run_golden(const struct golden *g) {
   expect_text(what, got, want);
   free(got);
 
-  /* Standard input is read like a file of that name called "<stdin>":
-   * compare with the same bytes from memory under that name. */
   int fmt = g->format;
   if (fmt == ASSAY_DATASET_AUTO) {
     const char *dot = strrchr(g->file, '.');
@@ -283,6 +300,15 @@ static void run_golden(const struct golden *g) {
           : strcmp(dot, ".csv") == 0 ? ASSAY_DATASET_CSV
                                      : ASSAY_DATASET_JSONL;
   }
+
+  /* Deferred parsing (JSONL only) gives the same items and errors. */
+  got = file_transcript_ex(g->file, g->format, g->max_item,
+                           fmt == ASSAY_DATASET_JSONL);
+  expect_text(what, got, want);
+  free(got);
+
+  /* Standard input is read like a file of that name called "<stdin>":
+   * compare with the same bytes from memory under that name. */
   char *via_mem = mem_transcript("<stdin>", data, len, fmt, g->max_item);
   got = stdin_transcript(data, len, 1, fmt, g->max_item);
   expect_text(what, got, via_mem);

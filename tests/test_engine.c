@@ -69,6 +69,53 @@ static int collect(void *arg, const cJSON *record, const char *line,
   return 0;
 }
 
+/* Whether member key of light is what the full record has. */
+static int light_agrees(const cJSON *light, const cJSON *full, const char *key) {
+  const cJSON *a = cJSON_GetObjectItemCaseSensitive(light, key);
+  const cJSON *b = cJSON_GetObjectItemCaseSensitive(full, key);
+  if (a != NULL && b != NULL && cJSON_Compare(a, b, 1))
+    return 1;
+  char *ta = a ? cJSON_PrintUnformatted(a) : NULL;
+  char *tb = b ? cJSON_PrintUnformatted(b) : NULL;
+  fprintf(stderr, "\n  light record's %s is %s, the line's %s\n", key,
+          ta ? ta : "missing", tb ? tb : "missing");
+  free(ta);
+  free(tb);
+  return 0;
+}
+
+/*
+ * The record callback with light records (o.light_records): the line is
+ * the record, kept; a light record (no line from the engine is light
+ * without one) must agree with it on everything it has, each score's value
+ * included.
+ */
+static int collect_light(void *arg, const cJSON *record, const char *line,
+                         size_t len) {
+  cJSON *full = line ? cJSON_ParseWithLength(line, len) : NULL;
+  CU_ASSERT_PTR_NOT_NULL_FATAL(line);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(full);
+  if (cJSON_HasObjectItem(record, "input")) {
+    CU_ASSERT(test_line_matches(record, line, len));
+  } else {
+    static const char *const keys[] = {"index",   "id",      "trial",
+                                       "error",   "attempts", "task_ms",
+                                       "metrics_ms"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+      CU_ASSERT(light_agrees(record, full, keys[i]));
+    const cJSON *sc;
+    cJSON_ArrayForEach(sc, cJSON_GetObjectItemCaseSensitive(record, "scores")) {
+      const cJSON *fs = cJSON_GetObjectItemCaseSensitive(
+          cJSON_GetObjectItemCaseSensitive(full, "scores"), sc->string);
+      CU_ASSERT(light_agrees(sc, fs, "value"));
+    }
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(record, "scores")),
+                    cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(full, "scores")));
+  }
+  cJSON_AddItemToArray((cJSON *)arg, full);
+  return 0;
+}
+
 static cJSON *parse_or_null(const char *text) {
   if (text == NULL)
     return NULL;
@@ -130,7 +177,8 @@ static void run_ex(struct run *r, const struct assay_engine_opts *o,
     CU_ASSERT_EQUAL(drc, 0);
     if (drc == 0) {
       double t0 = assay__now_ms();
-      r->rc = assay_engine_run(e, ds, collect, r->records, &r->err);
+      r->rc = assay_engine_run(e, ds, o->light_records ? collect_light : collect,
+                               r->records, &r->err);
       r->wall_ms = assay__now_ms() - t0;
       if (r->rc != 0)
         fprintf(stderr, "\n  assay_engine_run: %s\n",
@@ -956,19 +1004,28 @@ static void test_chain_same_records(void) {
            i);
   }
   for (int threads = 1; threads <= 4; threads += 3) {
-    struct run r[2];
-    for (int chain = 0; chain < 2; chain++) {
+    struct run r[3];
+    /* 0: one job per call; 1: chains; 2: chains with light records, items
+     * parsed and printed on the workers. */
+    for (int chain = 0; chain < 3; chain++) {
       struct assay_engine_opts o;
       opts_default(&o);
       o.threads = threads;
       o.backoff_base_ms = 1;
       o.concurrency = 4; /* waves: later ones know the metrics are quick */
-      o.chain = chain;
+      o.chain = chain > 0;
+      o.light_records = chain == 2;
       run(&r[chain], &o, "fx_sync", NULL, metrics, data);
       CU_ASSERT_EQUAL(cJSON_GetArraySize(r[chain].records), 40);
       drop_timings(r[chain].records);
     }
     CU_ASSERT(cJSON_Compare(r[0].records, r[1].records, 1));
+    CU_ASSERT(cJSON_Compare(r[0].records, r[2].records, 1));
+    CU_ASSERT_EQUAL(r[2].stats.calls, r[1].stats.calls);
+    CU_ASSERT_EQUAL(r[1].stats.finished, 0);
+    /* multi gives two scores: no item finishes on its worker here. */
+    CU_ASSERT_EQUAL(r[2].stats.finished, 0);
+    run_release(&r[2]);
     CU_ASSERT_EQUAL(r[0].stats.chained, 0);
     CU_ASSERT(r[1].stats.chained > 0);
     CU_ASSERT_EQUAL(r[0].stats.calls, r[1].stats.calls);
@@ -1050,6 +1107,144 @@ static void run_one_slow(struct run *r, int n, int slow, int slow_ms, int ms,
   CU_ASSERT(ok);
   CU_ASSERT(score_failed(r, slow, "sleep"));
   CU_ASSERT_EQUAL(r->stats.timeouts, 1);
+}
+
+static void test_light_records(void) {
+  /* Light records: items parsed, run and printed on the workers when the
+   * whole chain succeeds with one score per metric; everything else (a
+   * failed score, a retried metric, a failed task, malformed lines) goes
+   * the usual way. The lines are the records one job per call gives. */
+  static const struct metric_spec metrics[] = {
+      {"fx_metrics:const", "{\"value\":0.5,\"reason\":\"half\"}", NULL},
+      {"fx_metrics:pick", NULL, NULL},
+      {"fx_flaky:flaky_metric", "{\"retry_after_ms\":1,\"failures\":1}", NULL},
+      {NULL, NULL, NULL},
+  };
+  char *data = NULL;
+  for (int i = 0; i < 60; i++) {
+    switch (i % 6) {
+    case 0:
+      line(&data, "{\"id\":\"i%d\",\"input\":\"\\u00e9\\\"%d\\n\",\"x\":%d}", i,
+           i, i);
+      break;
+    case 1:
+      line(&data, "{\"id\":%d.5,\"input\":{\"k\":[%d,null]},\"x\":1.5}", i, i);
+      break;
+    case 2:
+      line(&data, "{\"input\":\"s%d\",\"x\":\"no\"}", i);
+      break;
+    case 3:
+      line(&data, "{\"id\":\"i%d\",\"input\":1,\"fail\":\"boom\",\"x\":1}", i);
+      break;
+    case 4:
+      line(&data, "{\"id\": \"i%d\", \"input\": ", i);
+      break;
+    default:
+      line(&data, "[%d]", i);
+    }
+  }
+  struct run r[3];
+  for (int k = 0; k < 3; k++) {
+    struct assay_engine_opts o;
+    opts_default(&o);
+    o.threads = 2;
+    o.backoff_base_ms = 1;
+    o.concurrency = 8;
+    o.chain = k > 0;
+    o.light_records = k == 2;
+    run(&r[k], &o, "fx_sync", NULL, metrics, data);
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(r[k].records), 60);
+    drop_timings(r[k].records);
+  }
+  CU_ASSERT(cJSON_Compare(r[0].records, r[2].records, 1));
+  CU_ASSERT(cJSON_Compare(r[1].records, r[2].records, 1));
+  for (int k = 1; k < 3; k++) {
+    CU_ASSERT_EQUAL(r[0].stats.calls, r[k].stats.calls);
+    CU_ASSERT_EQUAL(r[0].stats.retries, r[k].stats.retries);
+    CU_ASSERT_EQUAL(r[0].stats.scores_failed, r[k].stats.scores_failed);
+    CU_ASSERT_EQUAL(r[0].stats.items_failed, r[k].stats.items_failed);
+  }
+  CU_ASSERT_EQUAL(r[0].stats.items_failed, 30);
+  /* flaky_metric fails each item's first call: no item finishes on its
+   * worker until it stops failing, so only the first two kinds can. */
+  CU_ASSERT(r[2].stats.finished <= 20);
+  CU_ASSERT_EQUAL(r[1].stats.finished, 0);
+  /* Spot checks, so that equal cannot mean equally wrong. */
+  CU_ASSERT(str_is(rec(&r[2], 0), "input.input", "\xc3\xa9\"0\n"));
+  CU_ASSERT(num(rec(&r[2], 1), "id") == 1.5);
+  CU_ASSERT(score_failed(&r[2], 2, "pick"));
+  CU_ASSERT(str_is(rec(&r[2], 3), "error.code", "error"));
+  CU_ASSERT(str_is(rec(&r[2], 4), "error.code", "bad_item"));
+  CU_ASSERT(has(str(rec(&r[2], 4), "error.message"),
+                "test.jsonl:5: invalid JSON"));
+  CU_ASSERT(has(str(rec(&r[2], 5), "error.message"),
+                "test.jsonl:6: item is a JSON array, not a JSON object"));
+  for (int k = 0; k < 3; k++)
+    run_release(&r[k]);
+
+  /* Without the flaky metric, the first two kinds finish on the worker
+   * (one: with more, an idle one may take a metric whose speed is not
+   * known yet, and the chain stops). */
+  static const struct metric_spec two[] = {
+      {"fx_metrics:const", "{\"value\":0.5,\"reason\":\"half\"}", NULL},
+      {"fx_metrics:pick", NULL, NULL},
+      {NULL, NULL, NULL},
+  };
+  for (int k = 0; k < 2; k++) {
+    struct assay_engine_opts o;
+    opts_default(&o);
+    o.threads = 1;
+    o.light_records = k;
+    run(&r[k], &o, "fx_sync", NULL, two, data);
+    drop_timings(r[k].records);
+  }
+  CU_ASSERT(cJSON_Compare(r[0].records, r[1].records, 1));
+  CU_ASSERT_EQUAL(r[1].stats.finished, 20);
+  CU_ASSERT_EQUAL(r[0].stats.calls, r[1].stats.calls);
+  CU_ASSERT(score_is(&r[1], 0, "pick", 0));
+  CU_ASSERT(score_is(&r[1], 6, "pick", 6));
+  CU_ASSERT(str_is(rec(&r[1], 6), "id", "i6"));
+  run_release(&r[0]);
+  run_release(&r[1]);
+  free(data);
+}
+
+static void test_light_chain_timeout(void) {
+  /* A metric past its timeout in a chain whose item a worker parsed (one
+   * metric: the chain always goes on): the loop takes the item from the
+   * worker's completion and goes on; the other items finish on the other
+   * worker, past the late completion. */
+  static const struct metric_spec metrics[] = {
+      {"fx_metrics:sleep", NULL, NULL},
+      {NULL, NULL, NULL},
+  };
+  struct assay_engine_opts o;
+  opts_default(&o);
+  o.threads = 2;
+  o.concurrency = 1;
+  o.timeout_ms = 200;
+  o.retries = 0;
+  o.light_records = 1;
+  char *data = NULL;
+  for (int i = 0; i < 5; i++)
+    line(&data, "{\"id\":\"i%d\",\"input\":%d,\"ms\":%d}", i, i,
+         i == 1 ? 450 : 100);
+  struct run r;
+  run(&r, &o, "fx_sync", NULL, metrics, data);
+  free(data);
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 5);
+  CU_ASSERT(has(str(score(&r, 1, "sleep"), "error"),
+                "timeout: metric 'sleep' timed out after 200 ms"));
+  CU_ASSERT(str_is(rec(&r, 1), "id", "i1"));
+  CU_ASSERT(num(rec(&r, 1), "input.ms") == 450);
+  CU_ASSERT(num(rec(&r, 1), "output.output") == 1);
+  for (int i = 0; i < 5; i++)
+    CU_ASSERT(i == 1 || (record_ok(&r, i) &&
+                         num(score(&r, i, "sleep"), "value") >= 1));
+  CU_ASSERT_EQUAL(r.stats.timeouts, 1);
+  CU_ASSERT_EQUAL(r.stats.late_completions, 1);
+  CU_ASSERT_EQUAL(r.stats.finished, 4);
+  run_release(&r);
 }
 
 static void test_chain_metric_timeout(void) {
@@ -1298,6 +1493,9 @@ static const struct test_case metric_cases[] = {
     {"chains: the same records as one job per call", test_chain_same_records},
     {"chains: each call keeps its own timeout", test_chain_timeout_per_call},
     {"chains: a metric past its timeout", test_chain_metric_timeout},
+    {"light records: items finished on the workers", test_light_records},
+    {"light records: a chained metric past its timeout",
+     test_light_chain_timeout},
     {"quick chains: a call turned slow holds nothing up",
      test_quick_chains_slow_call},
     {"chains: slow metrics left to run in parallel",

@@ -65,7 +65,7 @@ summary() {
  "started": "${6:-2026-11-27T10:00:00Z}", "status": "$2", "fingerprint": "$3",
  "config": {"trials": $4, "dataset": "qa.jsonl"},
  "plugins": [{"kind": "task", "component": "echo"}],
- "engine": {"calls": 3, "retries": 1, "retries_by_cause": {"429": 1}, "plugin_faults": 0, "threads": 4},
+ "engine": {"calls": 3, "finished": 2, "retries": 1, "retries_by_cause": {"429": 1}, "plugin_faults": 0, "threads": 4},
  "counts": {"items": $5}}
 EOF
 }
@@ -131,7 +131,7 @@ run "complete shards with summaries" 0 merge a.jsonl b.jsonl c.jsonl -o s.jsonl 
 check "run members from the shards' summaries" \
   "s['name'] == 'qa' and s['config']['trials'] == 2 and s['plugins'][0]['component'] == 'echo' and s['fingerprint'] == 'fp1' and s['missing'] == 0 and s['started'] == '2026-11-27T09:59:59Z'" s.jsonl s.summary.json
 check "additive engine counters summed" \
-  "s['engine']['calls'] == 9 and s['engine']['retries_by_cause']['429'] == 3 and 'threads' not in s['engine']" s.jsonl s.summary.json
+  "s['engine']['calls'] == 9 and s['engine']['finished'] == 6 and s['engine']['retries_by_cause']['429'] == 3 and 'threads' not in s['engine']" s.jsonl s.summary.json
 
 # ---- duplicates -------------------------------------------------------------------
 shard d1.jsonl 0:0:first 1:0 2:0:first
