@@ -825,8 +825,14 @@ def test_faults(work):
     except OSError as e:
         ms = {"error": str(e)}
     resp = ms.get("responses", {})
+    # Each 429 and 500 the server sent is a retry the summary counts, but
+    # for those that reached a call already given up at --timeout (that
+    # attempt counts as a timeout): on a slow machine (a sanitizer build on
+    # a loaded VM) requests that were not hung time out too.
+    late = by.get("timeout", 0)
     ok("... the server's 429s and 500s are the retries the summary counts",
-       resp.get("429") == by.get("429") and resp.get("500") == by.get("5xx")
+       by.get("429", -1) <= resp.get("429", 0) <= by.get("429", 0) + late and
+       by.get("5xx", -1) <= resp.get("500", 0) <= by.get("5xx", 0) + late
        and resp.get("200", 0) >= n, (ms, by))
 
 
