@@ -1704,6 +1704,18 @@ static int calls_under(struct assay_engine *e, long us) {
   return 1;
 }
 
+/* On a worker: posts the slot's completion for a job that made no call:
+ * given up while queued (skipped), or an item that is not valid JSON. */
+static void post_no_call(struct assay_engine *e, struct slot *s, int skipped) {
+  struct completion *c = &s->done;
+  memset(c, 0, sizeof *c);
+  c->embedded = 1;
+  c->synthetic = skipped;
+  c->unparsed = !skipped;
+  c->call = make_call(e, s);
+  post(c);
+}
+
 /* Runs on a worker thread. */
 static void sync_work(struct assay_pool_job *job) {
   struct slot *s = assay__container_of(job, struct slot, pjob);
@@ -1714,11 +1726,7 @@ static void sync_work(struct assay_pool_job *job) {
   s->begun = (uint64_t)ceil(now);
   if (!stage_move(s, STAGE_QUEUED, 0)) {
     /* The loop gave up on it while it waited (see sync_expire). */
-    memset(c, 0, sizeof *c);
-    c->embedded = 1;
-    c->synthetic = 1;
-    c->call = make_call(e, s);
-    post(c);
+    post_no_call(e, s, 1);
     return;
   }
   /* A deferred item's first attempt: the worker parses it. */
@@ -1731,11 +1739,7 @@ static void sync_work(struct assay_pool_job *job) {
     if (di.json == NULL) {
       /* The loop parses it again for the message (see item_parse). */
       free(di.error);
-      memset(c, 0, sizeof *c);
-      c->embedded = 1;
-      c->unparsed = 1;
-      c->call = make_call(e, s);
-      post(c);
+      post_no_call(e, s, 0);
       return;
     }
     input = parsed = di.json;

@@ -238,25 +238,6 @@ run "unreadable shard summary refused" 2 merge nj.jsonl -o nj-m.jsonl
 expect_err "summary named" "summary 'nj.summary.json' is not a JSON object"
 
 # ---- real shards: 8 processes merged equal one run ---------------------------------
-# eq A B: two records files hold the same records in the same order,
-# ignoring the timings (task_ms, metrics_ms) that differ from run to run.
-eq() {
-  python3 - "$1" "$2" >pyout 2>&1 <<'EOF'
-import json, sys
-def load(p):
-    out = []
-    for l in open(p):
-        d = json.loads(l)
-        d.pop("task_ms"); d.pop("metrics_ms")
-        out.append(d)
-    return out
-a, b = load(sys.argv[1]), load(sys.argv[2])
-assert len(a) == len(b), (len(a), len(b))
-for x, y in zip(a, b):
-    assert x == y, (x, y)
-EOF
-}
-
 python3 - <<'EOF'
 import json
 with open("qa.jsonl", "w") as f:
@@ -297,7 +278,7 @@ else
     "s['status'] == 'completed' and s['counts']['items'] == 50" sh/shard-3.jsonl sh/shard-3.summary.json
   run "merge 8 shards" 0 merge sh/shard-7.jsonl sh/shard-0.jsonl sh/shard-1.jsonl sh/shard-2.jsonl \
     sh/shard-3.jsonl sh/shard-4.jsonl sh/shard-5.jsonl sh/shard-6.jsonl -o merged.jsonl -q
-  eq merged.jsonl single.jsonl && ok "8 shards merged equal one run, record for record" \
+  same_records merged.jsonl single.jsonl && ok "8 shards merged equal one run, record for record" \
     || { bad "8 shards merged equal one run, record for record"; sed 's/^/     | /' pyout | tail -n 3; }
   python3 - <<'EOF' >pyout 2>&1 && ok "merged summary equals the single run's (counts, scores, fingerprint)" || { bad "merged summary equals the single run's"; tail -n 3 pyout; }
 import json
@@ -323,7 +304,7 @@ EOF
   run "second half" 1 merge sh/shard-4.jsonl sh/shard-5.jsonl sh/shard-6.jsonl \
     sh/shard-7.jsonl -o half2.jsonl -q
   run "the halves merge into the whole" 0 merge half2.jsonl half1.jsonl -o whole.jsonl -q
-  eq whole.jsonl single.jsonl && ok "merged halves equal one run" \
+  same_records whole.jsonl single.jsonl && ok "merged halves equal one run" \
     || { bad "merged halves equal one run"; sed 's/^/     | /' pyout | tail -n 3; }
   check "the whole's summary checked for gaps" \
     "s['missing'] == 0 and s['missing_shards'] == 0 and sorted(sum((x['shard'] for x in s['shards']), [])) == ['%d/8' % i for i in range(8)]" whole.jsonl whole.summary.json
@@ -337,7 +318,7 @@ EOF
     "[x['index'] for x in r] != sorted(x['index'] for x in r)" sh/shuf-1.jsonl -
   run "merge 4 shuffled shards" 0 merge sh/shuf-2.jsonl sh/shuf-0.jsonl sh/shuf-3.jsonl \
     sh/shuf-1.jsonl -o shuf.jsonl
-  eq shuf.jsonl single.jsonl && ok "shuffled shards merged equal one run, record for record" \
+  same_records shuf.jsonl single.jsonl && ok "shuffled shards merged equal one run, record for record" \
     || { bad "shuffled shards merged equal one run, record for record"; sed 's/^/     | /' pyout | tail -n 3; }
   check "missing records checked for shuffled shards" \
     "s['missing'] == 0 and s['duplicates'] == 0" shuf.jsonl shuf.summary.json
@@ -367,7 +348,7 @@ EOF
   wait
   for d in k8s slurm slurm2; do
     run "merge $d shards" 0 merge $d/shard-*.jsonl -o "$d.jsonl" -q
-    eq "$d.jsonl" single.jsonl && ok "auto/8 ($d) merged equal one run" \
+    same_records "$d.jsonl" single.jsonl && ok "auto/8 ($d) merged equal one run" \
       || { bad "auto/8 ($d) merged equal one run"; sed 's/^/     | /' pyout | tail -n 3; }
   done
   check "JOB_COMPLETION_INDEX=5 ran items i % 8 == 5" \
@@ -385,7 +366,7 @@ EOF
   # shellcheck disable=SC2086
   "$bin" run $job --shard 2/8 -o resumed.jsonl --resume >/dev/null 2>err
   [ $? -eq 1 ] && ok "a shard resumes (exit 1: some items fail)" || bad "a shard resumes"
-  eq resumed.jsonl sh/shard-2.jsonl && ok "a resumed shard equals an uninterrupted one" \
+  same_records resumed.jsonl sh/shard-2.jsonl && ok "a resumed shard equals an uninterrupted one" \
     || { bad "a resumed shard equals an uninterrupted one"; sed 's/^/     | /' pyout | tail -n 3; }
 fi
 

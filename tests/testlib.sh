@@ -32,6 +32,26 @@ expect_err() {
   if grep -qF -- "$2" err; then ok "$1"; else bad "$1: stderr lacks '$2'"; fi
 }
 
+# same_records A B: two records files hold the same records in the same
+# order, ignoring the timings (task_ms, metrics_ms) that differ from run to
+# run. What differs first is left in ./pyout.
+same_records() {
+  python3 - "$1" "$2" >pyout 2>&1 <<'EOF'
+import json, sys
+def load(p):
+    out = []
+    for l in open(p):
+        d = json.loads(l)
+        d.pop("task_ms"); d.pop("metrics_ms")
+        out.append(d)
+    return out
+a, b = load(sys.argv[1]), load(sys.argv[2])
+assert len(a) == len(b), (len(a), len(b))
+for x, y in zip(a, b):
+    assert x == y, (x, y)
+EOF
+}
+
 finish() {
   printf '\n%d passed, %d failed\n' "$passed" "$failed"
   [ "$failed" -eq 0 ]
