@@ -1228,7 +1228,7 @@ static void test_light_chain_timeout(void) {
   char *data = NULL;
   for (int i = 0; i < 5; i++)
     line(&data, "{\"id\":\"i%d\",\"input\":%d,\"ms\":%d}", i, i,
-         i == 1 ? 450 : 100);
+         i == 1 ? 450 : 150);
   struct run r;
   run(&r, &o, "fx_sync", NULL, metrics, data);
   free(data);
