@@ -4,7 +4,7 @@
 noinst_LTLIBRARIES += plugins/libtext.la
 plugins_libtext_la_SOURCES = plugins/text.c plugins/text.h
 plugins_libtext_la_CFLAGS = $(PLUGIN_CFLAGS) $(UTF8PROC_CFLAGS)
-plugins_libtext_la_LIBADD = $(UTF8PROC_LIBS) $(STEMMER_LIBS) $(CJSON_LIBS)
+plugins_libtext_la_LIBADD = $(UTF8PROC_LIBS) $(CJSON_LIBS)
 
 METRIC_CFLAGS = $(PLUGIN_CFLAGS) $(UTF8PROC_CFLAGS)
 METRIC_LIBS = plugins/libtext.la $(PLUGIN_LIBS)
@@ -46,4 +46,4 @@ plugins_sentence_bleu_la_LIBADD = $(METRIC_LIBS) -lm
 plugins_rouge_la_SOURCES = plugins/rouge.c
 plugins_rouge_la_CFLAGS = $(METRIC_CFLAGS)
 plugins_rouge_la_LDFLAGS = $(PLUGIN_LINK_FLAGS)
-plugins_rouge_la_LIBADD = $(METRIC_LIBS) $(STEMMER_LIBS)
+plugins_rouge_la_LIBADD = $(METRIC_LIBS) $(STEMMER_LIBS) $(UTF8PROC_LIBS)

@@ -1,7 +1,7 @@
 /*
  * Text helpers of the built-in metric plugins (see text.h): Unicode work is
- * done by utf8proc, stemming by libstemmer; this file only glues them into
- * the tokenizers and counters the metrics share.
+ * done by utf8proc; this file only glues it into the tokenizers and
+ * counters the metrics share.
  */
 #include "text.h"
 
@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libstemmer.h>
 #include <utf8proc.h>
 
 const char *assay__text_borrow(const cJSON *v, char **own) {
@@ -255,59 +254,6 @@ int assay__words_split(struct assay__words *w, const char *s, size_t len,
   if (err == 0 && in_word)
     err = assay__words_add(w, s + word, len - word);
   free(folded);
-  return err;
-}
-
-static int add_rouge_token(struct assay__words *w, const char *tok, size_t len,
-                           struct sb_stemmer *stemmer) {
-  /* rouge_score stems only tokens longer than 3 characters (here ASCII, so
-   * bytes are characters). */
-  if (stemmer != NULL && len > 3) {
-    const sb_symbol *st =
-        sb_stemmer_stem(stemmer, (const sb_symbol *)tok, (int)len);
-    if (st == NULL)
-      return ASSAY_ENOMEM;
-    int n = sb_stemmer_length(stemmer);
-    if (n <= 0)
-      return 0; /* rouge_score drops tokens that end up empty */
-    return assay__words_add(w, (const char *)st, (size_t)n);
-  }
-  return assay__words_add(w, tok, len);
-}
-
-int assay__words_rouge(struct assay__words *w, const char *s, size_t len,
-                       struct sb_stemmer *stemmer) {
-  /* A token is a run of ASCII letters and digits after lowercasing, so it
-   * is built byte by byte in a scratch buffer no longer than the input. */
-  char *tok = malloc(len + 1);
-  if (tok == NULL)
-    return ASSAY_ENOMEM;
-  const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)s;
-  size_t i = 0, n = 0;
-  int err = 0;
-  while (i < len) {
-    utf8proc_int32_t c;
-    utf8proc_ssize_t r =
-        utf8proc_iterate(p + i, (utf8proc_ssize_t)(len - i), &c);
-    if (r <= 0) {
-      err = ASSAY_EBAD_INPUT;
-      break;
-    }
-    i += (size_t)r;
-    /* Python's str.lower() differs from the simple mapping only for
-     * U+0130, whose extra combining dot is dropped below anyway. */
-    c = utf8proc_tolower(c);
-    if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
-      tok[n++] = (char)c;
-      continue;
-    }
-    if (n > 0 && (err = add_rouge_token(w, tok, n, stemmer)) != 0)
-      break;
-    n = 0;
-  }
-  if (err == 0 && n > 0)
-    err = add_rouge_token(w, tok, n, stemmer);
-  free(tok);
   return err;
 }
 

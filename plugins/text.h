@@ -2,7 +2,7 @@
  * Text helpers shared by the built-in metric plugins (a convenience library
  * linked into each module, never installed): the text of a JSON value,
  * Unicode caseless forms and code points (utf8proc), word lists (whitespace
- * split as Python's str.split(), and the rouge_score tokenizer), interning
+ * split as Python's str.split()), interning
  * words to integer ids, n-gram counting and the LCS length.
  *
  * Everything here is reentrant: no global state, so the metrics that use it
@@ -21,8 +21,6 @@
 #include <cjson/cJSON.h>
 
 #include "error.h"
-
-struct sb_stemmer;
 
 /* The text a metric compares for v (borrowed, not NULL): a string's own
  * characters, borrowed from v, or any other JSON value as its compact JSON
@@ -163,16 +161,6 @@ static inline const char *assay__words_get(const struct assay__words *w,
  * fold, s is first put in its caseless form (assay__text_fold). */
 int assay__words_split(struct assay__words *w, const char *s, size_t len,
                        int fold);
-
-/*
- * Appends the tokens of s (len bytes) as rouge_score's tokenizer makes them:
- * lowercase (simple Unicode lowercase mapping), every run of characters
- * other than ASCII a-z and 0-9 becomes a separator, and, when stemmer is not
- * NULL, each token longer than 3 characters is replaced by its stem. The
- * stemmer is used by one thread at a time (libstemmer keeps state in it).
- */
-int assay__words_rouge(struct assay__words *w, const char *s, size_t len,
-                       struct sb_stemmer *stemmer);
 
 /*
  * Gives every word of the nlists lists an id such that two words have the
