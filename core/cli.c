@@ -1045,7 +1045,11 @@ static int on_flush(void *arg) {
   return 0;
 }
 
-const char *assay_cli_allocator = "the C library's malloc";
+static const char *libc_allocator(void) {
+  return "the C library's malloc";
+}
+
+const char *(*assay_cli_allocator)(void) = libc_allocator;
 
 static char *default_name(const char *dataset) {
   if (strcmp(dataset, "-") == 0)
@@ -1883,7 +1887,7 @@ int assay_cli_main(int argc, char **argv) {
   if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
     printf("assay %s (plugin ABI %d.%d, libuv %s, cJSON %s, %s)\n",
            PACKAGE_VERSION, ASSAY_ABI_MAJOR, ASSAY_ABI_MINOR,
-           uv_version_string(), cJSON_Version(), assay_cli_allocator);
+           uv_version_string(), cJSON_Version(), assay_cli_allocator());
     return EXIT_OK;
   }
   if (strcmp(cmd, "run") == 0)

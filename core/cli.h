@@ -5,8 +5,9 @@
 /* Runs "assay ARGS..." and returns the process exit status. */
 int assay_cli_main(int argc, char **argv);
 
-/* The allocator the binary uses, for --version (set by main). */
-extern const char *assay_cli_allocator;
+/* Names the allocator the binary uses, for --version (set by main; called
+ * only there, since asking jemalloc costs a start-up ~40 page faults). */
+extern const char *(*assay_cli_allocator)(void);
 
 /*
  * Subcommands, one file each (core/cmd_NAME.c). Each gets the arguments
