@@ -443,43 +443,49 @@ static int xml_char_ok(long cp) {
  * (a parser turns literal ones into spaces).
  */
 static void put_xml(FILE *f, const char *s, size_t cap, int attr) {
-  const unsigned char *p = (const unsigned char *)s;
+  /* Characters that need no escape are written a run at a time: one
+   * fwrite per character made a large report cost more than the run. */
+  const unsigned char *p = (const unsigned char *)s, *run = p;
   size_t left = strlen(s), used = 0;
   while (left > 0) {
     size_t len;
     long cp = utf8_next(p, left, &len);
     if (used + len > cap) {
+      fwrite(run, 1, (size_t)(p - run), f);
       fputs("...", f);
       return;
     }
     used += len;
-    if (cp < 0) {
-      fputs("\xEF\xBF\xBD", f);
-    } else if (!xml_char_ok(cp)) {
-      /* dropped */
-    } else if (cp == '&') {
-      fputs("&amp;", f);
-    } else if (cp == '<') {
-      fputs("&lt;", f);
-    } else if (cp == '>') {
-      /* Also keeps "]]>" out of text, where it is not allowed. */
-      fputs("&gt;", f);
-    } else if (cp == '"') {
-      fputs("&quot;", f);
-    } else if (cp == '\'') {
-      fputs("&apos;", f);
-    } else if (cp == '\r') {
-      fputs("&#13;", f);
-    } else if (attr && cp == '\n') {
-      fputs("&#10;", f);
-    } else if (attr && cp == '\t') {
-      fputs("&#9;", f);
-    } else {
-      fwrite(p, 1, len, f);
+    const char *esc = NULL;
+    if (cp < 0)
+      esc = "\xEF\xBF\xBD";
+    else if (!xml_char_ok(cp))
+      esc = ""; /* dropped */
+    else if (cp == '&')
+      esc = "&amp;";
+    else if (cp == '<')
+      esc = "&lt;";
+    else if (cp == '>')
+      esc = "&gt;"; /* also keeps "]]>" out of text, where it is not allowed */
+    else if (cp == '"')
+      esc = "&quot;";
+    else if (cp == '\'')
+      esc = "&apos;";
+    else if (cp == '\r')
+      esc = "&#13;";
+    else if (attr && cp == '\n')
+      esc = "&#10;";
+    else if (attr && cp == '\t')
+      esc = "&#9;";
+    if (esc != NULL) {
+      fwrite(run, 1, (size_t)(p - run), f);
+      fputs(esc, f);
+      run = p + len;
     }
     p += len;
     left -= len;
   }
+  fwrite(run, 1, (size_t)(p - run), f);
 }
 
 /* ---- JUnit ------------------------------------------------------------- */
