@@ -25,6 +25,7 @@
 
 #include <uv.h>
 
+#include "deadline.h"
 #include "error.h"
 #include "http.h"
 #include "jsonw.h"
@@ -119,9 +120,7 @@ struct slot {
   uint32_t idx;
   int next_free;
   uv_timer_t timer;     /* the backoff wait before a retry */
-  struct slot *dl_prev, *dl_next; /* the deadline list (see dl_add) */
-  uint64_t deadline;    /* the running attempt's, in loop time (ms) */
-  int in_dl;
+  struct assay_deadline dl; /* the running attempt's (loop time, ms) */
   struct item *item;    /* holds a reference */
   int job;              /* 0: the task, 1 + i: metric i */
   cJSON *view;          /* metrics: the input view (owned) */
@@ -232,11 +231,9 @@ struct assay_engine {
   int looping;            /* inside uv_run: uv_stop() has a loop to stop */
   uv_timer_t grace;       /* after a stop: how long in-flight items may take */
   uv_timer_t tick;        /* progress callbacks */
-  struct slot *dl_head, *dl_tail; /* running calls by deadline */
-  uv_timer_t dl_timer;    /* for the earliest deadline */
+  struct assay_deadlines dl; /* running calls' deadlines */
   uv_timer_t nudge;       /* while quick jobs wait for fewer workers */
   int nudging;
-  uint64_t dl_due;        /* when dl_timer fires; 0 when it is not armed */
   assay_tick_cb tick_cb;
   void *tick_arg;
   uint64_t tick_ms;
@@ -564,7 +561,7 @@ static int host_http_request(assay_call call,
   }
   long timeout = req->timeout_ms;
   uint64_t now = uv_now(&e->loop);
-  uint64_t left = s->deadline > now ? s->deadline - now : 0;
+  uint64_t left = s->dl.due > now ? s->dl.due - now : 0;
   if (timeout <= 0 || (left > 0 && (uint64_t)timeout > left))
     timeout = left > 0 ? (long)left : 1;
   return assay_http_request(e->http, call, req, timeout, cb, arg, errmsg);
@@ -619,6 +616,7 @@ void assay_engine_opts_init(struct assay_engine_opts *o) {
 
 static void on_inbox(uv_async_t *a);
 static void on_grace(uv_timer_t *t);
+static void on_deadline(struct assay_deadlines *q, uint64_t now);
 
 int assay_engine_new(struct assay_engine **ep, const struct assay_engine_opts *o,
                      char **errmsg) {
@@ -646,7 +644,7 @@ int assay_engine_new(struct assay_engine **ep, const struct assay_engine_opts *o
   uv_async_init(&e->loop, &e->inbox_async, on_inbox);
   uv_timer_init(&e->loop, &e->grace);
   uv_timer_init(&e->loop, &e->tick);
-  uv_timer_init(&e->loop, &e->dl_timer);
+  assay_deadlines_init(&e->dl, &e->loop, on_deadline);
   uv_timer_init(&e->loop, &e->nudge);
   uv_unref((uv_handle_t *)&e->nudge);
 
@@ -668,7 +666,7 @@ int assay_engine_new(struct assay_engine **ep, const struct assay_engine_opts *o
     uv_close((uv_handle_t *)&e->inbox_async, NULL);
     uv_close((uv_handle_t *)&e->grace, NULL);
     uv_close((uv_handle_t *)&e->tick, NULL);
-    uv_close((uv_handle_t *)&e->dl_timer, NULL);
+    uv_close((uv_handle_t *)&e->dl.timer, NULL);
     uv_close((uv_handle_t *)&e->nudge, NULL);
     uv_run(&e->loop, UV_RUN_DEFAULT);
     uv_loop_close(&e->loop);
@@ -813,11 +811,9 @@ static struct slot *slot_get(struct assay_engine *e, struct item *item,
 
 static void item_release(struct assay_engine *e, struct item *it);
 
-static void dl_remove(struct assay_engine *e, struct slot *s);
-
 static void slot_put(struct assay_engine *e, struct slot *s) {
   uv_timer_stop(&s->timer);
-  dl_remove(e, s);
+  assay_deadline_remove(&e->dl, &s->dl);
   cJSON_Delete(s->view);
   s->view = NULL;
   s->input = NULL;
@@ -1212,62 +1208,9 @@ static void call_timed_out(struct assay_engine *e, struct slot *s) {
   free(msg);
 }
 
-/*
- * Call deadlines. Almost every call has the same timeout, so deadlines
- * come in the order calls start: running calls sit in one list sorted by
- * deadline (an insert walks back from the end, which is nearly always
- * where it belongs), and one timer fires for the earliest. A libuv timer
- * per call cost a heap insert and removal each, on the loop thread.
- */
-static void on_deadline(uv_timer_t *t);
 static int stage_move(struct slot *s, int from, int to);
 static void job_completed(struct assay_engine *e, struct item *it, int job,
                           struct completion *c);
-
-static void dl_arm(struct assay_engine *e) {
-  if (e->dl_head == NULL)
-    return; /* an armed timer fires and finds nothing */
-  uint64_t due = e->dl_head->deadline;
-  if (e->dl_due != 0 && e->dl_due <= due)
-    return;
-  uint64_t now = uv_now(&e->loop);
-  uv_timer_start(&e->dl_timer, on_deadline, due > now ? due - now : 0, 0);
-  e->dl_due = due;
-}
-
-static void dl_add(struct assay_engine *e, struct slot *s, uint64_t deadline) {
-  s->deadline = deadline;
-  struct slot *at = e->dl_tail;
-  while (at != NULL && at->deadline > deadline)
-    at = at->dl_prev;
-  s->dl_prev = at;
-  s->dl_next = at ? at->dl_next : e->dl_head;
-  if (s->dl_next)
-    s->dl_next->dl_prev = s;
-  else
-    e->dl_tail = s;
-  if (at)
-    at->dl_next = s;
-  else
-    e->dl_head = s;
-  s->in_dl = 1;
-  dl_arm(e);
-}
-
-static void dl_remove(struct assay_engine *e, struct slot *s) {
-  if (!s->in_dl)
-    return;
-  if (s->dl_prev)
-    s->dl_prev->dl_next = s->dl_next;
-  else
-    e->dl_head = s->dl_next;
-  if (s->dl_next)
-    s->dl_next->dl_prev = s->dl_prev;
-  else
-    e->dl_tail = s->dl_prev;
-  s->dl_prev = s->dl_next = NULL;
-  s->in_dl = 0;
-}
 
 /*
  * A chain's deadline passed (see run_chain): the stage it was set for may
@@ -1282,7 +1225,7 @@ static int chain_expire(struct assay_engine *e, struct slot *s, uint64_t now) {
     if (st > s->dl_stage) {
       s->dl_stage = st;
       if (s->due[st - 1].at > now) {
-        dl_add(e, s, s->due[st - 1].at);
+        assay_deadline_add(&e->dl, &s->dl, s->due[st - 1].at);
         return -1;
       }
     }
@@ -1341,7 +1284,7 @@ static int sync_expire(struct assay_engine *e, struct slot *s, uint64_t now) {
     if ((s->cap_at == 0 || now < s->cap_at) &&
         e->sync_abandoned < e->opts.threads) {
       uint64_t next = now + (uint64_t)s->timeout_ms;
-      dl_add(e, s, s->cap_at != 0 && s->cap_at < next ? s->cap_at : next);
+      assay_deadline_add(&e->dl, &s->dl, s->cap_at != 0 && s->cap_at < next ? s->cap_at : next);
       return -1;
     }
     if (stage_move(s, STAGE_QUEUED, STAGE_ABANDONED)) {
@@ -1357,27 +1300,25 @@ static int sync_expire(struct assay_engine *e, struct slot *s, uint64_t now) {
       due = s->cap_at;
     /* A chain past its first call has its next deadlines in s->due. */
     if (due > now && (st == 0 || !s->chain)) {
-      dl_add(e, s, due);
+      assay_deadline_add(&e->dl, &s->dl, due);
       return -1;
     }
   }
   return s->chain ? chain_expire(e, s, now) : 0;
 }
 
-static void on_deadline(uv_timer_t *t) {
-  struct assay_engine *e = assay__container_of(t, struct assay_engine, dl_timer);
-  e->dl_due = 0;
-  uint64_t now = uv_now(&e->loop);
-  while (e->dl_head != NULL && e->dl_head->deadline <= now) {
-    struct slot *s = e->dl_head;
-    dl_remove(e, s);
+/* Calls whose deadline passed (see deadline.h). */
+static void on_deadline(struct assay_deadlines *q, uint64_t now) {
+  struct assay_engine *e = assay__container_of(q, struct assay_engine, dl);
+  struct assay_deadline *d;
+  while ((d = assay_deadline_due(q, now)) != NULL) {
+    struct slot *s = assay__container_of(d, struct slot, dl);
     int st = job_instance(e, s->job)->use_async ? 0 : sync_expire(e, s, now);
     if (st > 0)
       chain_timed_out(e, s, st - 1);
     else if (st == 0)
       call_timed_out(e, s);
   }
-  dl_arm(e);
   pump(e);
 }
 
@@ -1821,7 +1762,7 @@ static void dispatch(struct assay_engine *e, struct slot *s) {
   /* In the loop's clock, counted from now by the precise one: the loop's
    * runs behind it (read once per turn, and coarsely), so a deadline
    * counted from it could come before the timeout had passed. */
-  dl_add(e, s, (uint64_t)ceil(now) + (uint64_t)timeout);
+  assay_deadline_add(&e->dl, &s->dl, (uint64_t)ceil(now) + (uint64_t)timeout);
   uint64_t call = make_call(e, s);
   if (inst->use_async) {
     struct call_ctx ctx = {.call = call,
@@ -2961,7 +2902,7 @@ int assay_engine_free(struct assay_engine *e) {
   uv_close((uv_handle_t *)&e->inbox_async, NULL);
   uv_close((uv_handle_t *)&e->grace, NULL);
   uv_close((uv_handle_t *)&e->tick, NULL);
-  uv_close((uv_handle_t *)&e->dl_timer, NULL);
+  uv_close((uv_handle_t *)&e->dl.timer, NULL);
   uv_close((uv_handle_t *)&e->nudge, NULL);
   uv_run(&e->loop, UV_RUN_DEFAULT);
   int rc = uv_loop_close(&e->loop);

@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "curlload.h"
+#include "deadline.h"
 #include "error.h"
 #include "util.h"
 
@@ -151,8 +152,7 @@ struct http_req {
   /* The request body sent (CURLOPT_POSTFIELDS, not copied by curl). */
   char *out;
   size_t out_cap;
-  uv_timer_t timer; /* the request's deadline; the struct is freed in its
-                       close callback */
+  struct assay_deadline dl; /* the request's deadline */
   long timeout_ms;
   int permanent; /* a network failure that trying again cannot mend */
   double start_ms;
@@ -232,6 +232,7 @@ struct assay_http {
   char *ca_file, *ca_dir;
   int busy;          /* nesting of our uv callbacks on the stack */
   long handles_open; /* uv handles not yet through their close callback */
+  struct assay_deadlines deadlines; /* the active requests' */
   /* Statistics. */
   uint64_t requests, started, completed, connections, bytes_in, bytes_out;
   uint64_t by_class[6]; /* [status / 100], 0 for anything else */
@@ -711,14 +712,7 @@ static void adapt_success(struct assay_http *h, struct endpoint *ep) {
 
 /* ---- completion -------------------------------------------------------- */
 
-static void on_req_closed(uv_handle_t *handle) {
-  struct http_req *req = handle->data;
-  struct assay_http *h = req->h;
-  free(req);
-  handle_unref(h);
-}
-
-/* Frees req with everything it holds, once its timer is closed. */
+/* Frees req with everything it holds. */
 static void req_destroy(struct http_req *req) {
   /* A reset handle would install and restore a SIGPIPE handler around its
    * cleanup. */
@@ -736,7 +730,7 @@ static void req_destroy(struct http_req *req) {
   req->uh = NULL;
   req->uh_url = req->out = NULL;
   req->body = req->hdrs = req->error = NULL;
-  uv_close((uv_handle_t *)&req->timer, on_req_closed);
+  free(req);
 }
 
 /* Ends a request that is off every list with its timer stopped: kept idle
@@ -807,9 +801,6 @@ static struct http_req *req_get(struct assay_http *h) {
     free(req);
     return NULL;
   }
-  uv_timer_init(h->loop, &req->timer);
-  req->timer.data = req;
-  h->handles_open++;
   return req;
 }
 
@@ -818,7 +809,7 @@ static struct http_req *req_get(struct assay_http *h) {
 static void req_finish(struct http_req *req, int cause, long status,
                        char *error) {
   struct assay_http *h = req->h;
-  uv_timer_stop(&req->timer);
+  assay_deadline_remove(&h->deadlines, &req->dl);
   h->completed++;
   if (cause == ASSAY_HTTP_OK) {
     long cls = status / 100;
@@ -956,10 +947,8 @@ static void req_defer(struct http_req *req, int cause, char *error) {
   uv_timer_start(&h->defer_timer, on_defer, 0, 0);
 }
 
-static void on_req_timeout(uv_timer_t *timer) {
-  struct http_req *req = assay__container_of(timer, struct http_req, timer);
+static void req_timed_out(struct http_req *req) {
   struct assay_http *h = req->h;
-  busy_enter(h);
   if (req->state == REQ_QUEUED) {
     list_remove(&req->link);
     req->ep->queued--;
@@ -974,6 +963,15 @@ static void on_req_timeout(uv_timer_t *timer) {
                assay__format("timed out after %ld ms", req->timeout_ms));
     pump(h);
   }
+}
+
+/* Requests whose deadline passed (see deadline.h). */
+static void on_deadlines(struct assay_deadlines *q, uint64_t now) {
+  struct assay_http *h = assay__container_of(q, struct assay_http, deadlines);
+  busy_enter(h);
+  struct assay_deadline *d;
+  while (!h->closing && (d = assay_deadline_due(q, now)) != NULL)
+    req_timed_out(assay__container_of(d, struct http_req, dl));
   busy_exit(h);
 }
 
@@ -1374,8 +1372,8 @@ int assay_http_request(struct assay_http *h, uint64_t call,
      * whole milliseconds: refresh it and add one so that the deadline is
      * never shorter than asked. */
     uv_update_time(h->loop);
-    uv_timer_start(&req->timer, on_req_timeout, (uint64_t)req->timeout_ms + 1,
-                   0);
+    assay_deadline_add(&h->deadlines, &req->dl,
+                       uv_now(h->loop) + (uint64_t)req->timeout_ms + 1);
   }
 
   h->requests++;
@@ -1509,8 +1507,9 @@ int assay_http_new(struct assay_http **out, uv_loop_t *loop,
   }
   uv_timer_init(loop, &h->rps_timer);
   uv_timer_init(loop, &h->defer_timer);
-  h->rps_timer.data = h->defer_timer.data = h;
-  h->handles_open += 2;
+  assay_deadlines_init(&h->deadlines, loop, on_deadlines);
+  h->rps_timer.data = h->defer_timer.data = h->deadlines.timer.data = h;
+  h->handles_open += 3;
   *out = h;
   return 0;
 }
@@ -1542,6 +1541,7 @@ static void teardown(struct assay_http *h) {
   h->nshards = 0;
   uv_close((uv_handle_t *)&h->rps_timer, on_service_handle_closed);
   uv_close((uv_handle_t *)&h->defer_timer, on_service_handle_closed);
+  uv_close((uv_handle_t *)&h->deadlines.timer, on_service_handle_closed);
 }
 
 void assay_http_close(struct assay_http *h) {

@@ -10,6 +10,7 @@ core_libassaycore_la_SOURCES = \
 	core/http.c core/http.h \
 	core/curlload.c core/curlload.h \
 	core/pool.c core/pool.h \
+	core/deadline.c core/deadline.h \
 	core/engine.c core/engine.h \
 	core/cli.c core/cli.h \
 	core/cmd_report.c core/cmd_compare.c core/cmd_merge.c \

@@ -21,6 +21,7 @@
 #include <curl/curl.h>
 #include <uv.h>
 
+#include "deadline.h"
 #include "error.h"
 #include "http.h"
 #include "runner.h"
@@ -573,6 +574,82 @@ static void test_timeout(void) {
   }
   result_clear(&r);
   fx_finish(&f);
+}
+
+/* Deadlines of different lengths, set longest first, each fire on time and
+ * in the order they fall due (one sorted list and one timer serve them). */
+static void test_timeouts_of_different_lengths(void) {
+  static const long ms[3] = {700, 200, 450};
+  struct fx f;
+  int done = 0;
+  struct result r[3] = {{0}};
+  if (fx_start(&f, 8, 0, 0, no_args)) {
+    double t0 = assay__now_ms();
+    for (int i = 0; i < 3; i++)
+      chat(&f, NULL, (uint64_t)i + 1, "[[mock hang]]", ms[i], &r[i], &done);
+    CU_ASSERT(run_until(&f, &done, 3, 10000));
+    for (int i = 0; i < 3; i++) {
+      CU_ASSERT_EQUAL(r[i].cause, ASSAY_HTTP_TIMEOUT);
+      CU_ASSERT(r[i].done_ms - t0 >= ms[i]);
+    }
+    CU_ASSERT(r[1].seq < r[2].seq && r[2].seq < r[0].seq);
+  }
+  for (int i = 0; i < 3; i++)
+    result_clear(&r[i]);
+  fx_finish(&f);
+}
+
+/* The list alone: entries fire in due order whatever order they were
+ * added in, a removed one never fires, and one added from the callback
+ * fires on its own time. */
+struct dl_fx {
+  struct assay_deadlines q;
+  struct assay_deadline d[5];
+  int order[8], n;
+  uint64_t fired_at[5], t0;
+};
+
+static void dl_fired(struct assay_deadlines *q, uint64_t now) {
+  struct dl_fx *x = assay__container_of(q, struct dl_fx, q);
+  struct assay_deadline *d;
+  while ((d = assay_deadline_due(q, now)) != NULL) {
+    int i = (int)(d - x->d);
+    x->order[x->n++] = i;
+    x->fired_at[i] = now;
+    if (i == 1) /* from inside the callback */
+      assay_deadline_add(q, &x->d[4], now + 30);
+  }
+}
+
+static void test_deadline_list(void) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct dl_fx x = {0};
+  CU_ASSERT(assay_deadlines_init(&x.q, &loop, dl_fired) == 0);
+  uv_update_time(&loop);
+  x.t0 = uv_now(&loop);
+  static const uint64_t after[4] = {80, 20, 50, 20};
+  for (int i = 0; i < 4; i++)
+    assay_deadline_add(&x.q, &x.d[i], x.t0 + after[i]);
+  assay_deadline_remove(&x.q, &x.d[2]);
+  assay_deadline_remove(&x.q, &x.d[2]); /* twice is harmless */
+  uv_run(&loop, UV_RUN_DEFAULT);
+  /* 1 and 3 (both at 20, in the order added), 4 (20 + 30), then 0. */
+  CU_ASSERT_EQUAL(x.n, 4);
+  CU_ASSERT(x.order[0] == 1 && x.order[1] == 3 && x.order[2] == 4 &&
+            x.order[3] == 0);
+  CU_ASSERT(x.fired_at[1] >= x.t0 + 20 && x.fired_at[4] >= x.t0 + 50 &&
+            x.fired_at[0] >= x.t0 + 80);
+  CU_ASSERT(!x.d[2].queued && x.q.head == NULL);
+  /* The last one removed stops the timer: the loop has nothing to wait
+   * for (uv_run returns at once). */
+  assay_deadline_add(&x.q, &x.d[0], uv_now(&loop) + 60000);
+  assay_deadline_remove(&x.q, &x.d[0]);
+  CU_ASSERT(!uv_is_active((uv_handle_t *)&x.q.timer));
+  CU_ASSERT(uv_run(&loop, UV_RUN_NOWAIT) == 0);
+  uv_close((uv_handle_t *)&x.q.timer, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CU_ASSERT(uv_loop_close(&loop) == 0);
 }
 
 /* The deadline covers time spent queued behind the endpoint's limit. */
@@ -1355,6 +1432,8 @@ static const struct test_case http_cases[] = {
     {"3xx and 4xx fail at once with the server's message", test_4xx_permanent},
     {"a hang times out", test_timeout},
     {"the deadline covers time queued", test_timeout_while_queued},
+    {"timeouts of different lengths fire in order", test_timeouts_of_different_lengths},
+    {"the deadline list", test_deadline_list},
     {"connection refused is a network error", test_connection_refused},
     {"an oversize body is refused", test_oversize},
     {"malformed and dripped bodies are delivered", test_malformed_and_drip},
