@@ -154,6 +154,7 @@ struct fx {
   struct mock m;
   uv_timer_t watchdog;
   int expired;
+  int waiting; /* inside run_until */
   int ok;
 };
 
@@ -195,10 +196,12 @@ static void fx_finish(struct fx *f) {
  * whether it was reached. */
 static int run_until(struct fx *f, const int *count, int want, long limit_ms) {
   f->expired = 0;
+  f->waiting = 1;
   uv_timer_start(&f->watchdog, on_watchdog, (uint64_t)limit_ms, 0);
   while (*count < want && !f->expired)
     uv_run(&f->loop, UV_RUN_ONCE);
   uv_timer_stop(&f->watchdog);
+  f->waiting = 0;
   return *count >= want;
 }
 
@@ -261,6 +264,13 @@ static void on_result(const struct assay_http_response *res, void *arg) {
                                     &r->retry_after_ms, &r->msg);
   if (r->done)
     (*r->done)++;
+  /* A completion can run from a timer at the start of a loop iteration
+   * (the service defers callbacks it cannot run inside curl); uv_run's
+   * ONCE mode would then still block in poll for the next event, and
+   * run_until would notice the count only when its watchdog fired.
+   * uv_stop makes that poll return at once. */
+  if (r->f && r->f->waiting)
+    uv_stop(&r->f->loop);
   if (r->then)
     r->then(r);
 }
