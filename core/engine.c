@@ -234,6 +234,7 @@ struct assay_engine {
   struct assay_deadlines dl; /* running calls' deadlines */
   uv_timer_t nudge;       /* while quick jobs wait for fewer workers */
   int nudging;
+  uv_idle_t admit_idle;   /* admission goes on at the next turn */
   assay_tick_cb tick_cb;
   void *tick_arg;
   uint64_t tick_ms;
@@ -647,6 +648,7 @@ int assay_engine_new(struct assay_engine **ep, const struct assay_engine_opts *o
   assay_deadlines_init(&e->dl, &e->loop, on_deadline);
   uv_timer_init(&e->loop, &e->nudge);
   uv_unref((uv_handle_t *)&e->nudge);
+  uv_idle_init(&e->loop, &e->admit_idle);
 
   uv_mutex_lock(&reg_lock);
   int free_index = -1;
@@ -668,6 +670,7 @@ int assay_engine_new(struct assay_engine **ep, const struct assay_engine_opts *o
     uv_close((uv_handle_t *)&e->tick, NULL);
     uv_close((uv_handle_t *)&e->dl.timer, NULL);
     uv_close((uv_handle_t *)&e->nudge, NULL);
+    uv_close((uv_handle_t *)&e->admit_idle, NULL);
     uv_run(&e->loop, UV_RUN_DEFAULT);
     uv_loop_close(&e->loop);
     free(e);
@@ -2623,12 +2626,35 @@ static int run_quick(struct assay_engine *e) {
   return 1;
 }
 
+/*
+ * Items admitted per turn of the loop. Starting an item can cost tens of
+ * microseconds (an async LLM task opens its connection and sends its
+ * request inline), and at --concurrency 1000 admitting all at once kept
+ * the loop from reading any answer for over 100 ms. Past this many the
+ * loop polls (without blocking: the idle handle) and admits more at its
+ * next turn, so answers to the first requests are read, and their slots
+ * refilled, while the window is still opening.
+ */
+#define ADMIT_TURN 64
+
+static int can_admit(const struct assay_engine *e) {
+  return !e->eof && !e->stopping && e->running < e->opts.concurrency &&
+         e->next_seq - e->next_write < e->window;
+}
+
+static void on_admit_idle(uv_idle_t *h) {
+  struct assay_engine *e =
+      assay__container_of(h, struct assay_engine, admit_idle);
+  uv_idle_stop(h);
+  pump(e);
+}
+
 static void pump(struct assay_engine *e) {
+  int budget = ADMIT_TURN;
   for (;;) {
     flush(e);
     int admitted = 0;
-    while (!e->eof && !e->stopping && e->running < e->opts.concurrency &&
-           e->next_seq - e->next_write < e->window) {
+    while (budget > 0 && can_admit(e)) {
       if (!admit_one(e)) {
         /* The last items are in flight: connections and requests kept
          * for items to come can go as they finish. */
@@ -2637,7 +2663,10 @@ static void pump(struct assay_engine *e) {
         break;
       }
       admitted = 1;
+      budget--;
     }
+    if (budget == 0 && can_admit(e))
+      uv_idle_start(&e->admit_idle, on_admit_idle);
     if (!admitted && !run_quick(e))
       break;
   }
@@ -2904,6 +2933,7 @@ int assay_engine_free(struct assay_engine *e) {
   uv_close((uv_handle_t *)&e->tick, NULL);
   uv_close((uv_handle_t *)&e->dl.timer, NULL);
   uv_close((uv_handle_t *)&e->nudge, NULL);
+  uv_close((uv_handle_t *)&e->admit_idle, NULL);
   uv_run(&e->loop, UV_RUN_DEFAULT);
   int rc = uv_loop_close(&e->loop);
   if (rc != 0) {

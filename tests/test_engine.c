@@ -347,6 +347,38 @@ static void test_concurrency_limit_async(void) {
   free(data);
 }
 
+/* A wide window opens over several turns of the loop, reading answers in
+ * between: at --concurrency 1000, an async task answering at once has its
+ * first answer read long before the 1000th item starts (when all were
+ * admitted in one go, the first answers waited for every start, and
+ * task_ms counted that wait). With longer calls the window still fills. */
+static void test_wide_window_reads_answers(void) {
+  enum { N = 1000, C = 1000 };
+  char *fast = NULL, *slow = NULL;
+  for (int i = 0; i < N; i++) {
+    line(&fast, "{\"input\":%d,\"ms\":0}", i);
+    line(&slow, "{\"input\":%d,\"ms\":300}", i);
+  }
+  struct assay_engine_opts o;
+  opts_default(&o);
+  o.concurrency = C;
+  struct run r;
+  run(&r, &o, "fx_async", NULL, NULL, fast);
+  CU_ASSERT_EQUAL(r.rc, 0);
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), N);
+  double started = num(rec(&r, 0), "output.started");
+  CU_ASSERT(started >= 1 && started < C / 2);
+  if (!(started < C / 2))
+    fprintf(stderr, "\n  item 0 answered after %.0f starts\n", started);
+  run_release(&r);
+  run(&r, &o, "fx_async", NULL, NULL, slow);
+  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), N);
+  CU_ASSERT_EQUAL(r.stats.max_running, C);
+  run_release(&r);
+  free(fast);
+  free(slow);
+}
+
 static int max_peak(const struct run *r) {
   int peak = 0;
   for (int i = 0; i < cJSON_GetArraySize(r->records); i++) {
@@ -1455,6 +1487,8 @@ static void test_bad_item(void) {
 static const struct test_case pipeline_cases[] = {
     {"order under random completion times", test_order_random_completion},
     {"concurrency limit, async", test_concurrency_limit_async},
+    {"a wide window reads answers while it opens",
+     test_wide_window_reads_answers},
     {"concurrency limit, sync", test_concurrency_limit_sync},
     {"not thread-safe is serialised", test_not_thread_safe_serialised},
     {"memory bounded by the window", test_memory_window},
