@@ -234,7 +234,11 @@ struct assay_engine {
   struct assay_deadlines dl; /* running calls' deadlines */
   uv_timer_t nudge;       /* while quick jobs wait for fewer workers */
   int nudging;
-  uv_idle_t admit_idle;   /* admission goes on at the next turn */
+  /* The next turn of the loop, without waiting: admission goes on past
+   * ADMIT_TURN, and completions posted on the loop thread itself are
+   * handled (see post_list). */
+  uv_idle_t turn;
+  struct completion *local_head, *local_tail; /* loop thread only */
   assay_tick_cb tick_cb;
   void *tick_arg;
   uint64_t tick_ms;
@@ -297,10 +301,46 @@ static void completion_free(struct completion *c) {
     free(c);
 }
 
+static void on_turn(uv_idle_t *h);
+
+/* The engine whose loop runs on this thread, while assay_engine_run runs
+ * it. */
+static _Thread_local struct assay_engine *tls_engine;
+
 /* Any thread: hands a list of completions (linked through next) to their
  * engines' inboxes under one lock, freeing those whose engine is gone (a
- * completion arriving after the run ended). */
+ * completion arriving after the run ended).
+ *
+ * A completion posted on its engine's own loop thread (an async plugin
+ * completing from an HTTP callback or a timer) goes on a list of the loop's
+ * instead, handled at the loop's next turn: through the inbox it cost a
+ * lock, an eventfd write, a wake-up from epoll and a read, about one per
+ * LLM call. It is still never handled inside the plugin's own call. */
 static void post_list(struct completion *c) {
+  struct assay_engine *self = tls_engine;
+  if (self != NULL) {
+    struct completion *rest = NULL, **rest_tail = &rest;
+    while (c != NULL) {
+      struct completion *next = c->next;
+      c->next = NULL;
+      if ((uint16_t)(c->call >> 48) == self->serial) {
+        if (self->local_tail)
+          self->local_tail->next = c;
+        else
+          self->local_head = c;
+        self->local_tail = c;
+      } else {
+        *rest_tail = c;
+        rest_tail = &c->next;
+      }
+      c = next;
+    }
+    if (self->local_head != NULL)
+      uv_idle_start(&self->turn, on_turn);
+    if (rest == NULL)
+      return;
+    c = rest;
+  }
   struct completion *orphans = NULL;
   uv_mutex_lock(&reg_lock);
   while (c != NULL) {
@@ -648,7 +688,7 @@ int assay_engine_new(struct assay_engine **ep, const struct assay_engine_opts *o
   assay_deadlines_init(&e->dl, &e->loop, on_deadline);
   uv_timer_init(&e->loop, &e->nudge);
   uv_unref((uv_handle_t *)&e->nudge);
-  uv_idle_init(&e->loop, &e->admit_idle);
+  uv_idle_init(&e->loop, &e->turn);
 
   uv_mutex_lock(&reg_lock);
   int free_index = -1;
@@ -670,7 +710,7 @@ int assay_engine_new(struct assay_engine **ep, const struct assay_engine_opts *o
     uv_close((uv_handle_t *)&e->tick, NULL);
     uv_close((uv_handle_t *)&e->dl.timer, NULL);
     uv_close((uv_handle_t *)&e->nudge, NULL);
-    uv_close((uv_handle_t *)&e->admit_idle, NULL);
+    uv_close((uv_handle_t *)&e->turn, NULL);
     uv_run(&e->loop, UV_RUN_DEFAULT);
     uv_loop_close(&e->loop);
     free(e);
@@ -2123,12 +2163,8 @@ static void on_grace(uv_timer_t *t) {
   }
 }
 
-static void on_inbox(uv_async_t *a) {
-  struct assay_engine *e = assay__container_of(a, struct assay_engine, inbox_async);
-  uv_mutex_lock(&reg_lock);
-  struct completion *c = e->inbox_head;
-  e->inbox_head = e->inbox_tail = NULL;
-  uv_mutex_unlock(&reg_lock);
+/* Handles a list of completions, then admits what they made room for. */
+static void run_completions(struct assay_engine *e, struct completion *c) {
   while (c != NULL) {
     struct completion *next = c->next;
     handle_completion(e, c);
@@ -2142,6 +2178,23 @@ static void on_inbox(uv_async_t *a) {
       on_grace(&e->grace);
   }
   pump(e);
+}
+
+static void on_inbox(uv_async_t *a) {
+  struct assay_engine *e = assay__container_of(a, struct assay_engine, inbox_async);
+  uv_mutex_lock(&reg_lock);
+  struct completion *c = e->inbox_head;
+  e->inbox_head = e->inbox_tail = NULL;
+  uv_mutex_unlock(&reg_lock);
+  run_completions(e, c);
+}
+
+static void on_turn(uv_idle_t *h) {
+  struct assay_engine *e = assay__container_of(h, struct assay_engine, turn);
+  uv_idle_stop(h);
+  struct completion *c = e->local_head;
+  e->local_head = e->local_tail = NULL;
+  run_completions(e, c);
 }
 
 /* ---- the pipeline: records out in order, items in ---------------------------- */
@@ -2631,7 +2684,7 @@ static int run_quick(struct assay_engine *e) {
  * microseconds (an async LLM task opens its connection and sends its
  * request inline), and at --concurrency 1000 admitting all at once kept
  * the loop from reading any answer for over 100 ms. Past this many the
- * loop polls (without blocking: the idle handle) and admits more at its
+ * loop polls (without blocking: the turn handle) and admits more at its
  * next turn, so answers to the first requests are read, and their slots
  * refilled, while the window is still opening.
  */
@@ -2640,13 +2693,6 @@ static int run_quick(struct assay_engine *e) {
 static int can_admit(const struct assay_engine *e) {
   return !e->eof && !e->stopping && e->running < e->opts.concurrency &&
          e->next_seq - e->next_write < e->window;
-}
-
-static void on_admit_idle(uv_idle_t *h) {
-  struct assay_engine *e =
-      assay__container_of(h, struct assay_engine, admit_idle);
-  uv_idle_stop(h);
-  pump(e);
 }
 
 static void pump(struct assay_engine *e) {
@@ -2666,7 +2712,7 @@ static void pump(struct assay_engine *e) {
       budget--;
     }
     if (budget == 0 && can_admit(e))
-      uv_idle_start(&e->admit_idle, on_admit_idle);
+      uv_idle_start(&e->turn, on_turn);
     if (!admitted && !run_quick(e))
       break;
   }
@@ -2801,11 +2847,15 @@ int assay_engine_run(struct assay_engine *e, struct assay_dataset *ds,
     /* Progress never keeps the loop alive on its own. */
     uv_unref((uv_handle_t *)&e->tick);
   }
+  struct assay_engine *outer = tls_engine;
+  tls_engine = e;
   pump(e);
   e->looping = 1;
   while (!e->done)
     uv_run(&e->loop, UV_RUN_DEFAULT);
   e->looping = 0;
+  tls_engine = outer;
+  uv_idle_stop(&e->turn);
   uv_timer_stop(&e->tick);
   uv_timer_stop(&e->nudge);
   e->nudging = 0;
@@ -2917,6 +2967,11 @@ int assay_engine_free(struct assay_engine *e) {
   struct completion *c = e->inbox_head;
   e->inbox_head = e->inbox_tail = NULL;
   uv_mutex_unlock(&reg_lock);
+  if (e->local_tail != NULL) {
+    e->local_tail->next = c;
+    c = e->local_head;
+    e->local_head = e->local_tail = NULL;
+  }
   while (c != NULL) {
     struct completion *next = c->next;
     completion_free(c);
@@ -2933,7 +2988,7 @@ int assay_engine_free(struct assay_engine *e) {
   uv_close((uv_handle_t *)&e->tick, NULL);
   uv_close((uv_handle_t *)&e->dl.timer, NULL);
   uv_close((uv_handle_t *)&e->nudge, NULL);
-  uv_close((uv_handle_t *)&e->admit_idle, NULL);
+  uv_close((uv_handle_t *)&e->turn, NULL);
   uv_run(&e->loop, UV_RUN_DEFAULT);
   int rc = uv_loop_close(&e->loop);
   if (rc != 0) {
