@@ -16,7 +16,8 @@ AM_TESTS_ENVIRONMENT = \
 	ASSAY_TEST_SRCDIR='$(abs_top_srcdir)/tests'; export ASSAY_TEST_SRCDIR; \
 	ASSAY_TEST_BUILDDIR='$(abs_top_builddir)/tests'; export ASSAY_TEST_BUILDDIR; \
 	ASSAY_BIN='$(abs_top_builddir)/assay'; export ASSAY_BIN; \
-	ASSAY_PLUGIN_PATH=; export ASSAY_PLUGIN_PATH;
+	ASSAY_PLUGIN_PATH=; export ASSAY_PLUGIN_PATH; \
+	case '$(PYTHON3_DIR)' in /*) PATH='$(PYTHON3_DIR)':$$PATH; export PATH;; esac;
 # A wrapper (valgrind, ...) for every test program: make check LOG_COMPILER=...
 EXTRA_DIST += tests/data
 
