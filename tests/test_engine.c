@@ -357,7 +357,7 @@ static void test_wide_window_reads_answers(void) {
   char *fast = NULL, *slow = NULL;
   for (int i = 0; i < N; i++) {
     line(&fast, "{\"input\":%d,\"ms\":0}", i);
-    line(&slow, "{\"input\":%d,\"ms\":300}", i);
+    line(&slow, "{\"input\":%d,\"ms\":1000}", i);
   }
   struct assay_engine_opts o;
   opts_default(&o);
