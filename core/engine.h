@@ -70,6 +70,8 @@ struct assay_engine_stats {
   long late_completions;  /* completions of abandoned calls, dropped */
   long plugin_faults;     /* second completions, stale handles */
   long abandoned;         /* items in flight when the grace period ended */
+  double loop_busy;       /* share of the run's wall time the loop thread
+                             spent not waiting for events, 0..1 */
 };
 
 struct assay_engine;

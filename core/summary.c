@@ -1014,6 +1014,9 @@ static void print_latency(const cJSON *lat, FILE *out) {
   }
 }
 
+/* The loop thread's busy share from which the table says it was saturated. */
+#define LOOP_BUSY_NOTE 0.9
+
 static void print_engine(const cJSON *sum, FILE *out) {
   const cJSON *eng = member(sum, "engine");
   const cJSON *counts = member(sum, "counts");
@@ -1052,6 +1055,15 @@ static void print_engine(const cJSON *sum, FILE *out) {
   }
   if (printed)
     fputc('\n', out);
+  /* A saturated loop thread is worth saying: it, not the concurrency
+   * asked for, set the pace (a short run says little either way). */
+  double busy = number_or(eng, "loop_busy", 0);
+  if (busy >= LOOP_BUSY_NOTE && number_or(sum, "wall_ms", 0) >= 500)
+    fprintf(out,
+            "event loop: busy %.0f%% of the run: assay's main thread set the "
+            "pace, so a higher --concurrency would not be faster, and task "
+            "times include waiting for it\n",
+            busy * 100);
 }
 
 void assay_summary_print(const cJSON *summary, FILE *out) {

@@ -379,6 +379,34 @@ static void test_wide_window_reads_answers(void) {
   free(slow);
 }
 
+/* loop_busy: the loop thread's share of a run not spent waiting for
+ * events. Calls that wait on timers leave it mostly idle; a plugin that
+ * computes on the loop thread keeps it busy the whole run. */
+static void test_loop_busy(void) {
+  enum { N = 40 };
+  char *data = NULL;
+  for (int i = 0; i < N; i++)
+    line(&data, "{\"input\":%d}", i);
+  struct assay_engine_opts o;
+  opts_default(&o);
+  o.concurrency = 4;
+  struct run r;
+  run(&r, &o, "fx_async", "{\"ms\":25}", NULL, data);
+  CU_ASSERT_EQUAL(r.rc, 0);
+  CU_ASSERT(r.stats.loop_busy >= 0 && r.stats.loop_busy < 0.5);
+  double idle_busy = r.stats.loop_busy;
+  run_release(&r);
+  o.concurrency = 1;
+  run(&r, &o, "fx_async", "{\"ms\":0,\"spin_ms\":5}", NULL, data);
+  CU_ASSERT_EQUAL(r.rc, 0);
+  CU_ASSERT(r.stats.loop_busy > 0.8 && r.stats.loop_busy <= 1);
+  if (!(idle_busy < 0.5 && r.stats.loop_busy > 0.8))
+    fprintf(stderr, "\n  loop busy %.3f waiting, %.3f spinning\n", idle_busy,
+            r.stats.loop_busy);
+  run_release(&r);
+  free(data);
+}
+
 static int max_peak(const struct run *r) {
   int peak = 0;
   for (int i = 0; i < cJSON_GetArraySize(r->records); i++) {
@@ -1489,6 +1517,7 @@ static const struct test_case pipeline_cases[] = {
     {"concurrency limit, async", test_concurrency_limit_async},
     {"a wide window reads answers while it opens",
      test_wide_window_reads_answers},
+    {"loop_busy tells a waiting loop from a busy one", test_loop_busy},
     {"concurrency limit, sync", test_concurrency_limit_sync},
     {"not thread-safe is serialised", test_not_thread_safe_serialised},
     {"memory bounded by the window", test_memory_window},

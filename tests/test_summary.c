@@ -598,6 +598,36 @@ static int token_ends(const char *line, size_t len, size_t *ends, int max) {
   return n;
 }
 
+/* The table says when the loop thread was busy nearly all of a run that
+ * lasted long enough to tell, and only then. */
+static void test_loop_busy_note(void) {
+  static const struct {
+    double busy;
+    int wall_ms;
+    int said;
+  } cases[] = {{0.95, 2000, 1}, {0.9, 500, 1},  {0.89, 2000, 0},
+               {0.99, 499, 0},  {0.0, 9000, 0}, {-1, 9000, 0}};
+  for (size_t i = 0; i < assay__array_size(cases); i++) {
+    struct assay_summary *s = assay_summary_new();
+    cJSON *run = json("{\"name\":\"busy\",\"wall_ms\":%d,\"status\":"
+                      "\"completed\",\"engine\":{\"loop_busy\":%g}}",
+                      cases[i].wall_ms, cases[i].busy);
+    cJSON *j = assay_summary_json(s, run);
+    char *out = print_to_string(j);
+    char want[64];
+    snprintf(want, sizeof want, "event loop: busy %.0f%% of the run",
+             cases[i].busy * 100);
+    int said = strstr(out, "event loop: busy") != NULL;
+    CU_ASSERT_EQUAL(said, cases[i].said);
+    if (cases[i].said)
+      ASSERT_HAS(out, want);
+    free(out);
+    cJSON_Delete(j);
+    cJSON_Delete(run);
+    assay_summary_free(s);
+  }
+}
+
 static void test_table(void) {
   struct assay_summary *s = assay_summary_new();
   for (int i = 1; i <= 4; i++) {
@@ -878,6 +908,7 @@ static const struct test_case json_cases[] = {
 
 static const struct test_case table_cases[] = {
     {"columns aligned, numbers shown", test_table},
+    {"a saturated event loop is said", test_loop_busy_note},
     {"control characters in names", test_table_hostile_name},
     {"a partial summary prints", test_print_partial},
     {NULL, NULL}};
