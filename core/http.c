@@ -214,6 +214,7 @@ struct assay_http {
   uv_loop_t *loop;
   struct shard **shards; /* created as the in-flight count needs them */
   int nshards;
+  struct shard *freed; /* where a transfer just ended, for the next start */
   uv_timer_t rps_timer;   /* releases queued requests as tokens arrive */
   uv_timer_t defer_timer; /* runs deferred callbacks on a later turn */
   size_t max_response_bytes;
@@ -536,11 +537,20 @@ static struct shard *shard_new(struct assay_http *h) {
   return shard;
 }
 
-/* The first shard with room for one more transfer, made when all are full.
- * Filling shards in order keeps a shard's idle connections for the next
- * transfer it takes: a transfer that ends frees a slot in its own shard,
- * and the next one to start goes there. */
+/* A shard with room for one more transfer, made when all are full. A
+ * transfer that ends leaves its connection idle in its own shard, so the
+ * next request to start goes there: the one a callback starts as another
+ * ends takes that connection. Else the first shard with room: filling
+ * shards in order keeps each one's idle connections for the next transfer
+ * it takes, and a wave started at once finds them where the last wave
+ * left them. (Once the service drains, a shard closes connections as its
+ * transfers end: a request sent to another shard with room would find
+ * none idle there and connect again while its own connection closes.) */
 static struct shard *shard_pick(struct assay_http *h) {
+  struct shard *freed = h->freed;
+  h->freed = NULL;
+  if (freed != NULL && freed->active < SHARD_TRANSFERS)
+    return freed;
   for (int i = 0; i < h->nshards; i++)
     if (h->shards[i]->active < SHARD_TRANSFERS)
       return h->shards[i];
@@ -849,6 +859,7 @@ static void req_detach(struct http_req *req) {
   curl_multi_remove_handle(req->shard->multi, req->easy);
   req->shard->active--;
   shard_trim(req->shard);
+  h->freed = req->shard;
   req->shard = NULL;
   list_remove(&req->link);
   req->ep->inflight--;
@@ -1539,6 +1550,7 @@ static void teardown(struct assay_http *h) {
   free(h->shards);
   h->shards = NULL;
   h->nshards = 0;
+  h->freed = NULL;
   uv_close((uv_handle_t *)&h->rps_timer, on_service_handle_closed);
   uv_close((uv_handle_t *)&h->defer_timer, on_service_handle_closed);
   uv_close((uv_handle_t *)&h->deadlines.timer, on_service_handle_closed);

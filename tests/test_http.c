@@ -1038,6 +1038,53 @@ static void test_drain(void) {
   fx_finish(&f);
 }
 
+/* A drained multi handle closes connections as its transfers end; a
+ * request started as a task ends must go where that task's connection is,
+ * not to the first multi handle with room. Here the first 64 requests (the
+ * first handle) and their follow-ups are answered before the other 64
+ * are: their follow-ups still find a connection each, in their own
+ * handle. */
+static void drain_late_follow_up(struct result *r) {
+  enum { N = 128 };
+  ptrdiff_t i = r - drain_results;
+  if (i < N)
+    CU_ASSERT(chat(r->f, NULL, 2, "[[mock latency=10]] second", 30000,
+                   &drain_results[N + i], r->done) == 0);
+}
+
+static void test_drain_follow_up_in_place(void) {
+  enum { N = 128 };
+  struct fx f;
+  int done = 0;
+  static const char *const none[] = {NULL};
+  struct result *r = assay__xcalloc(2 * N, sizeof *r);
+  drain_results = r;
+  if (fx_start(&f, N, 0, 0, none)) {
+    for (int i = 0; i < N; i++) {
+      r[i].then = drain_late_follow_up;
+      chat(&f, NULL, 1,
+           i < N / 2 ? "[[mock latency=10]] early" : "[[mock latency=400]] late",
+           30000, &r[i], &done);
+    }
+    assay_http_drain(f.h);
+    CU_ASSERT(run_until(&f, &done, 2 * N, 60000));
+    int ok = 0;
+    for (int i = 0; i < 2 * N; i++)
+      ok += r[i].status == 200;
+    CU_ASSERT_EQUAL(ok, 2 * N);
+    cJSON *s = assay_http_stats(f.h);
+    CU_ASSERT_EQUAL(num(s, "connections"), N);
+    if (num(s, "connections") != N)
+      printf("\n  %.0f connections for %d follow-ups\n", num(s, "connections"),
+             N);
+    cJSON_Delete(s);
+  }
+  for (int i = 0; i < 2 * N; i++)
+    result_clear(&r[i]);
+  free(r);
+  fx_finish(&f);
+}
+
 /* After the drain, requests paced by --rps still reuse connections (a
  * service closing every connection as it went idle would open one per
  * request here: 16). */
@@ -1453,6 +1500,8 @@ static const struct test_case http_cases[] = {
     {"2000 requests in flight at once", test_2000_in_flight},
     {"multi handles keep their connections", test_shards_reuse_connections},
     {"a draining service closes connections as they end", test_drain},
+    {"a follow-up takes its task's connection after the drain",
+     test_drain_follow_up_in_place},
     {"a draining service still reuses connections for paced requests",
      test_drain_keeps_queued},
     {"the descriptor table grows once, up front", test_reserve_fds},
