@@ -998,6 +998,26 @@ static double mock_connections_settle(struct fx *f, double want) {
   return open;
 }
 
+/* Drains the service, runs until the n requests of r (the N first ones
+ * and their follow-ups) are answered, and checks that all got a 200 and
+ * that each follow-up took the connection its first request left: N
+ * connections in all. */
+static void drain_and_check(struct fx *f, struct result *r, int *done, int n,
+                            int want_connections) {
+  assay_http_drain(f->h);
+  CU_ASSERT(run_until(f, done, n, 60000));
+  int ok = 0;
+  for (int i = 0; i < n; i++)
+    ok += r[i].status == 200;
+  CU_ASSERT_EQUAL(ok, n);
+  cJSON *s = assay_http_stats(f->h);
+  CU_ASSERT_EQUAL(num(s, "connections"), want_connections);
+  if (num(s, "connections") != want_connections)
+    printf("\n  %.0f connections for %d follow-ups\n", num(s, "connections"),
+           want_connections);
+  cJSON_Delete(s);
+}
+
 static void test_drain(void) {
   enum { N = 150 };
   static const char *const slow[] = {"--latency-ms", "100", NULL};
@@ -1010,16 +1030,7 @@ static void test_drain(void) {
       r[i].then = drain_follow_up;
       chat(&f, NULL, 1, "first", 30000, &r[i], &done);
     }
-    assay_http_drain(f.h);
-    CU_ASSERT(run_until(&f, &done, 2 * N, 60000));
-    int ok = 0;
-    for (int i = 0; i < 2 * N; i++)
-      ok += r[i].status == 200;
-    CU_ASSERT_EQUAL(ok, 2 * N);
-    /* Each follow-up took the connection its first request left. */
-    cJSON *s = assay_http_stats(f.h);
-    CU_ASSERT_EQUAL(num(s, "connections"), N);
-    cJSON_Delete(s);
+    drain_and_check(&f, r, &done, 2 * N, N);
     /* All but one idle connection per multi handle (3 for 150 transfers)
      * closed as the second requests ended; without the drain all 150 stay
      * open until assay_http_close. */
@@ -1066,18 +1077,7 @@ static void test_drain_follow_up_in_place(void) {
            i < N / 2 ? "[[mock latency=10]] early" : "[[mock latency=400]] late",
            30000, &r[i], &done);
     }
-    assay_http_drain(f.h);
-    CU_ASSERT(run_until(&f, &done, 2 * N, 60000));
-    int ok = 0;
-    for (int i = 0; i < 2 * N; i++)
-      ok += r[i].status == 200;
-    CU_ASSERT_EQUAL(ok, 2 * N);
-    cJSON *s = assay_http_stats(f.h);
-    CU_ASSERT_EQUAL(num(s, "connections"), N);
-    if (num(s, "connections") != N)
-      printf("\n  %.0f connections for %d follow-ups\n", num(s, "connections"),
-             N);
-    cJSON_Delete(s);
+    drain_and_check(&f, r, &done, 2 * N, N);
   }
   for (int i = 0; i < 2 * N; i++)
     result_clear(&r[i]);
