@@ -224,6 +224,14 @@ static void line(char **buf, const char *fmt, ...) {
   *buf = n;
 }
 
+/* n items whose input is their index: {"input":0} ... {"input":n-1}. */
+static char *numbered(int n) {
+  char *data = NULL;
+  for (int i = 0; i < n; i++)
+    line(&data, "{\"input\":%d}", i);
+  return data;
+}
+
 /* ---- record accessors -------------------------------------------------------
  */
 
@@ -384,9 +392,7 @@ static void test_wide_window_reads_answers(void) {
  * computes on the loop thread keeps it busy the whole run. */
 static void test_loop_busy(void) {
   enum { N = 40 };
-  char *data = NULL;
-  for (int i = 0; i < N; i++)
-    line(&data, "{\"input\":%d}", i);
+  char *data = numbered(N);
   struct assay_engine_opts o;
   opts_default(&o);
   o.concurrency = 4;
@@ -420,9 +426,7 @@ static int max_peak(const struct run *r) {
 static void test_concurrency_limit_sync(void) {
   /* More workers than --concurrency: admission is what holds the limit. */
   enum { N = 30, C = 3 };
-  char *data = NULL;
-  for (int i = 0; i < N; i++)
-    line(&data, "{\"input\":%d}", i);
+  char *data = numbered(N);
   struct assay_engine_opts o;
   opts_default(&o);
   o.threads = 8;
@@ -443,9 +447,7 @@ static void test_not_thread_safe_serialised(void) {
    * once, whatever the workers and the concurrency; the same code declared
    * thread-safe does overlap, which shows the count is real. */
   enum { N = 24 };
-  char *data = NULL;
-  for (int i = 0; i < N; i++)
-    line(&data, "{\"input\":%d}", i);
+  char *data = numbered(N);
   struct assay_engine_opts o;
   opts_default(&o);
   o.threads = 4;
@@ -500,9 +502,7 @@ static void test_memory_window(void) {
 }
 
 static void test_limit(void) {
-  char *data = NULL;
-  for (int i = 0; i < 10; i++)
-    line(&data, "{\"input\":%d}", i);
+  char *data = numbered(10);
   struct assay_engine_opts o;
   opts_default(&o);
   o.limit = 4;
@@ -557,9 +557,7 @@ static void test_timeout_never_early(void) {
     o.timeout_ms = ms;
     o.retries = 0;
     o.concurrency = N;
-    char *data = NULL;
-    for (int i = 0; i < N; i++)
-      line(&data, "{\"input\":%d}", i);
+    char *data = numbered(N);
     struct run r;
     run(&r, &o, "fx_never", NULL, NULL, data);
     CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), N);
