@@ -79,10 +79,7 @@ struct run_config {
 
 static const char *prog = "assay";
 
-static int usage_error(const char *cmd, const char *fmt, ...)
-    ASSAY__PRINTF(2, 3);
-
-static int usage_error(const char *cmd, const char *fmt, ...) {
+int assay_cli_usage_error(const char *cmd, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   char *msg = assay__vformat(fmt, ap);
@@ -289,7 +286,8 @@ static int parse_ids(struct run_config *c, const char *v) {
   if (v[0] == '@') {
     FILE *f = fopen(v + 1, "r");
     if (f == NULL) {
-      usage_error("run", "--ids: cannot read '%s': %s", v + 1, strerror(errno));
+      assay_cli_usage_error("run", "--ids: cannot read '%s': %s", v + 1,
+                            strerror(errno));
       return -1;
     }
     size_t cap = 0;
@@ -319,7 +317,7 @@ static int parse_ids(struct run_config *c, const char *v) {
   }
   free(text);
   if (c->nids == 0) {
-    usage_error("run", "--ids %s names no ids", v);
+    assay_cli_usage_error("run", "--ids %s names no ids", v);
     return -1;
   }
   c->ids_spec = v;
@@ -339,9 +337,10 @@ static int parse_shard(const char *v, int *index, int *count) {
   size_t head = slash ? (size_t)(slash - v) : strlen(v);
   int is_auto = head == 4 && strncmp(v, "auto", 4) == 0;
   if (slash != NULL && parse_long(slash + 1, 1, INT_MAX, &n) != 0) {
-    usage_error("run", "--shard %s: the count after '/' must be a whole "
-                       "number of at least 1",
-                v);
+    assay_cli_usage_error("run",
+                          "--shard %s: the count after '/' must be a whole "
+                          "number of at least 1",
+                          v);
     return -1;
   }
   if (is_auto) {
@@ -353,20 +352,23 @@ static int parse_shard(const char *v, int *index, int *count) {
       if (env_long("SLURM_ARRAY_TASK_MIN", &min) == 0)
         i -= min;
       if (n < 0 && env_long("SLURM_ARRAY_TASK_COUNT", &n) != 0) {
-        usage_error("run", "--shard auto: SLURM_ARRAY_TASK_COUNT is not set; "
-                           "give the count as --shard auto/N");
+        assay_cli_usage_error(
+            "run", "--shard auto: SLURM_ARRAY_TASK_COUNT is not set; "
+                   "give the count as --shard auto/N");
         return -1;
       }
     } else {
-      usage_error("run", "--shard %s: neither JOB_COMPLETION_INDEX "
-                         "(Kubernetes Indexed Job) nor SLURM_ARRAY_TASK_ID "
-                         "(Slurm job array) is set; give --shard I/N",
-                  v);
+      assay_cli_usage_error("run",
+                            "--shard %s: neither JOB_COMPLETION_INDEX "
+                            "(Kubernetes Indexed Job) nor SLURM_ARRAY_TASK_ID "
+                            "(Slurm job array) is set; give --shard I/N",
+                            v);
       return -1;
     }
     if (n < 0) {
-      usage_error("run", "--shard auto needs the shard count here: --shard "
-                         "auto/N");
+      assay_cli_usage_error("run",
+                            "--shard auto needs the shard count here: --shard "
+                            "auto/N");
       return -1;
     }
   } else {
@@ -374,13 +376,14 @@ static int parse_shard(const char *v, int *index, int *count) {
     int bad = slash == NULL || parse_long(text, 0, INT_MAX, &i) != 0;
     free(text);
     if (bad) {
-      usage_error("run", "--shard expects I/N, auto/N or auto, got '%s'", v);
+      assay_cli_usage_error("run",
+                            "--shard expects I/N, auto/N or auto, got '%s'", v);
       return -1;
     }
   }
   if (i < 0 || i >= n) {
-    usage_error("run", "--shard %s: the shard index must be within 0..%ld", v,
-                n - 1);
+    assay_cli_usage_error(
+        "run", "--shard %s: the shard index must be within 0..%ld", v, n - 1);
     return -1;
   }
   *index = (int)i;
@@ -443,8 +446,8 @@ static int run_file_args(const char *cmd, const char *path, int argc,
   char *text = NULL;
   FILE *f = fopen(path, "r");
   if (f == NULL)
-    return usage_error(cmd, "cannot read run file '%s': %s", path,
-                       strerror(errno));
+    return assay_cli_usage_error(cmd, "cannot read run file '%s': %s", path,
+                                 strerror(errno));
   size_t cap = 0;
   ssize_t len = getdelim(&text, &cap, '\0', f);
   fclose(f);
@@ -452,7 +455,8 @@ static int run_file_args(const char *cmd, const char *path, int argc,
   free(text);
   if (!cJSON_IsObject(root)) {
     cJSON_Delete(root);
-    return usage_error(cmd, "run file '%s' is not a JSON object", path);
+    return assay_cli_usage_error(cmd, "run file '%s' is not a JSON object",
+                                 path);
   }
   const cJSON *conf = root;
   int from_summary = cJSON_HasObjectItem(root, "format_version");
@@ -460,8 +464,8 @@ static int run_file_args(const char *cmd, const char *path, int argc,
     conf = cJSON_GetObjectItemCaseSensitive(root, "config");
     if (!cJSON_IsObject(conf)) {
       cJSON_Delete(root);
-      return usage_error(cmd, "summary '%s' holds no \"config\" to repeat",
-                         path);
+      return assay_cli_usage_error(
+          cmd, "summary '%s' holds no \"config\" to repeat", path);
     }
   }
   static const struct {
@@ -512,16 +516,19 @@ static int run_file_args(const char *cmd, const char *path, int argc,
         argvec_push(out, assay__xstrdup(scalars[i].flag));
         argvec_push(out, assay__xstrdup(m->valuestring));
       } else if (!cJSON_IsNull(m)) {
-        rc = usage_error(cmd, "run file '%s': \"%s\" must be a number or a "
-                              "string",
-                         path, k);
+        rc =
+            assay_cli_usage_error(cmd,
+                                  "run file '%s': \"%s\" must be a number or a "
+                                  "string",
+                                  path, k);
         break;
       }
     } else if (strcmp(k, "task") == 0 || strcmp(k, "metrics") == 0 ||
                strcmp(k, "map") == 0) {
       /* Handled below, in the order the command line needs. */
     } else {
-      rc = usage_error(cmd, "run file '%s': unknown key \"%s\"", path, k);
+      rc = assay_cli_usage_error(cmd, "run file '%s': unknown key \"%s\"", path,
+                                 k);
       break;
     }
   }
@@ -531,15 +538,17 @@ static int run_file_args(const char *cmd, const char *path, int argc,
   if (rc == 0 && ((map && !cJSON_IsObject(map)) ||
                   (task && !cJSON_IsObject(task) && !cJSON_IsNull(task)) ||
                   (metrics && !cJSON_IsArray(metrics))))
-    rc = usage_error(cmd, "run file '%s': \"task\" must be an object, "
-                          "\"metrics\" an array and \"map\" an object",
-                     path);
+    rc = assay_cli_usage_error(cmd,
+                               "run file '%s': \"task\" must be an object, "
+                               "\"metrics\" an array and \"map\" an object",
+                               path);
   if (rc == 0)
     push_opts(out, "--map", map, 0);
   if (rc == 0 && cJSON_IsObject(task) && !has_option(argc, argv, "--task")) {
     const cJSON *spec = cJSON_GetObjectItemCaseSensitive(task, "spec");
     if (!cJSON_IsString(spec)) {
-      rc = usage_error(cmd, "run file '%s': the task needs a \"spec\"", path);
+      rc = assay_cli_usage_error(
+          cmd, "run file '%s': the task needs a \"spec\"", path);
     } else {
       argvec_push(out, assay__xstrdup("--task"));
       argvec_push(out, assay__xstrdup(spec->valuestring));
@@ -552,8 +561,8 @@ static int run_file_args(const char *cmd, const char *path, int argc,
     cJSON_ArrayForEach(mt, metrics) {
       const cJSON *spec = cJSON_GetObjectItemCaseSensitive(mt, "spec");
       if (!cJSON_IsString(spec)) {
-        rc = usage_error(cmd, "run file '%s': every metric needs a \"spec\"",
-                         path);
+        rc = assay_cli_usage_error(
+            cmd, "run file '%s': every metric needs a \"spec\"", path);
         break;
       }
       argvec_push(out, assay__xstrdup("--metric"));
@@ -595,7 +604,8 @@ static void dirs_add(const char ***dirs, int *n, const char *d) {
 #define NEED_VALUE()                                                           \
   do {                                                                         \
     if (r < 0)                                                                 \
-      return usage_error("run", "option '%s' needs a value", argv[i]);        \
+      return assay_cli_usage_error("run", "option '%s' needs a value",         \
+                                   argv[i]);                                   \
   } while (0)
 
 static int parse_run(int argc, char **argv, struct run_config *c) {
@@ -617,10 +627,12 @@ static int parse_run(int argc, char **argv, struct run_config *c) {
                               strncmp(a, "--task=", 7) == 0 ||
                               strcmp(a, "--trials") == 0 ||
                               strncmp(a, "--trials=", 9) == 0)) {
-      return usage_error(c->cmd, "%s is not for rescore: it scores the outputs "
-                                 "stored in RESULTS.jsonl, given as its first "
-                                 "argument",
-                         a);
+      return assay_cli_usage_error(
+          c->cmd,
+          "%s is not for rescore: it scores the outputs "
+          "stored in RESULTS.jsonl, given as its first "
+          "argument",
+          a);
     } else if ((r = take(argc, argv, &i, "--dataset", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       c->dataset = v;
@@ -633,25 +645,28 @@ static int parse_run(int argc, char **argv, struct run_config *c) {
       else if (strcmp(v, "csv") == 0)
         c->format = ASSAY_DATASET_CSV;
       else
-        return usage_error(c->cmd, "--format must be jsonl, json or csv, not '%s'",
-                           v);
+        return assay_cli_usage_error(
+            c->cmd, "--format must be jsonl, json or csv, not '%s'", v);
     } else if ((r = take(argc, argv, &i, "--task", NULL, 1, &v)) != 0 ||
                (r = take(argc, argv, &i, "--metric", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       int kind = strncmp(a, "--task", 6) == 0 ? ASSAY_KIND_TASK : ASSAY_KIND_METRIC;
       if (*v == '\0')
-        return usage_error(c->cmd, "%s needs a plugin SPEC", a);
+        return assay_cli_usage_error(c->cmd, "%s needs a plugin SPEC", a);
       c->specs = assay__xrealloc(c->specs, (size_t)(c->nspecs + 1) * sizeof *c->specs);
       c->specs[c->nspecs++] = (struct spec){kind, (char *)v, cJSON_CreateObject(),
                                             cJSON_CreateObject()};
     } else if ((r = take(argc, argv, &i, "--opt", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       if (c->nspecs == 0)
-        return usage_error(c->cmd, "--opt %s must follow the --task or --metric "
-                                  "it configures",
-                           v);
+        return assay_cli_usage_error(
+            c->cmd,
+            "--opt %s must follow the --task or --metric "
+            "it configures",
+            v);
       if (add_kv(c->specs[c->nspecs - 1].opts, v, 1) != 0)
-        return usage_error(c->cmd, "--opt expects KEY=VALUE, got '%s'", v);
+        return assay_cli_usage_error(c->cmd,
+                                     "--opt expects KEY=VALUE, got '%s'", v);
     } else if ((r = take(argc, argv, &i, "--map", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       struct spec *last = NULL;
@@ -659,7 +674,8 @@ static int parse_run(int argc, char **argv, struct run_config *c) {
         if (c->specs[k].kind == ASSAY_KIND_METRIC)
           last = &c->specs[k];
       if (strchr(v, '=') == NULL || v[0] == '=' || v[strlen(v) - 1] == '=')
-        return usage_error(c->cmd, "--map expects KEY=FIELD, got '%s'", v);
+        return assay_cli_usage_error(c->cmd,
+                                     "--map expects KEY=FIELD, got '%s'", v);
       add_kv(last ? last->map : c->global_map, v, 0);
     } else if ((r = take(argc, argv, &i, "--output", "-o", 1, &v)) != 0) {
       NEED_VALUE();
@@ -670,28 +686,30 @@ static int parse_run(int argc, char **argv, struct run_config *c) {
     } else if ((r = take(argc, argv, &i, "--name", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       if (*v == '\0' || strchr(v, '/') != NULL)
-        return usage_error(c->cmd, "--name must be non-empty and contain no '/'");
+        return assay_cli_usage_error(
+            c->cmd, "--name must be non-empty and contain no '/'");
       c->name = v;
     } else if ((r = take(argc, argv, &i, "--overwrite", NULL, 0, &v)) != 0) {
       if (r < 0)
-        return usage_error(c->cmd, "--overwrite takes no value");
+        return assay_cli_usage_error(c->cmd, "--overwrite takes no value");
       c->overwrite = 1;
     } else if ((r = take(argc, argv, &i, "--progress", NULL, 0, &v)) != 0) {
       if (r < 0)
-        return usage_error(c->cmd, "--progress takes no value");
+        return assay_cli_usage_error(c->cmd, "--progress takes no value");
       c->progress = 1;
     } else if ((r = take(argc, argv, &i, "--resume", NULL, 0, &v)) != 0) {
       if (r < 0)
-        return usage_error(c->cmd, "--resume takes no value");
+        return assay_cli_usage_error(c->cmd, "--resume takes no value");
       c->resume = 1;
     } else if ((r = take(argc, argv, &i, "--grace", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       if (parse_long(v, 0, LONG_MAX / 2, &n) != 0)
-        return usage_error(c->cmd, "--grace expects milliseconds, got '%s'", v);
+        return assay_cli_usage_error(
+            c->cmd, "--grace expects milliseconds, got '%s'", v);
       c->eng.grace_ms = n;
     } else if ((r = take(argc, argv, &i, "--quiet", "-q", 0, &v)) != 0) {
       if (r < 0)
-        return usage_error(c->cmd, "--quiet takes no value");
+        return assay_cli_usage_error(c->cmd, "--quiet takes no value");
       c->quiet = 1;
     } else if ((r = take(argc, argv, &i, "--plugin-dir", NULL, 1, &v)) != 0) {
       NEED_VALUE();
@@ -699,51 +717,65 @@ static int parse_run(int argc, char **argv, struct run_config *c) {
     } else if ((r = take(argc, argv, &i, "--concurrency", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       if (parse_long(v, 1, 1 << 20, &n) != 0)
-        return usage_error(c->cmd, "--concurrency expects a whole number from 1 "
-                                  "to 1048576, got '%s'",
-                           v);
+        return assay_cli_usage_error(
+            c->cmd,
+            "--concurrency expects a whole number from 1 "
+            "to 1048576, got '%s'",
+            v);
       c->eng.concurrency = (int)n;
     } else if ((r = take(argc, argv, &i, "--threads", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       if (parse_long(v, 1, 1024, &n) != 0)
-        return usage_error(c->cmd, "--threads expects a whole number from 1 to "
-                                  "1024, got '%s'",
-                           v);
+        return assay_cli_usage_error(
+            c->cmd,
+            "--threads expects a whole number from 1 to "
+            "1024, got '%s'",
+            v);
       c->eng.threads = (int)n;
     } else if ((r = take(argc, argv, &i, "--timeout", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       if (parse_long(v, 1, LONG_MAX / 2, &n) != 0)
-        return usage_error(c->cmd, "--timeout expects milliseconds (at least 1), "
-                                  "got '%s'",
-                           v);
+        return assay_cli_usage_error(
+            c->cmd,
+            "--timeout expects milliseconds (at least 1), "
+            "got '%s'",
+            v);
       c->eng.timeout_ms = n;
     } else if ((r = take(argc, argv, &i, "--retries", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       if (parse_long(v, 0, 100, &n) != 0)
-        return usage_error(c->cmd, "--retries expects a whole number from 0 to "
-                                  "100, got '%s'",
-                           v);
+        return assay_cli_usage_error(
+            c->cmd,
+            "--retries expects a whole number from 0 to "
+            "100, got '%s'",
+            v);
       c->eng.retries = (int)n;
     } else if ((r = take(argc, argv, &i, "--item-timeout", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       if (parse_long(v, 0, LONG_MAX / 2, &n) != 0)
-        return usage_error(c->cmd, "--item-timeout expects milliseconds (0 for "
-                                  "none), got '%s'",
-                           v);
+        return assay_cli_usage_error(
+            c->cmd,
+            "--item-timeout expects milliseconds (0 for "
+            "none), got '%s'",
+            v);
       c->eng.item_timeout_ms = n;
     } else if ((r = take(argc, argv, &i, "--trials", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       if (parse_long(v, 1, 1000000, &n) != 0)
-        return usage_error(c->cmd, "--trials expects a whole number from 1 to "
-                                  "1000000, got '%s'",
-                           v);
+        return assay_cli_usage_error(
+            c->cmd,
+            "--trials expects a whole number from 1 to "
+            "1000000, got '%s'",
+            v);
       c->eng.trials = (int)n;
     } else if ((r = take(argc, argv, &i, "--offset", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       if (parse_long(v, 0, LONG_MAX, &n) != 0)
-        return usage_error(c->cmd, "--offset expects a whole number of items, "
-                                  "got '%s'",
-                           v);
+        return assay_cli_usage_error(
+            c->cmd,
+            "--offset expects a whole number of items, "
+            "got '%s'",
+            v);
       c->sel.offset = n;
     } else if ((r = take(argc, argv, &i, "--ids", NULL, 1, &v)) != 0) {
       NEED_VALUE();
@@ -755,9 +787,11 @@ static int parse_run(int argc, char **argv, struct run_config *c) {
       errno = 0;
       unsigned long long seed = strtoull(v, &end, 10);
       if (errno != 0 || end == v || *end != '\0' || v[0] == '-')
-        return usage_error(c->cmd, "--shuffle expects a seed (a whole number), "
-                                  "got '%s'",
-                           v);
+        return assay_cli_usage_error(
+            c->cmd,
+            "--shuffle expects a seed (a whole number), "
+            "got '%s'",
+            v);
       c->sel.shuffle = 1;
       c->sel.seed = seed;
     } else if ((r = take(argc, argv, &i, "--shard", NULL, 1, &v)) != 0) {
@@ -770,7 +804,7 @@ static int parse_run(int argc, char **argv, struct run_config *c) {
       char *perr = NULL;
       c->pass = assay__xrealloc(c->pass, (c->npass + 1) * sizeof *c->pass);
       if (assay_threshold_parse(v, &c->pass[c->npass], &perr) != 0) {
-        usage_error(c->cmd, "%s", perr);
+        assay_cli_usage_error(c->cmd, "%s", perr);
         free(perr);
         return EXIT_USAGE;
       }
@@ -780,7 +814,7 @@ static int parse_run(int argc, char **argv, struct run_config *c) {
       char *perr = NULL;
       c->under = assay__xrealloc(c->under, (c->nunder + 1) * sizeof *c->under);
       if (assay_fail_under_parse(v, &c->under[c->nunder], &perr) != 0) {
-        usage_error(c->cmd, "%s", perr);
+        assay_cli_usage_error(c->cmd, "%s", perr);
         free(perr);
         return EXIT_USAGE;
       }
@@ -791,51 +825,59 @@ static int parse_run(int argc, char **argv, struct run_config *c) {
     } else if ((r = take(argc, argv, &i, "--limit", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       if (parse_long(v, 1, LONG_MAX, &n) != 0)
-        return usage_error(c->cmd, "--limit expects a whole number of items "
-                                  "(at least 1), got '%s'",
-                           v);
+        return assay_cli_usage_error(c->cmd,
+                                     "--limit expects a whole number of items "
+                                     "(at least 1), got '%s'",
+                                     v);
       c->eng.limit = n;
     } else if ((r = take(argc, argv, &i, "--max-item-bytes", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       if (parse_size(v, &c->max_item_bytes) != 0)
-        return usage_error(c->cmd, "--max-item-bytes expects a byte count, got "
-                                  "'%s'",
-                           v);
+        return assay_cli_usage_error(
+            c->cmd,
+            "--max-item-bytes expects a byte count, got "
+            "'%s'",
+            v);
     } else if ((r = take(argc, argv, &i, "--max-record-bytes", NULL, 1, &v)) !=
                0) {
       NEED_VALUE();
       if (parse_size(v, &c->max_record_bytes) != 0 || c->max_record_bytes < 256)
-        return usage_error(c->cmd, "--max-record-bytes expects a byte count of "
-                                   "at least 256, got '%s'",
-                           v);
+        return assay_cli_usage_error(
+            c->cmd,
+            "--max-record-bytes expects a byte count of "
+            "at least 256, got '%s'",
+            v);
     } else if ((r = take(argc, argv, &i, "--max-response-bytes", NULL, 1, &v)) !=
                0) {
       NEED_VALUE();
       if (parse_size(v, &c->eng.max_response_bytes) != 0)
-        return usage_error(c->cmd, "--max-response-bytes expects a byte count, "
-                                  "got '%s'",
-                           v);
+        return assay_cli_usage_error(
+            c->cmd,
+            "--max-response-bytes expects a byte count, "
+            "got '%s'",
+            v);
     } else if ((r = take(argc, argv, &i, "--rps", NULL, 1, &v)) != 0) {
       NEED_VALUE();
       char *end;
       double d = strtod(v, &end);
       if (end == v || *end != '\0' || !isfinite(d) || d <= 0)
-        return usage_error(c->cmd, "--rps expects a positive number, got '%s'",
-                           v);
+        return assay_cli_usage_error(
+            c->cmd, "--rps expects a positive number, got '%s'", v);
       c->eng.rps = d;
     } else if (a[0] == '-' && a[1] != '\0') {
-      return usage_error(c->cmd, "unknown option '%s'", a);
+      return assay_cli_usage_error(c->cmd, "unknown option '%s'", a);
     } else if (c->rescore && c->dataset == NULL) {
       c->dataset = a;
     } else {
-      return usage_error(c->cmd, "unexpected argument '%s'", a);
+      return assay_cli_usage_error(c->cmd, "unexpected argument '%s'", a);
     }
   }
   if (c->dataset == NULL)
-    return usage_error(c->cmd, c->rescore ? "give the records to rescore: "
-                                            "assay rescore RESULTS.jsonl "
-                                            "--metric ..."
-                                          : "--dataset FILE is required");
+    return assay_cli_usage_error(c->cmd, c->rescore
+                                             ? "give the records to rescore: "
+                                               "assay rescore RESULTS.jsonl "
+                                               "--metric ..."
+                                             : "--dataset FILE is required");
   if (c->rescore) {
     c->format = ASSAY_DATASET_JSONL;
     c->eng.rescore = 1;
@@ -844,16 +886,19 @@ static int parse_run(int argc, char **argv, struct run_config *c) {
   for (int i = 0; i < c->nspecs; i++)
     c->specs[i].kind == ASSAY_KIND_TASK ? ntasks++ : nmetrics++;
   if (ntasks > 1)
-    return usage_error(c->cmd, "only one --task per run");
+    return assay_cli_usage_error(c->cmd, "only one --task per run");
   if (ntasks == 0 && nmetrics == 0)
-    return usage_error(c->cmd, c->rescore ? "nothing to run: give at least one "
-                                            "--metric"
-                                          : "nothing to run: give a --task, a "
-                                            "--metric, or both");
+    return assay_cli_usage_error(
+        c->cmd, c->rescore ? "nothing to run: give at least one "
+                             "--metric"
+                           : "nothing to run: give a --task, a "
+                             "--metric, or both");
   if (c->resume && c->overwrite)
-    return usage_error(c->cmd, "--resume and --overwrite exclude each other");
+    return assay_cli_usage_error(c->cmd,
+                                 "--resume and --overwrite exclude each other");
   if (c->resume && (c->output == NULL || strcmp(c->output, "-") == 0))
-    return usage_error(c->cmd, "--resume needs the --output file to go on from");
+    return assay_cli_usage_error(
+        c->cmd, "--resume needs the --output file to go on from");
   return 0;
 }
 
@@ -1267,7 +1312,8 @@ static int cmd_run(int argc, char **argv, int rescore) {
     const char *v = NULL;
     int r = take(argc, argv, &i, "--config", "-c", 1, &v);
     if (r < 0)
-      rc = usage_error(c.cmd, "option '%s' needs a run file", argv[i]);
+      rc =
+          assay_cli_usage_error(c.cmd, "option '%s' needs a run file", argv[i]);
     else if (r > 0)
       rc = run_file_args(c.cmd, v, argc, argv, &all);
   }
@@ -1799,7 +1845,8 @@ static int cmd_plugins(int argc, char **argv) {
       if (r < 0) {
         free(specs);
         free(dirs);
-        return usage_error("plugins", "option '--plugin-dir' needs a value");
+        return assay_cli_usage_error("plugins",
+                                     "option '--plugin-dir' needs a value");
       }
       dirs_add(&dirs, &ndirs, v);
     } else if (strcmp(argv[i], "--json") == 0) {
@@ -1807,7 +1854,7 @@ static int cmd_plugins(int argc, char **argv) {
     } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
       free(specs);
       free(dirs);
-      return usage_error("plugins", "unknown option '%s'", argv[i]);
+      return assay_cli_usage_error("plugins", "unknown option '%s'", argv[i]);
     } else {
       specs[nspecs++] = argv[i];
     }
@@ -1905,5 +1952,5 @@ int assay_cli_main(int argc, char **argv) {
   for (size_t i = 0; i < assay__array_size(cmds); i++)
     if (strcmp(cmd, cmds[i].name) == 0)
       return cmds[i].fn(argc - 2, argv + 2);
-  return usage_error(NULL, "unknown command '%s'", cmd);
+  return assay_cli_usage_error(NULL, "unknown command '%s'", cmd);
 }

@@ -2,6 +2,8 @@
 #ifndef ASSAY_CLI_H
 #define ASSAY_CLI_H
 
+#include "util.h"
+
 /* Runs "assay ARGS..." and returns the process exit status. */
 int assay_cli_main(int argc, char **argv);
 
@@ -15,6 +17,11 @@ extern const char *(*assay_cli_allocator)(void);
  * and found failures (regressions, gaps), 2 usage or input errors. Usage
  * errors print "assay: <what>" and "Try 'assay NAME --help'." to stderr.
  */
+
+/* Prints a usage error, as above, for the subcommand cmd (NULL: the
+ * command line as a whole); returns 2, the usage exit status. */
+int assay_cli_usage_error(const char *cmd, const char *fmt, ...)
+    ASSAY__PRINTF(2, 3);
 int assay_cmd_report(int argc, char **argv);
 int assay_cmd_compare(int argc, char **argv);
 int assay_cmd_merge(int argc, char **argv);

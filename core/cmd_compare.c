@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,18 +61,6 @@ static const char compare_help[] =
     "\n"
     "exit status: 0 compared (no gate failed), 1 a --fail-if-regressed gate\n"
     "failed, 2 usage or input error.\n";
-
-static int usage_error(const char *fmt, ...) ASSAY__PRINTF(1, 2);
-
-static int usage_error(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *msg = assay__vformat(fmt, ap);
-  va_end(ap);
-  fprintf(stderr, "assay: %s\nTry 'assay compare --help'.\n", msg);
-  free(msg);
-  return EXIT_USAGE;
-}
 
 /* ---- Student t quantile ---------------------------------------------- */
 
@@ -1057,7 +1044,8 @@ int assay_cmd_compare(int argc, char **argv) {
                strcmp(a, "--fail-if-regressed") == 0 ||
                strcmp(a, "--max-record-bytes") == 0) {
       if (i + 1 >= argc) {
-        status = usage_error("option '%s' needs a value", a);
+        status =
+            assay_cli_usage_error("compare", "option '%s' needs a value", a);
         goto done;
       }
       const char *v = argv[++i];
@@ -1065,17 +1053,21 @@ int assay_cmd_compare(int argc, char **argv) {
         char *end;
         long n = strtol(v, &end, 10);
         if (end == v || *end != '\0' || n < 0 || n > MAX_TOP) {
-          status = usage_error("--top expects a whole number from 0 to %d, "
-                               "got '%s'",
-                               MAX_TOP, v);
+          status = assay_cli_usage_error(
+              "compare",
+              "--top expects a whole number from 0 to %d, "
+              "got '%s'",
+              MAX_TOP, v);
           goto done;
         }
         top_n = (int)n;
       } else if (strcmp(a, "--max-record-bytes") == 0) {
         if (parse_size(v, &max_bytes) < 0) {
-          status = usage_error("--max-record-bytes expects a byte count, got "
-                               "'%s'",
-                               v);
+          status = assay_cli_usage_error(
+              "compare",
+              "--max-record-bytes expects a byte count, got "
+              "'%s'",
+              v);
           goto done;
         }
       } else {
@@ -1085,9 +1077,11 @@ int assay_cmd_compare(int argc, char **argv) {
         double d = colon ? strtod(colon + 1, &end) : NAN;
         if (colon == NULL || colon == v || end == colon + 1 || *end != '\0' ||
             !(d >= 0) || !isfinite(d)) {
-          status = usage_error("--fail-if-regressed expects SCORE:DELTA with "
-                               "DELTA a number >= 0, got '%s'",
-                               v);
+          status = assay_cli_usage_error(
+              "compare",
+              "--fail-if-regressed expects SCORE:DELTA with "
+              "DELTA a number >= 0, got '%s'",
+              v);
           goto done;
         }
         gates[ngates].arg = v;
@@ -1096,24 +1090,28 @@ int assay_cmd_compare(int argc, char **argv) {
         ngates++;
       }
     } else if (a[0] == '-' && a[1] != '\0') {
-      status = usage_error("unknown option '%s'", a);
+      status = assay_cli_usage_error("compare", "unknown option '%s'", a);
       goto done;
     } else if (nfiles < 2) {
       files[nfiles++] = a;
     } else {
-      status = usage_error("unexpected argument '%s': compare takes two "
-                           "records files",
-                           a);
+      status =
+          assay_cli_usage_error("compare",
+                                "unexpected argument '%s': compare takes two "
+                                "records files",
+                                a);
       goto done;
     }
   }
   if (nfiles < 2) {
-    status = usage_error("compare needs two records files, A and B");
+    status = assay_cli_usage_error("compare",
+                                   "compare needs two records files, A and B");
     goto done;
   }
   for (int k = 0; k < 2; k++) {
     if (strcmp(files[k], "-") == 0) {
-      status = usage_error("compare reads files, not standard input");
+      status = assay_cli_usage_error("compare",
+                                     "compare reads files, not standard input");
       goto done;
     }
   }

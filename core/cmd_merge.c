@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,19 +127,6 @@ struct merge {
   int unfinished;     /* shards whose summary says they did not complete */
   int missing_shards; /* shards I/N of which no file was given */
 };
-
-static int usage_error(const char *fmt, ...) ASSAY__PRINTF(1, 2);
-
-static int usage_error(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *msg = assay__vformat(fmt, ap);
-  va_end(ap);
-  fprintf(stderr, "assay: %s\nTry 'assay merge --help'.\n", msg);
-  free(msg);
-  return EXIT_USAGE;
-}
-
 
 /* ---- reading shards ------------------------------------------------------ */
 
@@ -981,14 +967,15 @@ static int parse_merge(int argc, char **argv, struct merge *m) {
         }
       }
       if (opt == NULL)
-        return usage_error("unknown option '%s'", a);
+        return assay_cli_usage_error("merge", "unknown option '%s'", a);
       if (val == NULL) {
         if (i + 1 >= argc)
-          return usage_error("option '%s' needs a value", a);
+          return assay_cli_usage_error("merge", "option '%s' needs a value", a);
         val = argv[++i];
       }
       if (*val == '\0')
-        return usage_error("option '%s' needs a non-empty value", opt);
+        return assay_cli_usage_error(
+            "merge", "option '%s' needs a non-empty value", opt);
       if (strcmp(opt, "--output") == 0) {
         m->output = val;
       } else if (strcmp(opt, "--summary") == 0) {
@@ -999,9 +986,11 @@ static int parse_merge(int argc, char **argv, struct merge *m) {
         unsigned long long n = strtoull(val, &end, 10);
         if (errno != 0 || *end != '\0' || n == 0 || val[0] == '-' ||
             n > SIZE_MAX / 2)
-          return usage_error("--max-record-bytes expects a byte count, got "
-                             "'%s'",
-                             val);
+          return assay_cli_usage_error(
+              "merge",
+              "--max-record-bytes expects a byte count, got "
+              "'%s'",
+              val);
         m->max_record_bytes = (size_t)n;
       }
       continue;
@@ -1012,9 +1001,11 @@ static int parse_merge(int argc, char **argv, struct merge *m) {
     s->fd = -1;
   }
   if (m->nshards == 0)
-    return usage_error("no shard to merge: give the shards' records files");
+    return assay_cli_usage_error(
+        "merge", "no shard to merge: give the shards' records files");
   if (m->output == NULL)
-    return usage_error("-o FILE is required: where the merged records go");
+    return assay_cli_usage_error(
+        "merge", "-o FILE is required: where the merged records go");
   return 0;
 }
 

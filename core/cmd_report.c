@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,18 +61,6 @@ static const char report_help[] =
     "  -h, --help            this help\n"
     "\n"
     "exit status: 0 written, 2 usage or input error.\n";
-
-static int usage_error(const char *fmt, ...) ASSAY__PRINTF(1, 2);
-
-static int usage_error(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *msg = assay__vformat(fmt, ap);
-  va_end(ap);
-  fprintf(stderr, "assay: %s\nTry 'assay report --help'.\n", msg);
-  free(msg);
-  return EXIT_USAGE;
-}
 
 /* ---- output with escaping -------------------------------------------- */
 
@@ -474,36 +461,44 @@ int assay_cmd_report(int argc, char **argv) {
     if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0 ||
         strcmp(a, "--max-text") == 0 || strcmp(a, "--max-record-bytes") == 0) {
       if (i + 1 >= argc)
-        return usage_error("option '%s' needs a value", a);
+        return assay_cli_usage_error("report", "option '%s' needs a value", a);
       const char *v = argv[++i];
       if (a[1] == 'o' || strcmp(a, "--output") == 0) {
         if (v[0] == '\0')
-          return usage_error("%s needs a file name", a);
+          return assay_cli_usage_error("report", "%s needs a file name", a);
         output = v;
       } else if (strcmp(a, "--max-text") == 0) {
         if (parse_size(v, &max_text, 1) < 0)
-          return usage_error("--max-text expects a byte count (0 for no "
-                             "limit), got '%s'",
-                             v);
+          return assay_cli_usage_error(
+              "report",
+              "--max-text expects a byte count (0 for no "
+              "limit), got '%s'",
+              v);
       } else if (parse_size(v, &max_bytes, 0) < 0) {
-        return usage_error("--max-record-bytes expects a byte count, got "
-                           "'%s'",
-                           v);
+        return assay_cli_usage_error(
+            "report",
+            "--max-record-bytes expects a byte count, got "
+            "'%s'",
+            v);
       }
     } else if (a[0] == '-' && a[1] != '\0') {
-      return usage_error("unknown option '%s'", a);
+      return assay_cli_usage_error("report", "unknown option '%s'", a);
     } else if (nfiles < 2) {
       if (strcmp(a, "-") == 0)
-        return usage_error("report reads records files, not standard input");
+        return assay_cli_usage_error(
+            "report", "report reads records files, not standard input");
       files[nfiles++] = a;
     } else {
-      return usage_error("unexpected argument '%s': report takes one or two "
-                         "records files",
-                         a);
+      return assay_cli_usage_error(
+          "report",
+          "unexpected argument '%s': report takes one or two "
+          "records files",
+          a);
     }
   }
   if (nfiles == 0)
-    return usage_error("report needs a records file (RESULTS.jsonl)");
+    return assay_cli_usage_error("report",
+                                 "report needs a records file (RESULTS.jsonl)");
 
   if (output == NULL) {
     size_t n = strlen(files[0]);
