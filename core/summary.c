@@ -848,7 +848,8 @@ static void print_header(const cJSON *sum, FILE *out) {
   fmt_count(member(counts, "items"), items);
   fmt_count(member(counts, "ok"), ok);
   fmt_count(member(counts, "failed"), failed);
-  fprintf(out, ": %s items, %s ok, %s failed", items, ok, failed);
+  fprintf(out, ": %s %s, %s ok, %s failed", items,
+          strcmp(items, "1") == 0 ? "item" : "items", ok, failed);
   double wall = number_or(sum, "wall_ms", NAN);
   if (isfinite(wall)) {
     char w[CELL];
@@ -1009,8 +1010,8 @@ static void print_latency(const cJSON *lat, FILE *out) {
     fmt_ms(number_or(l, "p50", NAN), p50);
     fmt_ms(number_or(l, "p95", NAN), p95);
     fmt_ms(number_or(l, "max", NAN), max);
-    fprintf(out, "%s time: mean %s, p50 %s, p95 %s, max %s (%.0f items)\n",
-            label[i], mean, p50, p95, max, n);
+    fprintf(out, "%s time: mean %s, p50 %s, p95 %s, max %s (%.0f %s)\n",
+            label[i], mean, p50, p95, max, n, n == 1 ? "item" : "items");
   }
 }
 

@@ -152,6 +152,22 @@ static void test_single_record(void) {
   assay_summary_free(s);
 }
 
+/* One item reads "1 item", in the counts and in the latency lines. */
+static void test_one_record_singular(void) {
+  struct assay_summary *s = assay_summary_new();
+  add_score(s, "x", 1);
+  cJSON *run = json("{\"name\":\"one\",\"wall_ms\":2}");
+  cJSON *j = assay_summary_json(s, run);
+  char *out = print_to_string(j);
+  ASSERT_HAS(out, "run 'one': 1 item, 1 ok, 0 failed");
+  ASSERT_HAS(out, "max 1.00 ms (1 item)\n");
+  CU_ASSERT_PTR_NULL(strstr(out, "1 items"));
+  free(out);
+  cJSON_Delete(j);
+  cJSON_Delete(run);
+  assay_summary_free(s);
+}
+
 static void test_zero_records(void) {
   struct assay_summary *s = assay_summary_new();
   cJSON *run = json("{\"name\":\"empty\",\"wall_ms\":1500}");
@@ -886,6 +902,7 @@ static const struct test_case stats_cases[] = {
     {"mean, std and stderr of 1,2,3,4", test_mean_std_stderr},
     {"a single value has std 0", test_single_record},
     {"zero records", test_zero_records},
+    {"one record reads \"1 item\"", test_one_record_singular},
     {"a score that always failed is null", test_all_failed_is_null},
     {"failed scores are counted, not averaged", test_failures_counted},
     {"failed items by error code", test_failed_by_code},
