@@ -918,16 +918,19 @@ int assay_dataset_open(struct assay_dataset **ds, const char *path, int format,
   } else {
     name = path;
     fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-      return assay__fail(errmsg, errno == ENOENT ? ASSAY_ENOENT : ASSAY_EIO,
-                         "cannot open dataset '%s': %s", path, strerror(errno));
-    own = 1;
     struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-      close(fd);
-      return assay__fail(errmsg, ASSAY_EIO, "cannot open dataset '%s': %s",
-                         path, strerror(EISDIR));
+    int why = fd < 0                                       ? errno
+              : fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) ? EISDIR
+                                                           : 0;
+    if (why != 0) {
+      if (fd >= 0)
+        close(fd);
+      r = assay__fail(errmsg, why == ENOENT ? ASSAY_ENOENT : ASSAY_EIO,
+                      "cannot open dataset '%s': %s", path, strerror(why));
+      errno = why;
+      return r;
     }
+    own = 1;
   }
   struct assay_dataset *d =
       dataset_new(name, format_of(name, format), max_item_bytes);

@@ -38,7 +38,8 @@ struct assay_dataset_item {
 /*
  * Opens path ("-" for standard input) with format, capping each item at
  * max_item_bytes (0: the default, 16 MiB). Returns 0, or a negative code
- * with *errmsg set (owned) naming the file and the reason.
+ * with *errmsg set (owned) naming the file and the reason; when the file
+ * cannot be opened, errno says why (for callers that name it otherwise).
  */
 int assay_dataset_open(struct assay_dataset **ds, const char *path, int format,
                        size_t max_item_bytes, char **errmsg);

@@ -135,7 +135,8 @@ int assay__records_each(const char *path, size_t max_bytes,
   struct assay_dataset *ds;
   char *err = NULL;
   if (assay_dataset_open(&ds, path, ASSAY_DATASET_JSONL, max_bytes, &err) < 0) {
-    fprintf(stderr, "assay: %s\n", err);
+    fprintf(stderr, "assay: cannot read records file '%s': %s\n", path,
+            strerror(errno));
     free(err);
     return -1;
   }

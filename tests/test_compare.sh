@@ -131,7 +131,9 @@ run "three files" 2 compare a.jsonl b.jsonl a.jsonl
 run "bad --top" 2 compare a.jsonl b.jsonl --top x
 run "unknown option" 2 compare a.jsonl b.jsonl --frob
 run "missing file" 2 compare a.jsonl nothere.jsonl
-expect_err "missing file named" "nothere.jsonl"
+expect_err "missing file named as a records file" "cannot read records file 'nothere.jsonl': No such file or directory"
+run "a directory for a records file" 2 compare a.jsonl .
+expect_err "a directory: said so" "cannot read records file '.': Is a directory"
 { head -n 3 b.jsonl; echo 'not json'; tail -n 2 b.jsonl; } >broken.jsonl
 run "malformed record" 2 compare a.jsonl broken.jsonl
 expect_err "malformed record: file and line" "broken.jsonl:4:"

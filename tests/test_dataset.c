@@ -338,6 +338,7 @@ static void test_open_missing(void) {
   CU_ASSERT_STRING_EQUAL(
       err, "cannot open dataset 'no-such-dir/qa.jsonl': No such file or "
            "directory");
+  CU_ASSERT_EQUAL(errno, ENOENT); /* for callers that name the file */
   free(err);
 }
 
@@ -349,6 +350,7 @@ static void test_open_directory(void) {
   CU_ASSERT(ds == NULL);
   CU_ASSERT_FATAL(err != NULL);
   CU_ASSERT_STRING_EQUAL(err, "cannot open dataset '.': Is a directory");
+  CU_ASSERT_EQUAL(errno, EISDIR);
   free(err);
 }
 
