@@ -1391,17 +1391,8 @@ static int cmd_run(int argc, char **argv, int rescore) {
   }
   int to_stdout = strcmp(output, "-") == 0;
   /* -o results/run1.jsonl: make results/ as the default path would. */
-  const char *slash = strrchr(output, '/');
-  if (!to_stdout && slash != NULL && slash != output) {
-    char *dir = assay__xstrndup(output, (size_t)(slash - output));
-    int mrc = assay__mkdir_p(dir);
-    if (mrc != 0)
-      err = assay__format("cannot create directory '%s' for the output: %s",
-                          dir, strerror(errno));
-    free(dir);
-    if (mrc != 0)
-      goto fail;
-  }
+  if (!to_stdout && assay__mkdir_parent(output, &err) != 0)
+    goto fail;
   if (c.summary != NULL)
     summary_path = assay__xstrdup(c.summary);
   else if (!to_stdout)

@@ -1047,17 +1047,8 @@ int assay_cmd_merge(int argc, char **argv) {
   if (to_stdout) {
     fd = STDOUT_FILENO;
   } else {
-    const char *slash = strrchr(m.output, '/');
-    if (slash != NULL && slash != m.output) {
-      char *dir = assay__xstrndup(m.output, (size_t)(slash - m.output));
-      int mrc = assay__mkdir_p(dir);
-      if (mrc != 0)
-        err = assay__format("cannot create directory '%s' for the output: %s",
-                            dir, strerror(errno));
-      free(dir);
-      if (mrc != 0)
-        goto fail;
-    }
+    if (assay__mkdir_parent(m.output, &err) != 0)
+      goto fail;
     tmp = assay__format("%s.tmp.%d", m.output, (int)getpid());
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, OUTPUT_MODE);
     if (fd < 0) {

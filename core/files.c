@@ -51,6 +51,19 @@ int assay__mkdir_p(const char *dir) {
   return rc;
 }
 
+int assay__mkdir_parent(const char *path, char **errmsg) {
+  const char *slash = strrchr(path, '/');
+  if (slash == NULL || slash == path)
+    return 0;
+  char *dir = assay__xstrndup(path, (size_t)(slash - path));
+  int rc = assay__mkdir_p(dir);
+  if (rc != 0)
+    *errmsg = assay__format("cannot create directory '%s' for the output: %s",
+                            dir, strerror(errno));
+  free(dir);
+  return rc;
+}
+
 int assay__write_file_atomic(const char *path, const char *text,
                              char **errmsg) {
   /* A fixed name: a run killed mid-write leaves a file the next write of

@@ -25,6 +25,11 @@ int assay__write_all(int fd, const char *p, size_t n);
 /* Creates dir and its parents as needed. 0, or -1 (errno). */
 int assay__mkdir_p(const char *dir);
 
+/* Creates the directory a file path is in, with its parents, as an output
+ * needs (-o results/run1.jsonl makes results/). 0, or -1 with *errmsg
+ * naming the directory and the reason. */
+int assay__mkdir_parent(const char *path, char **errmsg);
+
 /* Writes text and a newline to path through a temporary file and a rename,
  * so a reader never sees half a file. 0, or ASSAY_EIO with *errmsg. */
 int assay__write_file_atomic(const char *path, const char *text,

@@ -83,6 +83,10 @@ expect_err "existing output explained" "already exists; use --overwrite"
 check "existing output untouched" "len(r) == 3" out.jsonl -
 run "overwrite" 0 run --dataset qa.jsonl --task echo --limit 1 -o out.jsonl --overwrite -q
 check "limit and overwrite" "len(r) == 1" out.jsonl -
+run "-o into directories not there yet makes them" 0 run --dataset qa.jsonl --task echo --limit 1 -o new/sub/o.jsonl -q
+[ -f new/sub/o.jsonl ] && [ -f new/sub/o.summary.json ] && ok "... records and summary in them" || bad "... records and summary in them"
+run "-o under a regular file" 2 run --dataset qa.jsonl --task echo -o qa.jsonl/sub/o.jsonl
+expect_err "... names the directory it could not make" "cannot create directory 'qa.jsonl/sub' for the output: Not a directory"
 
 run "default output path" 0 run --dataset qa.jsonl --task echo -q
 ls assay-runs/qa-*.jsonl >/dev/null 2>&1 && ls assay-runs/qa-*.summary.json >/dev/null 2>&1 \

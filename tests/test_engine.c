@@ -576,27 +576,34 @@ static void test_timeout_never_early(void) {
   }
 }
 
-static void test_timeout_async_late(void) {
-  /* Item 0's call outlives its timeout; the run goes on long enough (one
-   * item at a time) for its late completion to arrive, which must be
-   * dropped and counted, leaving item 0's timeout record as it was. */
+/* Item 0's call (first_ms long) outlives its 200 ms timeout; the run goes
+ * on, one item at a time, long enough for its late completion to arrive,
+ * which must be dropped and counted, leaving item 0's timeout record as it
+ * was. Items 1-8 take 50 ms each; field is what their output says of that:
+ * "output.output", the item's input, or "output.slept", 50. */
+static void timeout_late(const char *task, int threads, int first_ms,
+                         const char *field) {
   struct assay_engine_opts o;
   opts_default(&o);
+  if (threads > 0)
+    o.threads = threads;
   o.timeout_ms = 200;
   o.retries = 0;
   o.concurrency = 1;
   char *data = NULL;
-  line(&data, "{\"input\":0,\"ms\":400}");
+  line(&data, "{\"input\":0,\"ms\":%d}", first_ms);
   for (int i = 1; i <= 8; i++)
     line(&data, "{\"input\":%d,\"ms\":50}", i);
   struct run r;
-  run(&r, &o, "fx_async", NULL, NULL, data);
+  run(&r, &o, task, NULL, NULL, data);
   CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 9);
   CU_ASSERT(str_is(rec(&r, 0), "error.code", "timeout"));
   CU_ASSERT(cJSON_IsNull(at(rec(&r, 0), "output")));
   int rest_ok = 1;
-  for (int i = 1; i <= 8; i++)
-    rest_ok &= record_ok(&r, i) && num(rec(&r, i), "output.output") == i;
+  for (int i = 1; i <= 8; i++) {
+    double want = strcmp(field, "output.slept") == 0 ? 50 : i;
+    rest_ok &= record_ok(&r, i) && num(rec(&r, i), field) == want;
+  }
   CU_ASSERT(rest_ok);
   CU_ASSERT_EQUAL(r.stats.timeouts, 1);
   CU_ASSERT_EQUAL(r.stats.late_completions, 1);
@@ -604,33 +611,15 @@ static void test_timeout_async_late(void) {
   free(data);
 }
 
+static void test_timeout_async_late(void) {
+  timeout_late("fx_async", 0, 400, "output.output");
+}
+
 static void test_timeout_sync_late(void) {
   /* A sync call cannot be interrupted: its item gets a timeout record when
    * the timeout fires, and its result is dropped when the worker returns
    * it. Meanwhile the other worker serves the rest. */
-  struct assay_engine_opts o;
-  opts_default(&o);
-  o.threads = 2;
-  o.timeout_ms = 200;
-  o.retries = 0;
-  o.concurrency = 1;
-  char *data = NULL;
-  line(&data, "{\"input\":0,\"ms\":450}");
-  for (int i = 1; i <= 8; i++)
-    line(&data, "{\"input\":%d,\"ms\":50}", i);
-  struct run r;
-  run(&r, &o, "fx_slow", NULL, NULL, data);
-  CU_ASSERT_EQUAL(cJSON_GetArraySize(r.records), 9);
-  CU_ASSERT(str_is(rec(&r, 0), "error.code", "timeout"));
-  CU_ASSERT(cJSON_IsNull(at(rec(&r, 0), "output")));
-  int rest_ok = 1;
-  for (int i = 1; i <= 8; i++)
-    rest_ok &= record_ok(&r, i) && num(rec(&r, i), "output.slept") == 50;
-  CU_ASSERT(rest_ok);
-  CU_ASSERT_EQUAL(r.stats.timeouts, 1);
-  CU_ASSERT_EQUAL(r.stats.late_completions, 1);
-  run_release(&r);
-  free(data);
+  timeout_late("fx_slow", 2, 450, "output.slept");
 }
 
 static void test_timeout_sync_from_start(void) {

@@ -120,6 +120,8 @@ run "summary path and table" 0 merge a.jsonl b.jsonl c.jsonl -o sub/dir/m.jsonl 
 [ -f m-sum.json ] && [ ! -e sub/dir/m.summary.json ] && ok "--summary FILE used" || bad "--summary FILE used"
 expect_err "table printed" "run (merged): 12 items"
 expect_err "table says where records are" "records: sub/dir/m.jsonl"
+run "output under a regular file" 2 merge a.jsonl b.jsonl c.jsonl -o a.jsonl/sub/m.jsonl
+expect_err "... names the directory it could not make" "cannot create directory 'a.jsonl/sub' for the output: Not a directory"
 run "merge to stdout" 0 merge a.jsonl b.jsonl c.jsonl -o - -q
 check "stdout has the records" "len(r) == 12" out -
 
