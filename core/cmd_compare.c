@@ -360,15 +360,23 @@ struct read_ctx {
   const char *file;
 };
 
+/* Parses a record of side (0: A, 1: B) into *r and counts it there. */
+static int rec_count(struct read_ctx *x, int side, const cJSON *j,
+                     size_t line, struct rec *r) {
+  if (rec_parse(j, x->file, line, r) < 0)
+    return -1;
+  x->c->side[side].records++;
+  x->c->side[side].errors += r->error;
+  count_scores(x->c, side, r->scores);
+  return 0;
+}
+
 static int add_a(void *arg, const cJSON *j, size_t line) {
   struct read_ctx *x = arg;
   struct compare *c = x->c;
   struct rec r;
-  if (rec_parse(j, x->file, line, &r) < 0)
+  if (rec_count(x, 0, j, line, &r) < 0)
     return -1;
-  c->side[0].records++;
-  c->side[0].errors += r.error;
-  count_scores(c, 0, r.scores);
   if ((c->used + 1) * 10 > c->cap * 7)
     map_grow(c);
   struct entry *e = map_slot(c, r.key, r.trial);
@@ -496,11 +504,8 @@ static int add_b(void *arg, const cJSON *j, size_t line) {
   struct read_ctx *x = arg;
   struct compare *c = x->c;
   struct rec r;
-  if (rec_parse(j, x->file, line, &r) < 0)
+  if (rec_count(x, 1, j, line, &r) < 0)
     return -1;
-  c->side[1].records++;
-  c->side[1].errors += r.error;
-  count_scores(c, 1, r.scores);
   struct entry *e = c->cap ? map_slot(c, r.key, r.trial) : NULL;
   if (e == NULL || e->key == NULL) {
     c->only_b++;
