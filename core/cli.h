@@ -17,13 +17,13 @@ extern const char *(*assay_cli_allocator)(void);
  * and found failures (regressions, gaps), 2 usage or input errors. Usage
  * errors print "assay: <what>" and "Try 'assay NAME --help'." to stderr.
  */
+int assay_cmd_report(int argc, char **argv);
+int assay_cmd_compare(int argc, char **argv);
+int assay_cmd_merge(int argc, char **argv);
 
 /* Prints a usage error, as above, for the subcommand cmd (NULL: the
  * command line as a whole); returns 2, the usage exit status. */
 int assay_cli_usage_error(const char *cmd, const char *fmt, ...)
     ASSAY__PRINTF(2, 3);
-int assay_cmd_report(int argc, char **argv);
-int assay_cmd_compare(int argc, char **argv);
-int assay_cmd_merge(int argc, char **argv);
 
 #endif
