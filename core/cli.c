@@ -107,7 +107,8 @@ static const char main_help[] =
     "  -h, --help     show this help\n"
     "  --version      show the version and plugin ABI\n"
     "\n"
-    "'assay <command> --help' describes a command; 'man assay' has it all.\n";
+    "'assay help <command>' or 'assay <command> --help' describes a command;\n"
+    "'man assay' has it all.\n";
 
 static const char run_help[] =
     "usage: assay run --dataset FILE [--task SPEC [--opt K=V]...]\n"
@@ -1341,8 +1342,16 @@ static int cmd_run(int argc, char **argv, int rescore) {
   struct resume rs = {0};
   double started = assay__wall_time();
 
-  if (assay_dataset_open(&ds, c.dataset, c.format, c.max_item_bytes, &err) != 0)
+  if (assay_dataset_open(&ds, c.dataset, c.format, c.max_item_bytes, &err) !=
+      0) {
+    if (c.rescore) { /* its dataset is a records file */
+      int why = errno;
+      free(err);
+      err = assay__format("cannot read records file '%s': %s", c.dataset,
+                          strerror(why));
+    }
     goto fail;
+  }
   c.sel.ids = (const char *const *)c.ids;
   if (assay_dataset_select(ds, &c.sel, &err) != 0)
     goto fail;
@@ -1917,6 +1926,12 @@ int assay_cli_main(int argc, char **argv) {
     return EXIT_USAGE;
   }
   const char *cmd = argv[1];
+  if (strcmp(cmd, "help") == 0 && argc > 2) {
+    /* assay help run: what assay run --help says. */
+    char help[] = "--help";
+    char *hargv[] = {argv[0], argv[2], help, NULL};
+    return assay_cli_main(3, hargv);
+  }
   if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
       strcmp(cmd, "help") == 0) {
     fputs(main_help, stdout);

@@ -38,6 +38,10 @@ run "help" 0 --help
 run "run --help" 0 run --help
 grep -q -- "--concurrency" out && ok "run --help lists options" || bad "run --help lists options"
 run "plugins --help" 0 plugins --help
+run "help run" 0 help run
+grep -q -- "--concurrency" out && ok "help run says what run --help says" || bad "help run says what run --help says"
+run "help with an unknown command" 2 help frobnicate
+expect_err "... names it" "unknown command 'frobnicate'"
 run "no command" 2
 run "unknown command" 2 frobnicate
 expect_err "unknown command named" "unknown command 'frobnicate'"
@@ -449,6 +453,8 @@ run "rescore refuses a task" 2 rescore base.jsonl --task echo --metric equals
 expect_err "rescore task explained" "is not for rescore"
 run "rescore needs a metric" 2 rescore base.jsonl
 run "rescore needs records" 2 rescore --metric equals
+run "rescore of a missing records file" 2 rescore nothere.jsonl --metric equals
+expect_err "... named as a records file" "cannot read records file 'nothere.jsonl': No such file or directory"
 printf '{"index": 0, "input": {"a": 1}}\n[1]\n' >notrecords.jsonl
 run "rescore of non-records" 1 rescore notrecords.jsonl --metric is_json -q
 check "non-records are bad items" "all(x['error']['code'] == 'bad_item' for x in r)" notrecords.rescored.jsonl -
