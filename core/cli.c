@@ -435,6 +435,42 @@ static int has_option(int argc, char **argv, const char *opt) {
   return 0;
 }
 
+/* Checks a run file's task (metric < 0) or metric entry: an object with
+ * a "spec" string, and "options" (and for a metric "map") objects if
+ * given, nothing else. 0, or the usage error's status. */
+static int check_component(const char *cmd, const char *path, int metric,
+                           const cJSON *c) {
+  char what[32];
+  if (metric < 0)
+    snprintf(what, sizeof what, "the task");
+  else
+    snprintf(what, sizeof what, "metric %d", metric + 1);
+  if (!cJSON_IsObject(c) ||
+      !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(c, "spec")))
+    return assay_cli_usage_error(
+        cmd,
+        "run file '%s': %s needs a \"spec\" (an object like "
+        "{\"spec\": \"%s\"})",
+        path, what, metric < 0 ? "echo" : "equals");
+  const cJSON *k;
+  cJSON_ArrayForEach(k, c) {
+    int is_map = metric >= 0 && strcmp(k->string, "map") == 0;
+    if (strcmp(k->string, "spec") == 0)
+      continue;
+    if (strcmp(k->string, "options") != 0 && !is_map)
+      return assay_cli_usage_error(
+          cmd, "run file '%s': %s has an unknown key \"%s\" (it takes %s)",
+          path, what, k->string,
+          metric < 0 ? "\"spec\" and \"options\""
+                     : "\"spec\", \"options\" and \"map\"");
+    if (!cJSON_IsObject(k))
+      return assay_cli_usage_error(
+          cmd, "run file '%s': %s: \"%s\" must be an object", path, what,
+          k->string);
+  }
+  return 0;
+}
+
 /*
  * -c FILE: a run file (every option of `assay run` as JSON, in the shape of
  * a summary's "config"), or a summary, whose config repeats its run. It
@@ -547,10 +583,8 @@ static int run_file_args(const char *cmd, const char *path, int argc,
     push_opts(out, "--map", map, 0);
   if (rc == 0 && cJSON_IsObject(task) && !has_option(argc, argv, "--task")) {
     const cJSON *spec = cJSON_GetObjectItemCaseSensitive(task, "spec");
-    if (!cJSON_IsString(spec)) {
-      rc = assay_cli_usage_error(
-          cmd, "run file '%s': the task needs a \"spec\"", path);
-    } else {
+    rc = check_component(cmd, path, -1, task);
+    if (rc == 0) {
       argvec_push(out, assay__xstrdup("--task"));
       argvec_push(out, assay__xstrdup(spec->valuestring));
       push_opts(out, "--opt", cJSON_GetObjectItemCaseSensitive(task, "options"),
@@ -559,13 +593,11 @@ static int run_file_args(const char *cmd, const char *path, int argc,
   }
   if (rc == 0 && metrics && !has_option(argc, argv, "--metric")) {
     const cJSON *mt;
+    int nm = 0;
     cJSON_ArrayForEach(mt, metrics) {
       const cJSON *spec = cJSON_GetObjectItemCaseSensitive(mt, "spec");
-      if (!cJSON_IsString(spec)) {
-        rc = assay_cli_usage_error(
-            cmd, "run file '%s': every metric needs a \"spec\"", path);
+      if ((rc = check_component(cmd, path, nm++, mt)) != 0)
         break;
-      }
       argvec_push(out, assay__xstrdup("--metric"));
       argvec_push(out, assay__xstrdup(spec->valuestring));
       push_opts(out, "--opt", cJSON_GetObjectItemCaseSensitive(mt, "options"),

@@ -440,6 +440,15 @@ echo '{"bogus": 1}' >bad-run.json
 run "run file unknown key" 2 run -c bad-run.json
 expect_err "unknown key named" 'unknown key "bogus"'
 run "run file missing" 2 run -c nowhere.json
+echo '{"dataset": "qa.jsonl", "task": {"spec": "echo", "opts": {"field": "x"}}}' >bad-task.json
+run "run file: an unknown key in the task" 2 run -c bad-task.json
+expect_err "... named, with the keys it takes" 'the task has an unknown key "opts" (it takes "spec" and "options")'
+echo '{"dataset": "qa.jsonl", "metrics": [{"spec": "equals"}, {"spec": "is_json", "options": "strict"}]}' >bad-metric.json
+run "run file: a metric's options not an object" 2 run -c bad-metric.json
+expect_err "... says which metric" 'metric 2: "options" must be an object'
+echo '{"dataset": "qa.jsonl", "metrics": ["equals"]}' >bare-metric.json
+run "run file: a metric as a bare string" 2 run -c bare-metric.json
+expect_err "... shows the form" 'metric 1 needs a "spec" (an object like {"spec": "equals"})'
 
 # ---- rescore ------------------------------------------------------------------------
 run "run to rescore" 1 run --dataset partial.jsonl --task echo --metric equals -o base.jsonl -q --overwrite
