@@ -1832,6 +1832,15 @@ const char *assay_http_classify(const struct assay_http_response *res,
   char *server = server_message(res->body ? res->body : "", res->body_len);
   char *head = phrase ? assay__format("%s: HTTP %ld %s", what, st, phrase)
                       : assay__format("%s: HTTP %ld", what, st);
+  /* A wrong path (a base URL without its /v1, say) answers 404 or 405:
+   * the message names the endpoint (the URL without user info or query,
+   * where some APIs put keys), so the user sees the path that is wrong. */
+  const struct http_req *sent = res->host_private;
+  if ((st == 404 || st == 405) && sent != NULL && sent->ep != NULL) {
+    char *with = assay__format("%s from '%.300s'", head, sent->ep->key);
+    free(head);
+    head = with;
+  }
   const char *cause = NULL;
   *code = ASSAY_FAIL_ERROR;
   if (st == 429 || (st >= 500 && st <= 599)) {

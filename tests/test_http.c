@@ -541,11 +541,16 @@ static void test_4xx_permanent(void) {
       "chat completion: HTTP 302 Found: redirects are not followed "
       "(Location: none); give the final URL",
       "chat completion: HTTP 401 Unauthorized: Incorrect API key provided",
-      "chat completion: HTTP 404 Not Found: The model does not exist",
+      NULL, /* the 404 names the URL, with the mock's port: below */
       "chat completion: HTTP 422 Unprocessable Content: mock error 422",
       "chat completion: HTTP 400 Bad Request: line one line two",
   };
   if (fx_start(&f, 8, 0, 0, no_args)) {
+    char not_found[200];
+    snprintf(not_found, sizeof not_found,
+             "chat completion: HTTP 404 Not Found from '%s': The model does "
+             "not exist",
+             f.m.url);
     for (int i = 0; i < 5; i++)
       chat(&f, NULL, 1, content[i], 10000, &r[i], &done);
     CU_ASSERT(run_until(&f, &done, 5, 10000));
@@ -553,11 +558,38 @@ static void test_4xx_permanent(void) {
       CU_ASSERT_EQUAL(r[i].cause, ASSAY_HTTP_OK);
       CU_ASSERT_EQUAL(r[i].code, ASSAY_FAIL_ERROR);
       CU_ASSERT(r[i].rcause == NULL);
-      CU_ASSERT_STRING_EQUAL(r[i].msg ? r[i].msg : "", want[i]);
+      const char *w = want[i] ? want[i] : not_found;
+      if (r[i].msg == NULL || strcmp(r[i].msg, w) != 0)
+        fprintf(stderr, "\n  got \"%s\", want \"%s\"\n",
+                r[i].msg ? r[i].msg : "(none)", w);
+      CU_ASSERT_STRING_EQUAL(r[i].msg ? r[i].msg : "", w);
     }
   }
   for (int i = 0; i < 5; i++)
     result_clear(&r[i]);
+  fx_finish(&f);
+}
+
+/* A 404 names the endpoint it came from, never the URL's query (where
+ * some APIs put keys). */
+static void test_404_names_endpoint(void) {
+  struct fx f;
+  int done = 0;
+  struct result r = {0};
+  if (fx_start(&f, 8, 0, 0, no_args)) {
+    char url[160], want[220];
+    snprintf(url, sizeof url, "%s?key=sekrit", f.m.url);
+    snprintf(want, sizeof want, "chat completion: HTTP 404 Not Found from '%s'",
+             f.m.url);
+    CU_ASSERT(chat(&f, url, 1, "[[mock status=404]]", 10000, &r, &done) == 0);
+    CU_ASSERT(run_until(&f, &done, 1, 10000));
+    CU_ASSERT_EQUAL(r.status, 404);
+    CU_ASSERT(r.msg && strncmp(r.msg, want, strlen(want)) == 0);
+    CU_ASSERT(r.msg && strstr(r.msg, "sekrit") == NULL);
+    if (r.msg == NULL || strncmp(r.msg, want, strlen(want)) != 0)
+      fprintf(stderr, "\n  got \"%s\"\n", r.msg ? r.msg : "(none)");
+  }
+  result_clear(&r);
   fx_finish(&f);
 }
 
@@ -1487,6 +1519,7 @@ static const struct test_case http_cases[] = {
     {"429 with Retry-After in seconds and as a date", test_429_retry_after},
     {"5xx is retryable", test_5xx_retryable},
     {"3xx and 4xx fail at once with the server's message", test_4xx_permanent},
+    {"a 404 names its endpoint, not the query", test_404_names_endpoint},
     {"a hang times out", test_timeout},
     {"the deadline covers time queued", test_timeout_while_queued},
     {"timeouts of different lengths fire in order", test_timeouts_of_different_lengths},
