@@ -903,7 +903,13 @@ static void transfer_done(struct http_req *req, CURLcode rc) {
                  assay__format("timed out: %s", why));
     else
       req_finish(req, ASSAY_HTTP_NETWORK, 0,
-                 assay__format("network error on '%s': %s", req->ep->key, why));
+                 assay__format("network error on '%s': %s%s", req->ep->key, why,
+                               /* most often an https:// URL for a server
+                                * that speaks plain HTTP (a local one) */
+                               rc == CURLE_SSL_CONNECT_ERROR
+                                   ? " (the TLS handshake failed: if the "
+                                     "server speaks plain HTTP, use http://)"
+                                   : ""));
   }
   pump(h);
 }

@@ -763,6 +763,28 @@ static void test_connection_refused(void) {
   fx_finish(&f);
 }
 
+/* https:// to a server that speaks plain HTTP: a network error that says
+ * what to try. */
+static void test_tls_to_plain_http(void) {
+  struct fx f;
+  int done = 0;
+  struct result r = {0};
+  if (fx_start(&f, 8, 0, 0, no_args)) {
+    char url[160];
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/v1/chat/completions",
+             f.m.port);
+    CU_ASSERT(chat(&f, url, 1, "hello", 10000, &r, &done) == 0);
+    CU_ASSERT(run_until(&f, &done, 1, 10000));
+    CU_ASSERT_EQUAL(r.cause, ASSAY_HTTP_NETWORK);
+    CU_ASSERT(r.error && strstr(r.error, "if the server speaks plain HTTP, "
+                                         "use http://") != NULL);
+    if (r.error == NULL || strstr(r.error, "plain HTTP") == NULL)
+      fprintf(stderr, "\n  got \"%s\"\n", r.error ? r.error : "(none)");
+  }
+  result_clear(&r);
+  fx_finish(&f);
+}
+
 static void test_oversize(void) {
   struct fx f;
   int done = 0;
@@ -1525,6 +1547,8 @@ static const struct test_case http_cases[] = {
     {"timeouts of different lengths fire in order", test_timeouts_of_different_lengths},
     {"the deadline list", test_deadline_list},
     {"connection refused is a network error", test_connection_refused},
+    {"https:// to a plain HTTP server says to use http://",
+     test_tls_to_plain_http},
     {"an oversize body is refused", test_oversize},
     {"malformed and dripped bodies are delivered", test_malformed_and_drip},
     {"a 429 burst shrinks the limit once, successes grow it",
