@@ -32,9 +32,7 @@
 #include "summary.h"
 #include "util.h"
 
-#define EXIT_OK 0
 #define EXIT_FAILURES 1
-#define EXIT_USAGE 2
 #define EXIT_INTERRUPTED 130
 
 

@@ -21,6 +21,11 @@ int assay_cmd_report(int argc, char **argv);
 int assay_cmd_compare(int argc, char **argv);
 int assay_cmd_merge(int argc, char **argv);
 
+/* The exit statuses every command shares; what 1 means is each command's
+ * own (cli.c: failed items; compare: regressions; merge: gaps). */
+#define EXIT_OK 0
+#define EXIT_USAGE 2
+
 /* Prints a usage error, as above, for the subcommand cmd (NULL: the
  * command line as a whole); returns 2, the usage exit status. */
 int assay_cli_usage_error(const char *cmd, const char *fmt, ...)

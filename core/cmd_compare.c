@@ -27,9 +27,7 @@
 #include "dataset.h"
 #include "util.h"
 
-#define EXIT_OK 0
 #define EXIT_REGRESSED 1
-#define EXIT_USAGE 2
 
 /* Caps: score names per comparison (the summary's own cap), record size,
  * outputs kept for the most regressed items, ids listed in the table. */

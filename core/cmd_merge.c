@@ -31,9 +31,7 @@
 #include "summary.h"
 #include "util.h"
 
-#define EXIT_OK 0
 #define EXIT_PROBLEMS 1
-#define EXIT_USAGE 2
 
 /* As for `assay run`: the umask applies, never world-writable. */
 #define OUTPUT_MODE 0664

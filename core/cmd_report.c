@@ -28,8 +28,6 @@
 #include "summary.h"
 #include "util.h"
 
-#define EXIT_OK 0
-#define EXIT_USAGE 2
 
 /* Caps: score names per run (the summary's own cap), a record line, a
  * summary file, and by default any one string of a record in the page (a
