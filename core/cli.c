@@ -137,7 +137,7 @@ static const char run_help[] =
     "  --ids ID,ID,...       run only these item ids (or @FILE: one per line)\n"
     "  --shuffle SEED        run items in a pseudo-random order fixed by SEED\n"
     "                        (with --limit: a random sample)\n"
-    "  --shard I/N           run the items whose index %% N is I; auto/N takes I\n"
+    "  --shard I/N           run the items whose index % N is I; auto/N takes I\n"
     "                        from JOB_COMPLETION_INDEX (Kubernetes) or\n"
     "                        SLURM_ARRAY_TASK_ID (Slurm; 'auto' alone also\n"
     "                        takes N from SLURM_ARRAY_TASK_COUNT)\n"

@@ -60,6 +60,7 @@ struct csv_reader {
   int overflow;        /* over max_item: fields are dropped, not stored */
   size_t bad_utf8_col; /* 1-based column of the first invalid field */
   int fini_done;
+  int unclosed; /* the file ended inside a quoted field */
   int have_item; /* a finished item waits in item */
   struct assay_dataset_item item;
 };
@@ -735,6 +736,11 @@ static int csv_record_end(struct assay_dataset *ds, size_t size,
   c->row_open = 0;
   c->row_done = 0;
   if (!c->header_done) {
+    if (c->unclosed)
+      return set_fatal(ds, errmsg, ASSAY_EINVAL,
+                       "%s:%zu: a quoted field of the header never "
+                       "closes: a closing '\"' is missing",
+                       ds->name, c->rec_line);
     if (c->overflow || size > ds->max_item)
       return set_fatal(ds, errmsg, ASSAY_EINVAL,
                        "%s:%zu: the header row is %zu bytes, over the "
@@ -762,7 +768,11 @@ static int csv_record_end(struct assay_dataset *ds, size_t size,
   memset(item, 0, sizeof *item);
   item->line = c->rec_line;
   c->have_item = 1;
-  if (c->overflow || size > ds->max_item) {
+  if (c->unclosed) {
+    item_error(ds->name, item, c->rec_line,
+               "a quoted field opened in this row never closes (a "
+               "closing '\"' is missing), so it ran to the end of the file");
+  } else if (c->overflow || size > ds->max_item) {
     item_oversize(ds, item, c->rec_line, size);
   } else if (c->nfields != c->ncols) {
     item_error(ds->name, item, c->rec_line, "row has %zu field%s, the header has %zu",
@@ -800,8 +810,14 @@ static int csv_next(struct assay_dataset *ds, struct assay_dataset_item *item,
       if (c->fini_done)
         return 0;
       c->fini_done = 1;
-      /* A last record without a line end. */
-      csv_fini(&c->parser, csv_on_field, csv_on_row, ds);
+      /* A last record without a line end, or one whose quoted field never
+       * closed: CSV_STRICT_FINI has csv_fini say so (CSV_STRICT, which it
+       * needs, changes only how later bytes would be parsed). */
+      csv_set_opts(&c->parser, CSV_STRICT | CSV_STRICT_FINI);
+      if (csv_fini(&c->parser, csv_on_field, csv_on_row, ds) != 0) {
+        c->unclosed = 1;
+        c->row_done = 1;
+      }
       if (c->row_done) {
         int r = csv_record_end(ds, c->rec_bytes, errmsg);
         if (r < 0)

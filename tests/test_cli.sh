@@ -40,6 +40,12 @@ grep -q -- "--concurrency" out && ok "run --help lists options" || bad "run --he
 run "plugins --help" 0 plugins --help
 run "help run" 0 help run
 grep -q -- "--concurrency" out && ok "help run says what run --help says" || bad "help run says what run --help says"
+for c in "" run rescore plugins report compare merge; do
+  # shellcheck disable=SC2086 # "" must vanish: the main help
+  "$bin" $c --help >out 2>&1
+  if grep -q '%%' out; then bad "$c --help prints no printf escapes"
+  else ok "${c:-assay} --help prints no printf escapes"; fi
+done
 run "help with an unknown command" 2 help frobnicate
 expect_err "... names it" "unknown command 'frobnicate'"
 run "no command" 2

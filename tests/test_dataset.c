@@ -263,6 +263,8 @@ static const struct golden goldens[] = {
     {"header_only.csv", ASSAY_DATASET_AUTO, 0, "header_only.csv.out"},
     {"empty.csv", ASSAY_DATASET_AUTO, 0, "empty.csv.out"},
     {"dup_header.csv", ASSAY_DATASET_AUTO, 0, "dup_header.csv.out"},
+    {"unclosed_header.csv", ASSAY_DATASET_AUTO, 0, "unclosed_header.csv.out"},
+    {"quoted_eof.csv", ASSAY_DATASET_AUTO, 0, "quoted_eof.csv.out"},
     /* The format given wins over the extension. */
     {"table.txt", ASSAY_DATASET_CSV, 0, "table.txt.as_csv.out"},
     {"not_array.json", ASSAY_DATASET_JSONL, 0, "not_array.json.as_jsonl.out"},
