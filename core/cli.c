@@ -1017,6 +1017,24 @@ static void on_tick(void *arg, const struct assay_engine *e) {
   fflush(stderr);
 }
 
+/* Writes s as one word for a POSIX shell: as it is when that is safe,
+ * else in single quotes. */
+static void put_shell_word(FILE *f, const char *s) {
+  if (*s != '\0' &&
+      strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                "0123456789_-+=.,/:@%") == strlen(s)) {
+    fputs(s, f);
+    return;
+  }
+  fputc('\'', f);
+  for (; *s; s++)
+    if (*s == '\'')
+      fputs("'\\''", f);
+    else
+      fputc(*s, f);
+  fputc('\'', f);
+}
+
 /* The results a run will hand out, when that is cheap to know. */
 static int64_t expected_results(const struct run_config *c) {
   if (c->nids > 0 || c->sel.shuffle)
@@ -1620,12 +1638,13 @@ static int cmd_run(int argc, char **argv, int rescore) {
   cJSON_AddItemToObject(run, "engine", assay_engine_counters_json(engine));
   cJSON *sum = assay_summary_json(sink.summary, run);
   cJSON_Delete(run);
-  if (summary_path != NULL && !refused &&
-      summary_write(summary_path, sum, &err) != 0) {
+  int summary_ok = summary_path != NULL && !refused;
+  if (summary_ok && summary_write(summary_path, sum, &err) != 0) {
     fprintf(stderr, "%s: error: %s\n", prog, err);
     free(err);
     err = NULL;
     rc = rc ? rc : ASSAY_EIO;
+    summary_ok = 0;
   }
   if (!c.quiet) {
     assay_summary_print(sum, stderr);
@@ -1633,6 +1652,16 @@ static int cmd_run(int argc, char **argv, int rescore) {
       fprintf(stderr, "records: %s\n", output);
     if (summary_path)
       fprintf(stderr, "summary: %s\n", summary_path);
+  }
+  /* How to go on, even with -q: the summary holds the run's options. */
+  if (rc == ASSAY_EINTERRUPTED && summary_ok && !to_stdout && !c.rescore &&
+      strcmp(c.dataset, "-") != 0) {
+    fprintf(stderr, "%s: interrupted; to finish the run: %s run -c ", prog,
+            prog);
+    put_shell_word(stderr, summary_path);
+    fputs(" -o ", stderr);
+    put_shell_word(stderr, output);
+    fputs(" --resume\n", stderr);
   }
 
   /* Gates: checked on the final summary, reported even with -q. */

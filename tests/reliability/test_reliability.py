@@ -531,9 +531,16 @@ def test_signals(work, ref):
        s.get("engine", {}).get("abandoned") == 25 and
        s.get("status") == "interrupted",
        (why, [r["index"] for r in recs or []], s.get("engine")))
-    st, _, err = run(args + ["--resume"], work)
+    # The command assay prints for going on, run as it says.
+    hint = [l.split("to finish the run: ", 1)[1] for l in err.splitlines()
+            if "to finish the run: " in l]
+    ok("... stderr says how to finish: run -c SUMMARY -o OUTPUT --resume",
+       hint and shlex.split(hint[0])[1:] ==
+       ["run", "-c", "short.out.summary.json", "-o", "short.out.jsonl",
+        "--resume"], err)
+    st, _, err = run(shlex.split(hint[0])[1:] if hint else args, work)
     recs, why = read_records(os.path.join(work, "short.out.jsonl"))
-    ok("... and --resume completes the run exactly",
+    ok("... and that command completes the run exactly",
        st == 0 and recs is not None and
        [r["index"] for r in recs] == list(range(30)) and
        all(r["input"] == items[r["index"]] and r["error"] is None and
