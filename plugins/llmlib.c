@@ -564,13 +564,52 @@ static int reply_fail(char **errmsg, const char *why, const char *body,
   return err;
 }
 
+/* Why a 2xx body is not the JSON object of a completion, for the error. */
+static const char *not_json_why(const char *body, size_t len) {
+  size_t i = 0;
+  while (i < len && isspace((unsigned char)body[i]))
+    i++;
+  if (i == len)
+    return "the response is empty, not a JSON object";
+  if (body[i] == '<')
+    return "the response is an HTML page, not JSON (from a proxy, or a "
+           "base_url that is not the API's?)";
+  cJSON *v = cJSON_ParseWithLengthOpts(body, len, NULL, 0);
+  if (v != NULL) {
+    int obj = cJSON_IsObject(v);
+    cJSON_Delete(v);
+    return obj ? "the response has more after its JSON object"
+               : "the response is JSON but not an object";
+  }
+  /* Invalid: say "cut short" when a string or bracket is still open at the
+   * end, as in a body a proxy or a dropped stream truncated. */
+  int depth = 0, in_str = 0;
+  for (; i < len; i++) {
+    char ch = body[i];
+    if (in_str) {
+      if (ch == '\\')
+        i++;
+      else if (ch == '"')
+        in_str = 0;
+    } else if (ch == '"') {
+      in_str = 1;
+    } else if (ch == '{' || ch == '[') {
+      depth++;
+    } else if (ch == '}' || ch == ']') {
+      depth--;
+    }
+  }
+  return in_str || depth > 0 ? "the response ends inside its JSON (cut short?)"
+                             : "the response is not valid JSON";
+}
+
 int assay__llm_reply_parse(struct assay__llm_reply *r, const char *body,
                            size_t len, char **errmsg) {
   memset(r, 0, sizeof *r);
   cJSON *json = parse_exact(body, len);
   if (json == NULL || !cJSON_IsObject(json)) {
     cJSON_Delete(json);
-    return reply_fail(errmsg, "the response is not a JSON object", body, len);
+    return reply_fail(errmsg, not_json_why(body, len), body, len);
   }
   const cJSON *choices = cJSON_GetObjectItemCaseSensitive(json, "choices");
   const cJSON *first = cJSON_IsArray(choices) ? choices->child : NULL;
