@@ -1613,8 +1613,10 @@ static int cmd_run(int argc, char **argv, int rescore) {
   if (rc != 0 && rc != ASSAY_EINTERRUPTED) {
     if (sink.write_errno != 0) {
       free(err);
-      err = assay__format("cannot write to '%s': %s", output,
-                          strerror(sink.write_errno));
+      err = to_stdout ? assay__format("cannot write to standard output: %s",
+                                      strerror(sink.write_errno))
+                      : assay__format("cannot write to '%s': %s", output,
+                                      strerror(sink.write_errno));
     }
     fprintf(stderr, "%s: error: %s\n", prog, err ? err : "run failed");
   }

@@ -884,8 +884,12 @@ static int merge_records(struct merge *m, int fd, struct assay_summary *sum,
         report_missing(m, from_i, from_t, s->index, s->trial);
       }
       if (fd >= 0 && assay__write_all(fd, s->line, s->len) != 0)
-        return assay__fail(errmsg, ASSAY_EIO, "cannot write to '%s': %s",
-                           m->output, strerror(errno));
+        return fd == STDOUT_FILENO
+                   ? assay__fail(errmsg, ASSAY_EIO,
+                                 "cannot write to standard output: %s",
+                                 strerror(errno))
+                   : assay__fail(errmsg, ASSAY_EIO, "cannot write to '%s': %s",
+                                 m->output, strerror(errno));
       assay_summary_add(sum, s->record);
       m->written++;
       have_last = 1;

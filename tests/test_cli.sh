@@ -134,6 +134,15 @@ expect_err "score clash explained" "two scores named 'equals'"
 "$bin" run --dataset - --task echo -o stdin.jsonl -q <qa.jsonl >/dev/null 2>err
 [ $? -eq 0 ] && ok "dataset from stdin" || bad "dataset from stdin"
 check "stdin records" "len(r) == 3" stdin.jsonl -
+# A reader that stops early (| head): the error names standard output.
+awk 'BEGIN { for (i = 0; i < 4000; i++) printf "{\"input\": \"item %d\"}\n", i }' >many.jsonl
+( "$bin" run --dataset many.jsonl --task echo -o - -q 2>err; echo $? >status ) | head -c 1 >/dev/null
+[ "$(cat status)" = 1 ] && ok "a closed stdout exits 1" || bad "a closed stdout exits 1"
+expect_err "... naming standard output" "cannot write to standard output: Broken pipe"
+"$bin" run --dataset many.jsonl --task echo -o many.out.jsonl -q 2>err
+( "$bin" merge many.out.jsonl -o - -q 2>err; echo $? >status ) | head -c 1 >/dev/null
+[ "$(cat status)" = 2 ] && ok "merge to a closed stdout exits 2" || bad "merge to a closed stdout exits 2"
+expect_err "... naming standard output" "cannot write to standard output: Broken pipe"
 
 # ---- selection: --offset, --ids, --shuffle, --shard, --trials ------------------------
 python3 -c "
