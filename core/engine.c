@@ -1871,16 +1871,43 @@ static cJSON *base_view(struct item *it) {
 
 /* Applies a metric's --map to a view. Returns 0, or -1 with *msg set when a
  * mapped field is missing. */
+/* " (they have: a, b, ...)": the fields a metric could be mapped to, for
+ * a message about one it lacks; at most 12, each once. Owned. */
+static char *view_fields(const cJSON *view) {
+  char *out = assay__xstrdup(" (they have:");
+  int n = 0;
+  for (const cJSON *f = view ? view->child : NULL; f != NULL; f = f->next) {
+    int seen = 0;
+    for (const cJSON *g = view->child; g != f && !seen; g = g->next)
+      seen = strcmp(g->string, f->string) == 0;
+    if (seen)
+      continue;
+    char *more = n == 12 ? assay__format("%s, ...", out)
+                         : assay__format("%s%s %s", out, n ? "," : "",
+                                         f->string);
+    free(out);
+    out = more;
+    if (n++ == 12)
+      break;
+  }
+  char *done = assay__format("%s)", n ? out : " (they have no fields");
+  free(out);
+  return done;
+}
+
 static int apply_map(cJSON *view, const cJSON *map, char **msg) {
   const cJSON *f;
   cJSON_ArrayForEach(f, map) {
     /* Paths resolve against the item and output as merged. */
     const cJSON *v = assay__json_path(view, f->valuestring);
     if (v == NULL) {
-      if (msg != NULL)
+      if (msg != NULL) {
+        char *have = view_fields(view);
         *msg = assay__format("--map %s=%s: neither the item nor the task "
-                             "output has '%s'",
-                             f->string, f->valuestring, f->valuestring);
+                             "output has '%s'%s",
+                             f->string, f->valuestring, f->valuestring, have);
+        free(have);
+      }
       return -1;
     }
     if (strcmp(f->string, f->valuestring) == 0)
@@ -1975,11 +2002,14 @@ static char *metric_missing(struct item *it, struct instance *inst) {
     view = mapped;
   }
   const char *name = missing_input(inst, view);
-  if (name != NULL)
+  if (name != NULL) {
+    char *have = view_fields(view);
     msg = assay__format(
         "metric '%s' reads '%s', which neither the item nor the task "
-        "output has; map a field to it with --map %s=FIELD after --metric",
-        inst->comp->name, name, name);
+        "output has%s; map a field to it with --map %s=FIELD after --metric",
+        inst->comp->name, name, have, name);
+    free(have);
+  }
   cJSON_Delete(mapped);
   return msg;
 }

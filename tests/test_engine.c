@@ -920,6 +920,7 @@ static void test_bad_metric_values(void) {
 static void test_missing_metric_input(void) {
   static const struct metric_spec metrics[] = {
       {"fx_metrics:pick", NULL, NULL},
+      {"fx_metrics:pick", "{\"name\":\"mapped\"}", "{\"x\":\"nope\"}"},
       {NULL, NULL, NULL},
   };
   struct assay_engine_opts o;
@@ -932,9 +933,17 @@ static void test_missing_metric_input(void) {
   const char *err = str(score(&r, 0, "pick"), "error");
   CU_ASSERT(has(err, "'x'"));
   CU_ASSERT(has(err, "--map"));
+  /* ... and lists the fields there are to map from, each once. */
+  CU_ASSERT(has(err, "(they have: input, output)"));
+  if (!has(err, "(they have: input, output)"))
+    fprintf(stderr, "\n  error: %s\n", err);
+  /* A --map from a field that is not there says so, and lists them too. */
+  const char *merr = str(score(&r, 1, "mapped"), "error");
+  CU_ASSERT(has(merr, "--map x=nope: neither the item nor the task output "
+                      "has 'nope' (they have: input, x, output)"));
   /* An item that has the key is scored. */
   CU_ASSERT(score_is(&r, 1, "pick", 0.25));
-  CU_ASSERT_EQUAL(r.stats.scores_failed, 1);
+  CU_ASSERT_EQUAL(r.stats.scores_failed, 3);
   run_release(&r);
 }
 
