@@ -1035,6 +1035,47 @@ static void put_shell_word(FILE *f, const char *s) {
   fputc('\'', f);
 }
 
+static int cmp_cstr(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* After a run that read its dataset to the end: warns, even with -q, of
+ * --ids that no item has and of an --offset past the last item, which
+ * would otherwise just make a short or empty run. */
+static void selection_warnings(const struct run_config *c,
+                               const struct assay_dataset *ds) {
+  int64_t nitems;
+  const char **unseen;
+  if (!assay_dataset_selection_end(ds, &nitems, &unseen))
+    return;
+  if (c->sel.offset > 0 && c->sel.offset >= nitems)
+    fprintf(stderr,
+            "%s: warning: --offset %lld skips all of the %lld item%s of '%s'\n",
+            prog, (long long)c->sel.offset, (long long)nitems,
+            nitems == 1 ? "" : "s", assay_dataset_name(ds));
+  size_t n = 0;
+  while (unseen[n] != NULL)
+    n++;
+  if (n > 0) {
+    /* Listed in the order given (unseen is sorted), each once. */
+    unsigned char *told = assay__xcalloc(n, 1);
+    fprintf(stderr, "%s: warning: --ids: %zu id%s %s not in '%s':", prog, n,
+            n == 1 ? "" : "s", n == 1 ? "is" : "are", assay_dataset_name(ds));
+    size_t shown = 0;
+    for (size_t i = 0; c->ids[i] != NULL && shown < 10; i++) {
+      const char **hit =
+          bsearch(&c->ids[i], unseen, n, sizeof *unseen, cmp_cstr);
+      if (hit != NULL && !told[hit - unseen]) {
+        told[hit - unseen] = 1;
+        fprintf(stderr, "%s %s", shown++ ? "," : "", *hit);
+      }
+    }
+    fprintf(stderr, "%s\n", n > shown ? ", ..." : "");
+    free(told);
+  }
+  free(unseen);
+}
+
 /* The results a run will hand out, when that is cheap to know. */
 static int64_t expected_results(const struct run_config *c) {
   if (c->nids > 0 || c->sel.shuffle)
@@ -1694,6 +1735,8 @@ static int cmd_run(int argc, char **argv, int rescore) {
     }
   }
 
+  if (rc == 0)
+    selection_warnings(&c, ds);
   if (sink.oversize > 0)
     fprintf(stderr,
             "%s: %ld record%s over --max-record-bytes %zu became error "

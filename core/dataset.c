@@ -1069,8 +1069,11 @@ struct held {
 struct selection {
   int64_t offset;
   int shard_index, shard_count;
-  char **ids; /* sorted, for bsearch */
+  char **ids; /* sorted, for bsearch, each once */
   size_t nids;
+  unsigned char *seen; /* ids[i] was some item's id */
+  int64_t nitems;      /* items in the file, once read to its end */
+  int done;            /* the selection handed out its last item */
   int shuffle;
   uint64_t seed;
   /* Shuffle: pass b keeps the items whose key falls in bucket b, sorted. */
@@ -1104,6 +1107,7 @@ static void selection_free(struct selection *sel) {
   for (size_t i = 0; i < sel->nids; i++)
     free(sel->ids[i]);
   free(sel->ids);
+  free(sel->seen);
   for (size_t i = sel->next; i < sel->nheld; i++) {
     cJSON_Delete(sel->held[i].item.json);
     free(sel->held[i].item.error);
@@ -1140,8 +1144,17 @@ int assay_dataset_select(struct assay_dataset *ds,
     sel->ids = assay__xrealloc(sel->ids, (sel->nids + 1) * sizeof *sel->ids);
     sel->ids[sel->nids++] = assay__xstrdup(opts->ids[i]);
   }
-  if (sel->nids > 0)
+  if (sel->nids > 0) {
     qsort(sel->ids, sel->nids, sizeof *sel->ids, cmp_str);
+    size_t k = 1;
+    for (size_t i = 1; i < sel->nids; i++)
+      if (strcmp(sel->ids[i], sel->ids[k - 1]) != 0)
+        sel->ids[k++] = sel->ids[i];
+      else
+        free(sel->ids[i]);
+    sel->nids = k;
+    sel->seen = assay__xcalloc(sel->nids, 1);
+  }
   if (sel->shuffle) {
     off_t size = ds->size > 0 ? ds->size : 1;
     sel->nbuckets = (uint64_t)((size + SHUFFLE_PASS_BYTES - 1) / SHUFFLE_PASS_BYTES);
@@ -1153,30 +1166,35 @@ int assay_dataset_select(struct assay_dataset *ds,
   return 0;
 }
 
-/* Whether the item passes --offset, --shard and --ids. */
-static int selected(const struct selection *sel,
-                    const struct assay_dataset_item *it) {
+/* Whether the item passes --offset, --shard and --ids. Its id is looked up
+ * first, so that an id is known to be in the file whatever else drops it. */
+static int selected(struct selection *sel, const struct assay_dataset_item *it) {
+  if (it->index >= sel->nitems)
+    sel->nitems = it->index + 1;
+  if (sel->nids > 0) {
+    /* The id its record gets: a string or number "id" field, else the
+     * index. Number ids match as they print: 7 as "7". */
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(it->json, "id");
+    char buf[64];
+    const char *text = buf;
+    if (cJSON_IsString(id)) {
+      text = id->valuestring;
+    } else if (cJSON_IsNumber(id)) {
+      char *p = cJSON_PrintUnformatted(id);
+      snprintf(buf, sizeof buf, "%s", p ? p : "");
+      free(p);
+    } else {
+      snprintf(buf, sizeof buf, "%lld", (long long)it->index);
+    }
+    char **hit = bsearch(&text, sel->ids, sel->nids, sizeof *sel->ids, cmp_str);
+    if (hit == NULL)
+      return 0;
+    sel->seen[hit - sel->ids] = 1;
+  }
   if (it->index < sel->offset)
     return 0;
   if (sel->shard_count > 0 && it->index % sel->shard_count != sel->shard_index)
     return 0;
-  if (sel->nids > 0) {
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(it->json, "id");
-    char buf[64];
-    const char *text = NULL;
-    if (cJSON_IsString(id)) {
-      text = id->valuestring;
-    } else if (cJSON_IsNumber(id)) {
-      /* Number ids match as they print: 7 as "7". */
-      char *p = cJSON_PrintUnformatted(id);
-      snprintf(buf, sizeof buf, "%s", p ? p : "");
-      free(p);
-      text = buf;
-    }
-    if (text == NULL || bsearch(&text, sel->ids, sel->nids, sizeof *sel->ids,
-                                cmp_str) == NULL)
-      return 0;
-  }
   return 1;
 }
 
@@ -1243,14 +1261,18 @@ static int select_next(struct assay_dataset *ds,
   if (!sel->shuffle) {
     for (;;) {
       int rc = assay__dataset_raw_next(ds, item, errmsg);
+      if (rc == 0)
+        sel->done = 1;
       if (rc <= 0 || selected(sel, item))
         return rc;
       item_drop(item);
     }
   }
   while (sel->next == sel->nheld) {
-    if (sel->filled && ++sel->bucket >= sel->nbuckets)
+    if (sel->filled && ++sel->bucket >= sel->nbuckets) {
+      sel->done = 1;
       return 0;
+    }
     int rc = shuffle_fill(ds, errmsg);
     if (rc < 0)
       return rc;
@@ -1300,5 +1322,22 @@ int assay_dataset_defer(struct assay_dataset *ds) {
       (ds->sel != NULL && (ds->sel->nids > 0 || ds->sel->shuffle)))
     return 0;
   ds->defer = 1;
+  return 1;
+}
+
+int assay_dataset_selection_end(const struct assay_dataset *ds,
+                                int64_t *nitems, const char ***unseen) {
+  const struct selection *sel = ds->sel;
+  *nitems = 0;
+  *unseen = NULL;
+  if (sel == NULL || !sel->done)
+    return 0;
+  *nitems = sel->nitems;
+  size_t n = 0;
+  const char **list = assay__xcalloc(sel->nids + 1, sizeof *list);
+  for (size_t i = 0; i < sel->nids; i++)
+    if (!sel->seen[i])
+      list[n++] = sel->ids[i];
+  *unseen = list;
   return 1;
 }

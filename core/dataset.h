@@ -107,6 +107,16 @@ int assay_dataset_defer(struct assay_dataset *ds);
 void assay_dataset_parse(const char *name, const char *text, size_t len,
                          size_t line, struct assay_dataset_item *item);
 
+/*
+ * After a selection handed out its last item: returns 1 with *nitems the
+ * items in the file and *unseen the --ids no item has (NULL-terminated,
+ * sorted, each once; the array is the caller's to free, the strings are
+ * borrowed). Returns 0 while the file was not read to its end (a --limit,
+ * an interrupt, a read error) or without a selection.
+ */
+int assay_dataset_selection_end(const struct assay_dataset *ds,
+                                int64_t *nitems, const char ***unseen);
+
 /* The name given at open ("qa.jsonl", "<stdin>"). Borrowed. */
 const char *assay_dataset_name(const struct assay_dataset *ds);
 

@@ -163,6 +163,14 @@ check "ids after the offset" "[x['id'] for x in r] == ['q12', 'q30']" ids.jsonl 
 printf 'q7\n\n q9 \n' >ids.txt
 run "ids from a file" 0 run --dataset sel.jsonl --task echo --ids @ids.txt -o idf.jsonl -q
 check "ids file read" "[x['id'] for x in r] == ['q7', 'q9']" idf.jsonl -
+run "ids not in the dataset" 0 run --dataset sel.jsonl --task echo --ids q12,nope,q3,gone,nope -o ids.jsonl -q --overwrite
+expect_err "... are named, in the order given, once" "warning: --ids: 2 ids are not in 'sel.jsonl': nope, gone"
+run "all ids found" 0 run --dataset sel.jsonl --task echo --ids q12,q3 -o ids.jsonl -q --overwrite
+grep -q "warning" err && bad "... no warning" || ok "... no warning"
+run "ids without an id field are indexes" 0 run --dataset scored.jsonl --metric regex_match --opt 'regex=^\d+$' --ids 1 -o ids.jsonl -q --overwrite
+check "... as in the record" "[(x['index'], x['id']) for x in r] == [(1, 1)]" ids.jsonl -
+run "offset past the end" 0 run --dataset sel.jsonl --task echo --offset 40 -o off40.jsonl -q
+expect_err "... warns" "warning: --offset 40 skips all of the 40 items of 'sel.jsonl'"
 run "shuffle" 0 run --dataset sel.jsonl --task echo --shuffle 42 -o sh1.jsonl -q
 run "shuffle again" 0 run --dataset sel.jsonl --task echo --shuffle 42 -o sh2.jsonl -q
 check "shuffle is a permutation, not the identity" \

@@ -385,6 +385,53 @@ static void test_format_from_name(void) {
   free(t);
 }
 
+/* --ids: an item without a string or number id is known by its index (as
+ * its record is); the ids no item has are known once the file is read to
+ * its end, whatever --offset or --shuffle dropped. */
+static void test_select_ids(void) {
+  static const char data[] =
+      "{\"id\":\"a\"}\n{\"x\":1}\n{\"id\":7}\nnot json\n{\"id\":true}\n";
+  static const char *const ids[] = {"4", "a", "1", "zz", "3", "7", "zz", "b", NULL};
+  for (int shuffle = 0; shuffle < 2; shuffle++) {
+    struct assay_dataset *ds = NULL;
+    CU_ASSERT_EQUAL_FATAL(assay_dataset_open_mem(&ds, "s.jsonl", data,
+                                                 strlen(data),
+                                                 ASSAY_DATASET_AUTO, 0, NULL),
+                          0);
+    struct assay_selection sel = {.offset = 1, .ids = ids, .shuffle = shuffle,
+                                  .seed = 9};
+    CU_ASSERT_EQUAL_FATAL(assay_dataset_select(ds, &sel, NULL), 0);
+    int64_t nitems = -1;
+    const char **unseen = NULL;
+    int got[5] = {0}, n = 0;
+    struct assay_dataset_item item;
+    while (assay_dataset_next(ds, &item, NULL) == 1) {
+      /* Not yet at the end: nothing is known. */
+      CU_ASSERT_EQUAL(assay_dataset_selection_end(ds, &nitems, &unseen), 0);
+      CU_ASSERT_PTR_NULL(unseen);
+      if (item.index >= 0 && item.index < 5)
+        got[item.index]++;
+      n++;
+      cJSON_Delete(item.json);
+      free(item.error);
+    }
+    /* Index 0 ("a") is below the offset; 1 (no id), 2 (7), 3 (malformed)
+     * and 4 (a boolean id) are selected by id or index. */
+    CU_ASSERT_EQUAL(n, 4);
+    CU_ASSERT(!got[0] && got[1] == 1 && got[2] == 1 && got[3] == 1 &&
+              got[4] == 1);
+    CU_ASSERT_EQUAL_FATAL(assay_dataset_selection_end(ds, &nitems, &unseen),
+                          1);
+    CU_ASSERT_EQUAL(nitems, 5);
+    CU_ASSERT_FATAL(unseen != NULL);
+    CU_ASSERT(unseen[0] && strcmp(unseen[0], "b") == 0);
+    CU_ASSERT(unseen[0] && unseen[1] && strcmp(unseen[1], "zz") == 0);
+    CU_ASSERT(unseen[0] && unseen[1] && unseen[2] == NULL);
+    free(unseen);
+    assay_dataset_free(ds);
+  }
+}
+
 /* Items belong to the caller: they outlive the dataset. */
 static void test_items_outlive_dataset(void) {
   static const char csv[] = "question,answer\nwho,me\n";
@@ -697,6 +744,7 @@ static const struct test_case file_cases[] = {
     {"an unknown format", test_bad_format},
     {"the format from the name", test_format_from_name},
     {"items outlive the dataset", test_items_outlive_dataset},
+    {"--ids: by index without an id; ids not found", test_select_ids},
     {"JSONL items over the cap, larger than the window",
      test_jsonl_oversize_streamed},
     {"JSON array elements over the cap, larger than the window",
