@@ -1723,6 +1723,22 @@ static int cmd_run(int argc, char **argv, int rescore) {
     fprintf(stderr, "%s: %.0f record%s failed a --pass threshold\n", prog,
             ft->valuedouble, ft->valuedouble == 1 ? "" : "s");
     gates_failed = 1;
+    /* Most often a misspelt score: say which names no record has. */
+    const cJSON *scores = cJSON_GetObjectItemCaseSensitive(sum, "scores");
+    for (size_t i = 0; i < c.npass; i++) {
+      int told = cJSON_GetObjectItemCaseSensitive(scores, c.pass[i].score) !=
+                 NULL;
+      for (size_t k = 0; k < i && !told; k++)
+        told = strcmp(c.pass[k].score, c.pass[i].score) == 0;
+      if (told)
+        continue;
+      char *names = assay__score_names(sum);
+      fprintf(stderr,
+              "%s: --pass: no record has a score '%s' (check the score "
+              "name: %s)\n",
+              prog, c.pass[i].score, names);
+      free(names);
+    }
   }
   if (sink.junit != NULL) {
     struct assay_junit *j = sink.junit;

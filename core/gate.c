@@ -342,6 +342,24 @@ int assay__score_passes(const cJSON *record, const char *score,
   return 1;
 }
 
+char *assay__score_names(const cJSON *summary) {
+  const cJSON *scores = member(summary, "scores");
+  if (scores == NULL || scores->child == NULL)
+    return assay__xstrdup("there are no scores");
+  char *out = assay__xstrdup("the scores are:");
+  int n = 0;
+  for (const cJSON *sc = scores->child; sc != NULL; sc = sc->next) {
+    char *more = n == 12 ? assay__format("%s, ...", out)
+                         : assay__format("%s%s %s", out, n ? "," : "",
+                                         sc->string);
+    free(out);
+    out = more;
+    if (n++ == 12)
+      break;
+  }
+  return out;
+}
+
 int assay_fail_under_check(const cJSON *summary,
                            const struct assay_fail_under *f, size_t n,
                            char **report) {
@@ -357,15 +375,17 @@ int assay_fail_under_check(const cJSON *summary,
     fmt_num(limit, want);
     char *line = NULL;
     if (sc == NULL) {
+      char *names = assay__score_names(summary);
       line = assay__format("fail-under: no score '%s' in the results, so its "
-                           "mean cannot reach %s (check the score name)",
-                           f[i].score, want);
+                           "mean cannot reach %s (check the score name: %s)",
+                           f[i].score, want, names);
+      free(names);
     } else if (!finite_number(member(sc, "mean"), &mean)) {
       double fails = 0;
       finite_number(member(sc, "failures"), &fails);
       line = assay__format("fail-under: '%s' has no values (it failed on "
-                           "%.0f records), so its mean cannot reach %s",
-                           f[i].score, fails, want);
+                           "%.0f record%s), so its mean cannot reach %s",
+                           f[i].score, fails, fails == 1 ? "" : "s", want);
     } else if (mean < limit) {
       double count = 0;
       finite_number(member(sc, "count"), &count);

@@ -103,6 +103,10 @@ int assay_fail_under_check(const cJSON *summary,
                            const struct assay_fail_under *f, size_t n,
                            char **report);
 
+/* "the scores are: a, b, ..." (at most 12) or "there are no scores": the
+ * score names of a summary, for a message about a name it lacks. Owned. */
+char *assay__score_names(const cJSON *summary);
+
 /*
  * JUnit XML writer. One <testcase> per record, written as the records come
  * (memory does not grow with the run): the test cases go to a temporary

@@ -428,6 +428,9 @@ run "thresholds met" 0 run --dataset qa.jsonl --task echo --metric equals --pass
 check "passed counted" "s['counts']['passed'] == 3 and s['counts']['failed_thresholds'] == 0" g0.jsonl g0.summary.json
 run "a record below --pass" 1 run --dataset qa.jsonl --task echo --metric levenshtein_ratio --pass 'levenshtein_ratio>=0.9' -o g1.jsonl -q
 expect_err "--pass failures reported even with -q" "failed a --pass threshold"
+run "a --pass on a score no record has" 1 run --dataset qa.jsonl --task echo --metric equals --pass 'equal>=1' --pass 'equal<2' -q -o gp.jsonl
+expect_err "... names it once, and the scores there are" "assay: --pass: no record has a score 'equal' (check the score name: the scores are: equals)"
+[ "$(grep -c "no record has a score" err)" = 1 ] && ok "... once" || bad "... once"
 run "--fail-under" 1 run --dataset qa.jsonl --task echo --metric levenshtein_ratio --fail-under levenshtein_ratio=0.95 -o g2.jsonl -q
 expect_err "--fail-under reported" "below 0.95"
 run "bad --pass" 2 run --dataset qa.jsonl --task echo --pass 'x=>1'

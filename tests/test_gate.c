@@ -445,7 +445,8 @@ static void test_fail_under(void) {
   ASSERT_HAS(report, "mean of 's' is 0.5500 over 10 values, below 0.6");
   ASSERT_HAS(report, "mean of 't' is 0.5727 over 11 values, below 0.58");
   ASSERT_HAS(report, "no score 'nope' in the results");
-  ASSERT_HAS(report, "'judge' has no values (it failed on 1 records)");
+  ASSERT_HAS(report, "(check the score name: the scores are: s, t, judge)");
+  ASSERT_HAS(report, "'judge' has no values (it failed on 1 record)");
   CU_ASSERT_PTR_NULL(strstr(report, "0.55\n"));
   int lines = 0;
   for (const char *p = report; p && *p; p++)
@@ -830,7 +831,8 @@ static void test_docs_ci(void) {
   char *shown = doc_block(doc, "Each violated gate is reported on");
   CU_ASSERT_PTR_NOT_NULL_FATAL(shown);
   cJSON *sum = cJSON_Parse("{\"scores\":{\"equals\":{\"count\":40,"
-                           "\"mean\":0.75,\"failures\":0}}}");
+                           "\"mean\":0.75,\"failures\":0},\"llm_judge\":"
+                           "{\"count\":40,\"mean\":0.7,\"failures\":0}}}");
   struct assay_fail_under f[2];
   CU_ASSERT_EQUAL_FATAL(assay_fail_under_parse("equals=0.8", &f[0], NULL), 0);
   CU_ASSERT_EQUAL_FATAL(assay_fail_under_parse("llm_judje=0.65", &f[1], NULL),
