@@ -67,6 +67,8 @@ struct run_config {
   char **ids;             /* --ids, owned */
   size_t nids;
   const char *ids_spec;   /* as given, for the summary */
+  const char *run_file;   /* the -c FILE that named the dataset, or NULL */
+  const char *run_file_dataset; /* ... the argument it made for it */
   const char *shard_spec;
   struct assay_threshold *pass; /* --pass, owned */
   size_t npass;
@@ -477,7 +479,8 @@ static int check_component(const char *cmd, const char *path, int metric,
  * metrics. A summary's output paths are its run's, so they are dropped.
  */
 static int run_file_args(const char *cmd, const char *path, int argc,
-                         char **argv, struct argvec *out) {
+                         char **argv, struct argvec *out,
+                         const char **dataset_arg) {
   char *text = NULL;
   FILE *f = fopen(path, "r");
   if (f == NULL)
@@ -550,6 +553,8 @@ static int run_file_args(const char *cmd, const char *path, int argc,
           continue;
         argvec_push(out, assay__xstrdup(scalars[i].flag));
         argvec_push(out, assay__xstrdup(m->valuestring));
+        if (strcmp(k, "dataset") == 0)
+          *dataset_arg = out->v[out->n - 1];
       } else if (!cJSON_IsNull(m)) {
         rc =
             assay_cli_usage_error(cmd,
@@ -1404,8 +1409,14 @@ static int cmd_run(int argc, char **argv, int rescore) {
     if (r < 0)
       rc =
           assay_cli_usage_error(c.cmd, "option '%s' needs a run file", argv[i]);
-    else if (r > 0)
-      rc = run_file_args(c.cmd, v, argc, argv, &all);
+    else if (r > 0) {
+      const char *dataset_arg = NULL;
+      rc = run_file_args(c.cmd, v, argc, argv, &all, &dataset_arg);
+      if (dataset_arg != NULL) {
+        c.run_file = v;
+        c.run_file_dataset = dataset_arg;
+      }
+    }
   }
   for (int i = 0; i < argc && rc == 0; i++) {
     const char *v = NULL;
@@ -1433,11 +1444,20 @@ static int cmd_run(int argc, char **argv, int rescore) {
 
   if (assay_dataset_open(&ds, c.dataset, c.format, c.max_item_bytes, &err) !=
       0) {
+    int why = errno;
     if (c.rescore) { /* its dataset is a records file */
-      int why = errno;
       free(err);
       err = assay__format("cannot read records file '%s': %s", c.dataset,
                           strerror(why));
+    }
+    if (why == ENOENT && c.dataset == c.run_file_dataset &&
+        c.dataset[0] != '/') {
+      char *more = assay__format("%s (the path is from '%s'; paths there are "
+                                 "relative to the current directory, not to "
+                                 "the file)",
+                                 err, c.run_file);
+      free(err);
+      err = more;
     }
     goto fail;
   }

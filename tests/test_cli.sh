@@ -475,6 +475,11 @@ expect_err "... says which metric" 'metric 2: "options" must be an object'
 echo '{"dataset": "qa.jsonl", "metrics": ["equals"]}' >bare-metric.json
 run "run file: a metric as a bare string" 2 run -c bare-metric.json
 expect_err "... shows the form" 'metric 1 needs a "spec" (an object like {"spec": "equals"})'
+mkdir -p sub && echo '{"dataset": "sub-data.jsonl", "task": {"spec": "echo"}}' >sub/run.json
+run "run file: a dataset path not found" 2 run -c sub/run.json -q
+expect_err "... says paths are relative to the current directory" "cannot open dataset 'sub-data.jsonl': No such file or directory (the path is from 'sub/run.json'; paths there are relative to the current directory, not to the file)"
+run "... not said of a --dataset given" 2 run -c sub/run.json --dataset sub-nope.jsonl -q
+grep -q "the path is from" err && bad "... not said of a --dataset given" || ok "... not said of a --dataset given (no hint)"
 
 # ---- rescore ------------------------------------------------------------------------
 run "run to rescore" 1 run --dataset partial.jsonl --task echo --metric equals -o base.jsonl -q --overwrite
