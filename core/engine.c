@@ -1872,27 +1872,13 @@ static cJSON *base_view(struct item *it) {
 /* Applies a metric's --map to a view. Returns 0, or -1 with *msg set when a
  * mapped field is missing. */
 /* " (they have: a, b, ...)": the fields a metric could be mapped to, for
- * a message about one it lacks; at most 12, each once. Owned. */
+ * a message about one it lacks. Owned. */
 static char *view_fields(const cJSON *view) {
-  char *out = assay__xstrdup(" (they have:");
-  int n = 0;
-  for (const cJSON *f = view ? view->child : NULL; f != NULL; f = f->next) {
-    int seen = 0;
-    for (const cJSON *g = view->child; g != f && !seen; g = g->next)
-      seen = strcmp(g->string, f->string) == 0;
-    if (seen)
-      continue;
-    char *more = n == 12 ? assay__format("%s, ...", out)
-                         : assay__format("%s%s %s", out, n ? "," : "",
-                                         f->string);
-    free(out);
-    out = more;
-    if (n++ == 12)
-      break;
-  }
-  char *done = assay__format("%s)", n ? out : " (they have no fields");
-  free(out);
-  return done;
+  char *keys = assay__json_keys(view, 12);
+  char *s = keys ? assay__format(" (they have: %s)", keys)
+                 : assay__xstrdup(" (they have no fields)");
+  free(keys);
+  return s;
 }
 
 static int apply_map(cJSON *view, const cJSON *map, char **msg) {

@@ -343,21 +343,11 @@ int assay__score_passes(const cJSON *record, const char *score,
 }
 
 char *assay__score_names(const cJSON *summary) {
-  const cJSON *scores = member(summary, "scores");
-  if (scores == NULL || scores->child == NULL)
-    return assay__xstrdup("there are no scores");
-  char *out = assay__xstrdup("the scores are:");
-  int n = 0;
-  for (const cJSON *sc = scores->child; sc != NULL; sc = sc->next) {
-    char *more = n == 12 ? assay__format("%s, ...", out)
-                         : assay__format("%s%s %s", out, n ? "," : "",
-                                         sc->string);
-    free(out);
-    out = more;
-    if (n++ == 12)
-      break;
-  }
-  return out;
+  char *keys = assay__json_keys(member(summary, "scores"), 12);
+  char *s = keys ? assay__format("the scores are: %s", keys)
+                 : assay__xstrdup("there are no scores");
+  free(keys);
+  return s;
 }
 
 int assay_fail_under_check(const cJSON *summary,

@@ -83,6 +83,26 @@ int assay__fail(char **errmsg, int err, const char *fmt, ...) {
   return err;
 }
 
+char *assay__json_keys(const cJSON *obj, int max) {
+  char *out = NULL;
+  int n = 0;
+  for (const cJSON *f = obj ? obj->child : NULL; f != NULL; f = f->next) {
+    int seen = 0;
+    for (const cJSON *g = obj->child; g != f && !seen; g = g->next)
+      seen = strcmp(g->string, f->string) == 0;
+    if (seen)
+      continue;
+    char *more = n == max ? assay__format("%s, ...", out)
+                 : out    ? assay__format("%s, %s", out, f->string)
+                          : assay__xstrdup(f->string);
+    free(out);
+    out = more;
+    if (n++ == max)
+      break;
+  }
+  return out;
+}
+
 const cJSON *assay__json_path(const cJSON *root, const char *path) {
   const cJSON *node = root;
   const char *p = path;

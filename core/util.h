@@ -49,6 +49,11 @@ int assay__fail(char **errmsg, int err, const char *fmt, ...)
  */
 const cJSON *assay__json_path(const cJSON *root, const char *path);
 
+/* The keys of an object, each once, in order: "a, b, c" with ", ..."
+ * after the first max; NULL when it has none. Owned. For messages that
+ * name what there is ("the scores are: ..."). */
+char *assay__json_keys(const cJSON *obj, int max);
+
 /* Compact JSON text of v, owned. */
 char *assay__json_print(const cJSON *v);
 

@@ -1191,6 +1191,34 @@ static void test_junit_stdout(void) {
   free(dir);
 }
 
+/* The score names a message about a missing one lists: each once, in
+ * order, cut after 12 (assay__json_keys under assay__score_names). */
+static void test_score_names(void) {
+  cJSON *sum = cJSON_Parse("{\"scores\":{}}");
+  char *s = assay__score_names(sum);
+  CU_ASSERT_STRING_EQUAL(s, "there are no scores");
+  free(s);
+  cJSON *scores = cJSON_GetObjectItemCaseSensitive(sum, "scores");
+  for (int i = 0; i < 14; i++) {
+    char name[8];
+    snprintf(name, sizeof name, "s%d", i);
+    cJSON_AddObjectToObject(scores, name);
+    if (i == 1) /* a key twice (cJSON allows it): named once */
+      cJSON_AddObjectToObject(scores, "s0");
+  }
+  s = assay__score_names(sum);
+  CU_ASSERT_STRING_EQUAL(s, "the scores are: s0, s1, s2, s3, s4, s5, s6, s7, "
+                            "s8, s9, s10, s11, ...");
+  free(s);
+  cJSON_DeleteItemFromObject(scores, "s2");
+  while (cJSON_GetArraySize(scores) > 3)
+    cJSON_DeleteItemFromArray(scores, 3);
+  s = assay__score_names(sum);
+  CU_ASSERT_STRING_EQUAL(s, "the scores are: s0, s1");
+  free(s);
+  cJSON_Delete(sum);
+}
+
 static const struct test_case parse_cases[] = {
     {"--pass and --fail-under texts (thresholds.txt)", test_parse_table},
     {"comparisons hold as written", test_threshold_holds},
@@ -1200,6 +1228,7 @@ static const struct test_case decision_cases[] = {
     {"records pass or fail with reasons (decisions.jsonl)", test_decisions},
     {"a score's pass ignores other scores", test_score_passes},
     {"fail-under names every violated gate", test_fail_under},
+    {"score names listed for a missing one", test_score_names},
     {NULL, NULL}};
 
 static const struct test_case trial_cases[] = {
