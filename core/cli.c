@@ -1081,6 +1081,33 @@ static void selection_warnings(const struct run_config *c,
   free(unseen);
 }
 
+/* Refuses, before anything is written, files that would overwrite the
+ * dataset (truncated by --overwrite before it is read) or one another. */
+static int check_paths(const struct run_config *c, const char *output,
+                       const char *summary, char **err) {
+  const char *const path[3] = {output, summary, c->junit};
+  static const char *const flag[3] = {"--output", "--summary", "--junit"};
+  for (int i = 0; i < 3; i++) {
+    if (path[i] == NULL)
+      continue;
+    if (strcmp(c->dataset, "-") != 0 && assay__same_file(path[i], c->dataset)) {
+      *err = assay__format("%s '%s' is the %s this run reads; write it to "
+                           "another file",
+                           flag[i], path[i],
+                           c->rescore ? "records file" : "dataset");
+      return -1;
+    }
+    for (int k = 0; k < i; k++)
+      if (path[k] != NULL && assay__same_file(path[i], path[k])) {
+        *err = assay__format("%s '%s' is the same file as %s '%s': give "
+                             "each its own file",
+                             flag[i], path[i], flag[k], path[k]);
+        return -1;
+      }
+  }
+  return 0;
+}
+
 /* The results a run will hand out, when that is cheap to know. */
 static int64_t expected_results(const struct run_config *c) {
   if (c->nids > 0 || c->sel.shuffle)
@@ -1515,6 +1542,8 @@ static int cmd_run(int argc, char **argv, int rescore) {
     summary_path = assay__xstrdup(c.summary);
   else if (!to_stdout)
     summary_path = assay__summary_path(output);
+  if (check_paths(&c, to_stdout ? NULL : output, summary_path, &err) != 0)
+    goto fail;
 
   rs.path = output;
   if (to_stdout) {

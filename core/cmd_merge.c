@@ -808,20 +808,41 @@ static void check_shard_set(struct merge *m) {
   free(seen);
 }
 
+/* Refuses a merged summary that would replace the merged records, a shard
+ * or a shard's summary (even with --overwrite). After check_summaries. */
+static int check_summary_path(const struct merge *m, const char *path,
+                              int to_stdout, char **errmsg) {
+  if (!to_stdout && assay__same_file(path, m->output))
+    return assay__fail(errmsg, ASSAY_EINVAL,
+                       "--summary '%s' is the same file as --output '%s': "
+                       "give each its own file",
+                       path, m->output);
+  for (int i = 0; i < m->nshards; i++) {
+    const struct shard *s = &m->shards[i];
+    int shard = assay__same_file(path, s->path);
+    if (shard || (s->summary_path != NULL &&
+                  assay__same_file(path, s->summary_path)))
+      return assay__fail(errmsg, ASSAY_EINVAL,
+                         "--summary '%s' is %s '%s': write the merged "
+                         "summary to another file",
+                         path, shard ? "the shard" : "the summary of the shard",
+                         s->path);
+  }
+  return 0;
+}
+
 /* Refuses to write over one of the shards (even with --overwrite). */
 static int check_output(const struct merge *m, char **errmsg) {
-  struct stat out;
-  if (stat(m->output, &out) != 0)
-    return 0;
   for (int i = 0; i < m->nshards; i++) {
-    struct stat in;
-    if (stat(m->shards[i].path, &in) == 0 && in.st_dev == out.st_dev &&
-        in.st_ino == out.st_ino)
+    if (assay__same_file(m->output, m->shards[i].path))
       return assay__fail(errmsg, ASSAY_EINVAL,
                          "output '%s' is the shard '%s': write the merged "
                          "records to another file",
                          m->output, m->shards[i].path);
   }
+  struct stat out;
+  if (stat(m->output, &out) != 0)
+    return 0;
   if (!m->overwrite)
     return assay__fail(errmsg, ASSAY_EINVAL,
                        "output file '%s' already exists; use --overwrite to "
@@ -1042,6 +1063,9 @@ int assay_cmd_merge(int argc, char **argv) {
   if (!to_stdout && check_output(&m, &err) != 0)
     goto fail;
   if (check_summaries(&m, &err) != 0)
+    goto fail;
+  if (summary_path != NULL &&
+      check_summary_path(&m, summary_path, to_stdout, &err) != 0)
     goto fail;
 
   /* The records go to a temporary file renamed at the end, so a shard

@@ -434,14 +434,6 @@ static int parse_size(const char *s, size_t *out, int zero_ok) {
   return 0;
 }
 
-/* Whether two paths name the same existing file. */
-static int same_file(const char *a, const char *b) {
-  struct stat sa, sb;
-  if (stat(a, &sa) != 0 || stat(b, &sb) != 0)
-    return 0;
-  return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
 int assay_cmd_report(int argc, char **argv) {
   const char *files[2] = {NULL, NULL}, *output = NULL;
   int nfiles = 0, status = EXIT_OK;
@@ -509,11 +501,15 @@ int assay_cmd_report(int argc, char **argv) {
   }
   int to_stdout = strcmp(out_path, "-") == 0;
   for (int k = 0; k < nfiles && !to_stdout; k++) {
-    if (strcmp(out_path, files[k]) == 0 || same_file(out_path, files[k])) {
+    char *beside = assay__summary_path(files[k]);
+    int records = assay__same_file(out_path, files[k]);
+    int summary = !records && assay__same_file(out_path, beside);
+    free(beside);
+    if (records || summary) {
       fprintf(stderr,
-              "assay: the report '%s' would overwrite the records it "
-              "reads; give another -o FILE\n",
-              out_path);
+              "assay: the report '%s' would overwrite the %s it reads; give "
+              "another -o FILE\n",
+              out_path, records ? "records" : "summary");
       free(out_path);
       return EXIT_USAGE;
     }

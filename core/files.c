@@ -20,6 +20,33 @@ char *assay__summary_path(const char *records) {
   return assay__format("%s.summary.json", records);
 }
 
+/* The directory part of path ("." for none) and where its last part
+ * starts. */
+static char *dir_of(const char *path, const char **base) {
+  const char *slash = strrchr(path, '/');
+  *base = slash ? slash + 1 : path;
+  if (slash == NULL)
+    return assay__xstrdup(".");
+  return slash == path ? assay__xstrdup("/")
+                       : assay__xstrndup(path, (size_t)(slash - path));
+}
+
+int assay__same_file(const char *a, const char *b) {
+  if (strcmp(a, b) == 0)
+    return 1;
+  struct stat sa, sb;
+  int ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
+  if (ea || eb)
+    return ea && eb && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  const char *ba, *bb;
+  char *da = dir_of(a, &ba), *db = dir_of(b, &bb);
+  int same = strcmp(ba, bb) == 0 && stat(da, &sa) == 0 && stat(db, &sb) == 0 &&
+             sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  free(da);
+  free(db);
+  return same;
+}
+
 int assay__write_all(int fd, const char *p, size_t n) {
   while (n > 0) {
     ssize_t w = write(fd, p, n);

@@ -19,6 +19,12 @@
  * or <records>.summary.json. Owned. */
 char *assay__summary_path(const char *records);
 
+/* Whether two paths name one file: the same text, the same existing file
+ * (by device and inode: links, "./x"), or, when neither exists yet, the
+ * same name in the same directory. For refusing an output that would
+ * overwrite an input or another output. */
+int assay__same_file(const char *a, const char *b);
+
 /* Writes all n bytes, retrying short writes and EINTR. 0, or -1 (errno). */
 int assay__write_all(int fd, const char *p, size_t n);
 

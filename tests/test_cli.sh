@@ -187,6 +187,26 @@ run "trials" 0 run --dataset sel.jsonl --task echo --limit 3 --trials 2 -o tr.js
 check "records per trial in order" \
   "[(x['index'], x['trial']) for x in r] == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]" tr.jsonl -
 
+# ---- no output overwrites an input or another output ------------------------------
+cp qa.jsonl keep.jsonl
+run "--output is the dataset, even with --overwrite" 2 run --dataset keep.jsonl --task echo -o ./keep.jsonl --overwrite -q
+expect_err "... refused, naming it" "--output './keep.jsonl' is the dataset this run reads; write it to another file"
+cmp -s qa.jsonl keep.jsonl && ok "... the dataset is intact" || bad "... the dataset is intact"
+ln -s keep.jsonl keep-link.jsonl
+run "--summary is the dataset (through a link)" 2 run --dataset keep.jsonl --task echo -o k.jsonl --summary keep-link.jsonl -q
+expect_err "... refused" "--summary 'keep-link.jsonl' is the dataset this run reads"
+cmp -s qa.jsonl keep.jsonl && ok "... the dataset is intact" || bad "... the dataset is intact"
+run "--summary is --output" 2 run --dataset qa.jsonl --task echo -o both.jsonl --summary both.jsonl -q
+expect_err "... refused" "--summary 'both.jsonl' is the same file as --output 'both.jsonl': give each its own file"
+run "--junit is --output (neither there yet)" 2 run --dataset qa.jsonl --task echo -o new-dir/j.jsonl --junit new-dir/./j.jsonl -q
+expect_err "... refused" "--junit 'new-dir/./j.jsonl' is the same file as --output 'new-dir/j.jsonl'"
+[ ! -e new-dir/j.jsonl ] && ok "... nothing written" || bad "... nothing written"
+"$bin" run --dataset qa.jsonl --task echo -o rs-in.jsonl -q 2>err
+cp rs-in.jsonl rs-keep.jsonl
+run "rescore onto its own records file" 2 rescore rs-in.jsonl --metric equals -o rs-in.jsonl --overwrite -q
+expect_err "... refused" "--output 'rs-in.jsonl' is the records file this run reads"
+cmp -s rs-in.jsonl rs-keep.jsonl && ok "... the records are intact" || bad "... the records are intact"
+
 # ---- limits ---------------------------------------------------------------------------
 python3 -c "
 import json

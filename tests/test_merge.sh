@@ -116,6 +116,16 @@ check "overwritten" "len(r) == 8" all.jsonl -
 run "output is a shard: refused even with --overwrite" 2 merge a.jsonl b.jsonl -o a.jsonl --overwrite
 expect_err "output-is-shard explained" "output 'a.jsonl' is the shard 'a.jsonl'"
 check "shard untouched" "len(r) == 4" a.jsonl -
+# (These shards have no summaries yet: the path a shard's would have is
+# refused all the same.)
+run "--summary is a shard's summary: refused even with --overwrite" 2 merge a.jsonl b.jsonl -o ab.jsonl --summary ./b.summary.json --overwrite
+expect_err "... explained" "--summary './b.summary.json' is the summary of the shard 'b.jsonl': write the merged summary to another file"
+[ ! -e b.summary.json ] && ok "... nothing written there" || bad "... nothing written there"
+run "--summary is a shard" 2 merge a.jsonl b.jsonl -o ab.jsonl --summary b.jsonl
+expect_err "... explained" "--summary 'b.jsonl' is the shard 'b.jsonl'"
+run "--summary is --output" 2 merge a.jsonl b.jsonl -o ab.jsonl --summary ab.jsonl
+expect_err "... explained" "--summary 'ab.jsonl' is the same file as --output 'ab.jsonl': give each its own file"
+[ ! -e ab.jsonl ] && ok "... nothing written" || bad "... nothing written"
 run "summary path and table" 0 merge a.jsonl b.jsonl c.jsonl -o sub/dir/m.jsonl --summary m-sum.json
 [ -f m-sum.json ] && [ ! -e sub/dir/m.summary.json ] && ok "--summary FILE used" || bad "--summary FILE used"
 expect_err "table printed" "run (merged): 12 items"
@@ -134,6 +144,9 @@ check "run members from the shards' summaries" \
   "s['name'] == 'qa' and s['config']['trials'] == 2 and s['plugins'][0]['component'] == 'echo' and s['fingerprint'] == 'fp1' and s['missing'] == 0 and s['started'] == '2026-11-27T09:59:59Z'" s.jsonl s.summary.json
 check "additive engine counters summed" \
   "s['engine']['calls'] == 9 and s['engine']['finished'] == 6 and s['engine']['retries_by_cause']['429'] == 3 and 'threads' not in s['engine']" s.jsonl s.summary.json
+cp b.summary.json b-sum.keep
+run "--summary onto a shard's own summary" 2 merge a.jsonl b.jsonl c.jsonl -o s2.jsonl --summary b.summary.json --overwrite -q
+cmp -s b.summary.json b-sum.keep && [ ! -e s2.jsonl ] && ok "... refused, that summary untouched" || bad "... refused, that summary untouched"
 
 # ---- duplicates -------------------------------------------------------------------
 shard d1.jsonl 0:0:first 1:0 2:0:first

@@ -99,6 +99,10 @@ expect_err "missing file named" "cannot read records 'nothere.jsonl'"
 run "report over its own records" 2 report a.jsonl -o a.jsonl
 expect_err "overwrite refused" "would overwrite the records it reads"
 cmp -s a.jsonl "$data/a.jsonl" && ok "records untouched" || bad "records untouched"
+cp a.summary.json a-sum.keep
+run "report over the summary it reads" 2 report a.jsonl -o ./a.summary.json
+expect_err "... refused" "the report './a.summary.json' would overwrite the summary it reads"
+cmp -s a.summary.json a-sum.keep && ok "... summary untouched" || bad "... summary untouched"
 { head -n 2 a.jsonl; echo '{"index": 2, "id": "q3", oops'; tail -n 3 a.jsonl; } >broken.jsonl
 run "malformed record" 2 report broken.jsonl -o broken.html
 expect_err "malformed record: file and line" "broken.jsonl:3:"
