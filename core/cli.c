@@ -146,7 +146,8 @@ static const char run_help[] =
     "\n"
     "where results go:\n"
     "  -o, --output FILE     records (default: assay-runs/NAME-TIMESTAMP.jsonl)\n"
-    "  --summary FILE        summary JSON (default: beside the output)\n"
+    "  --summary FILE        summary JSON (default: beside the output; - for\n"
+    "                        standard output, the final summary only)\n"
     "  --overwrite           replace an existing output file\n"
     "  --resume              go on from the records already in --output:\n"
     "                        drop a torn last line, skip finished items,\n"
@@ -1085,6 +1086,19 @@ static void selection_warnings(const struct run_config *c,
  * dataset (truncated by --overwrite before it is read) or one another. */
 static int check_paths(const struct run_config *c, const char *output,
                        const char *summary, char **err) {
+  if (summary != NULL && strcmp(summary, "-") == 0) {
+    if (output == NULL) {
+      *err = assay__xstrdup("-o - and --summary - would both write to "
+                            "standard output: give one of them a file");
+      return -1;
+    }
+    if (c->resume) {
+      *err = assay__xstrdup("--resume checks the records against their "
+                            "summary file: give --summary a file, not -");
+      return -1;
+    }
+    summary = NULL; /* standard output: no file to compare */
+  }
   const char *const path[3] = {output, summary, c->junit};
   static const char *const flag[3] = {"--output", "--summary", "--junit"};
   for (int i = 0; i < 3; i++) {
@@ -1644,7 +1658,8 @@ static int cmd_run(int argc, char **argv, int rescore) {
   /* A summary from the start, so that even a killed run leaves one saying
    * what it ran (resume checks it). A resumed run keeps the earlier one
    * until it has checked the records it goes on from. */
-  if (summary_path != NULL && rs.count == 0) {
+  int summary_stdout = summary_path != NULL && strcmp(summary_path, "-") == 0;
+  if (summary_path != NULL && rs.count == 0 && !summary_stdout) {
     cJSON *run0 = cJSON_CreateObject();
     char iso0[32];
     assay__iso8601(started, iso0);
@@ -1743,10 +1758,12 @@ static int cmd_run(int argc, char **argv, int rescore) {
     if (!to_stdout)
       fprintf(stderr, "records: %s\n", output);
     if (summary_path)
-      fprintf(stderr, "summary: %s\n", summary_path);
+      fprintf(stderr, "summary: %s\n",
+              summary_stdout ? "standard output" : summary_path);
   }
   /* How to go on, even with -q: the summary holds the run's options. */
-  if (rc == ASSAY_EINTERRUPTED && summary_ok && !to_stdout && !c.rescore &&
+  if (rc == ASSAY_EINTERRUPTED && summary_ok && !summary_stdout &&
+      !to_stdout && !c.rescore &&
       strcmp(c.dataset, "-") != 0) {
     fprintf(stderr, "%s: interrupted; to finish the run: %s run -c ", prog,
             prog);

@@ -62,7 +62,8 @@ static const char merge_help[] =
     "\n"
     "  -o, --output FILE       the merged records (- for standard output)\n"
     "  --summary FILE          the merged summary (default: beside the\n"
-    "                          output, OUTPUT minus .jsonl + .summary.json)\n"
+    "                          output, OUTPUT minus .jsonl + .summary.json;\n"
+    "                          - for standard output)\n"
     "  --overwrite             replace an existing output file\n"
     "  --max-record-bytes N    largest record line accepted (default\n"
     "                          268435456)\n"
@@ -812,6 +813,12 @@ static void check_shard_set(struct merge *m) {
  * or a shard's summary (even with --overwrite). After check_summaries. */
 static int check_summary_path(const struct merge *m, const char *path,
                               int to_stdout, char **errmsg) {
+  if (strcmp(path, "-") == 0)
+    return to_stdout ? assay__fail(errmsg, ASSAY_EINVAL,
+                                   "-o - and --summary - would both write "
+                                   "to standard output: give one of them a "
+                                   "file")
+                     : 0;
   if (!to_stdout && assay__same_file(path, m->output))
     return assay__fail(errmsg, ASSAY_EINVAL,
                        "--summary '%s' is the same file as --output '%s': "
@@ -1128,7 +1135,9 @@ int assay_cmd_merge(int argc, char **argv) {
     if (!to_stdout)
       fprintf(stderr, "records: %s\n", m.output);
     if (summary_path)
-      fprintf(stderr, "summary: %s\n", summary_path);
+      fprintf(stderr, "summary: %s\n", strcmp(summary_path, "-") == 0
+                                            ? "standard output"
+                                            : summary_path);
   }
   cJSON_Delete(summary);
 

@@ -37,7 +37,8 @@ int assay__mkdir_p(const char *dir);
 int assay__mkdir_parent(const char *path, char **errmsg);
 
 /* Writes text and a newline to path through a temporary file and a rename,
- * so a reader never sees half a file. 0, or ASSAY_EIO with *errmsg. */
+ * so a reader never sees half a file; path "-" is standard output. 0, or
+ * ASSAY_EIO with *errmsg. */
 int assay__write_file_atomic(const char *path, const char *text,
                              char **errmsg);
 

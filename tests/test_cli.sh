@@ -187,6 +187,18 @@ run "trials" 0 run --dataset sel.jsonl --task echo --limit 3 --trials 2 -o tr.js
 check "records per trial in order" \
   "[(x['index'], x['trial']) for x in r] == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]" tr.jsonl -
 
+# ---- the summary on standard output -----------------------------------------------
+"$bin" run --dataset qa.jsonl --task echo --metric equals -o so.jsonl --summary - >so.out 2>err
+[ $? -eq 0 ] && ok "--summary - (exit 0)" || bad "--summary - (exit 0)"
+check "... the final summary is standard output, as JSON" \
+  "len(r) == 3 and s['status'] == 'completed' and s['counts']['items'] == 3 and 'equals' in s['scores']" so.jsonl so.out
+[ ! -e ./- ] && [ ! -e so.summary.json ] && ok "... and no summary file" || bad "... and no summary file"
+expect_err "... the table says where it went" "summary: standard output"
+run "-o - with --summary -" 2 run --dataset qa.jsonl --task echo -o - --summary -
+expect_err "... refused" "-o - and --summary - would both write to standard output"
+run "--resume with --summary -" 2 run --dataset qa.jsonl --task echo -o so.jsonl --summary - --resume
+expect_err "... refused" "--resume checks the records against their summary file"
+
 # ---- no output overwrites an input or another output ------------------------------
 cp qa.jsonl keep.jsonl
 run "--output is the dataset, even with --overwrite" 2 run --dataset keep.jsonl --task echo -o ./keep.jsonl --overwrite -q

@@ -132,6 +132,12 @@ expect_err "table printed" "run (merged): 12 items"
 expect_err "table says where records are" "records: sub/dir/m.jsonl"
 run "output under a regular file" 2 merge a.jsonl b.jsonl c.jsonl -o a.jsonl/sub/m.jsonl
 expect_err "... names the directory it could not make" "cannot create directory 'a.jsonl/sub' for the output: Not a directory"
+"$bin" merge a.jsonl b.jsonl c.jsonl -o ms.jsonl --summary - -q >ms.out 2>err
+[ $? -eq 0 ] && ok "merge --summary -" || bad "merge --summary -"
+check "... the merged summary is standard output" "len(r) == 12 and s['counts']['items'] == 12" ms.jsonl ms.out
+[ ! -e ./- ] && [ ! -e ms.summary.json ] && ok "... and no summary file" || bad "... and no summary file"
+run "merge -o - --summary -" 2 merge a.jsonl b.jsonl -o - --summary -
+expect_err "... refused" "-o - and --summary - would both write to standard output"
 run "merge to stdout" 0 merge a.jsonl b.jsonl c.jsonl -o - -q
 check "stdout has the records" "len(r) == 12" out -
 
