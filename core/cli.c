@@ -858,6 +858,10 @@ static int parse_run(int argc, char **argv, struct run_config *c) {
       c->nunder++;
     } else if ((r = take(argc, argv, &i, "--junit", NULL, 1, &v)) != 0) {
       NEED_VALUE();
+      if (strcmp(v, "-") == 0)
+        return assay_cli_usage_error(c->cmd,
+                                     "--junit needs a file (it is written "
+                                     "whole at the end), not -");
       c->junit = v;
     } else if ((r = take(argc, argv, &i, "--limit", NULL, 1, &v)) != 0) {
       NEED_VALUE();

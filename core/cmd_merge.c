@@ -1025,6 +1025,10 @@ static int parse_merge(int argc, char **argv, struct merge *m) {
       }
       continue;
     }
+    if (strcmp(a, "-") == 0)
+      return assay_cli_usage_error(
+          "merge", "merge reads shard files (and their summaries beside "
+                   "them), not standard input");
     struct shard *s = &m->shards[m->nshards];
     s->path = a;
     s->pos = m->nshards++;

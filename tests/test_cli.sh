@@ -196,6 +196,8 @@ check "... the final summary is standard output, as JSON" \
 expect_err "... the table says where it went" "summary: standard output"
 run "-o - with --summary -" 2 run --dataset qa.jsonl --task echo -o - --summary -
 expect_err "... refused" "-o - and --summary - would both write to standard output"
+run "--junit -" 2 run --dataset qa.jsonl --task echo -o so.jsonl --junit -
+expect_err "... refused" "--junit needs a file (it is written whole at the end), not -"
 run "--resume with --summary -" 2 run --dataset qa.jsonl --task echo -o so.jsonl --summary - --resume
 expect_err "... refused" "--resume checks the records against their summary file"
 

@@ -77,6 +77,8 @@ run "no -o" 2 merge a.jsonl
 expect_err "no -o explained" "-o FILE is required"
 expect_err "points to help" "Try 'assay merge --help'."
 run "no shard" 2 merge -o all.jsonl
+run "a shard from standard input" 2 merge - -o all.jsonl
+expect_err "... refused, saying why" "merge reads shard files (and their summaries beside them), not standard input"
 run "unknown option" 2 merge --bogus a.jsonl -o all.jsonl
 expect_err "unknown option named" "unknown option '--bogus'"
 run "missing shard file" 2 merge nope.jsonl -o all.jsonl
