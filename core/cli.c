@@ -1562,6 +1562,12 @@ static int cmd_run(int argc, char **argv, int rescore) {
     summary_path = assay__summary_path(output);
   if (check_paths(&c, to_stdout ? NULL : output, summary_path, &err) != 0)
     goto fail;
+  /* --summary and --junit in new directories too, as -o. */
+  if (summary_path != NULL && strcmp(summary_path, "-") != 0 &&
+      assay__mkdir_parent(summary_path, &err) != 0)
+    goto fail;
+  if (c.junit != NULL && assay__mkdir_parent(c.junit, &err) != 0)
+    goto fail;
 
   rs.path = output;
   if (to_stdout) {

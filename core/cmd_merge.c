@@ -1078,6 +1078,9 @@ int assay_cmd_merge(int argc, char **argv) {
   if (summary_path != NULL &&
       check_summary_path(&m, summary_path, to_stdout, &err) != 0)
     goto fail;
+  if (summary_path != NULL && strcmp(summary_path, "-") != 0 &&
+      assay__mkdir_parent(summary_path, &err) != 0)
+    goto fail;
 
   /* The records go to a temporary file renamed at the end, so a shard
    * found broken halfway leaves no half-merged output behind. */

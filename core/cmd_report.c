@@ -527,6 +527,13 @@ int assay_cmd_report(int argc, char **argv) {
    * so a failed report never leaves half a page under the final name. */
   struct out o = {stdout, 0};
   if (!to_stdout) {
+    char *derr = NULL;
+    if (assay__mkdir_parent(out_path, &derr) != 0) {
+      fprintf(stderr, "assay: %s\n", derr);
+      free(derr);
+      free(out_path);
+      return EXIT_USAGE;
+    }
     tmp_path = assay__format("%s.tmp-XXXXXX", out_path);
     int fd = mkstemp(tmp_path);
     if (fd < 0) {

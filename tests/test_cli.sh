@@ -95,6 +95,8 @@ run "overwrite" 0 run --dataset qa.jsonl --task echo --limit 1 -o out.jsonl --ov
 check "limit and overwrite" "len(r) == 1" out.jsonl -
 run "-o into directories not there yet makes them" 0 run --dataset qa.jsonl --task echo --limit 1 -o new/sub/o.jsonl -q
 [ -f new/sub/o.jsonl ] && [ -f new/sub/o.summary.json ] && ok "... records and summary in them" || bad "... records and summary in them"
+run "--summary and --junit into directories not there yet" 0 run --dataset qa.jsonl --task echo --limit 1 -o n1.jsonl --summary sums/a/n1.json --junit reports/junit.xml -q
+[ -f sums/a/n1.json ] && [ -f reports/junit.xml ] && ok "... make them too" || bad "... make them too"
 run "-o under a regular file" 2 run --dataset qa.jsonl --task echo -o qa.jsonl/sub/o.jsonl
 expect_err "... names the directory it could not make" "cannot create directory 'qa.jsonl/sub' for the output: Not a directory"
 

@@ -132,6 +132,8 @@ run "summary path and table" 0 merge a.jsonl b.jsonl c.jsonl -o sub/dir/m.jsonl 
 [ -f m-sum.json ] && [ ! -e sub/dir/m.summary.json ] && ok "--summary FILE used" || bad "--summary FILE used"
 expect_err "table printed" "run (merged): 12 items"
 expect_err "table says where records are" "records: sub/dir/m.jsonl"
+run "--summary into a directory not there yet" 0 merge a.jsonl b.jsonl c.jsonl -o m9.jsonl --summary sums/m9.json -q
+[ -f sums/m9.json ] && ok "... makes it" || bad "... makes it"
 run "output under a regular file" 2 merge a.jsonl b.jsonl c.jsonl -o a.jsonl/sub/m.jsonl
 expect_err "... names the directory it could not make" "cannot create directory 'a.jsonl/sub' for the output: Not a directory"
 "$bin" merge a.jsonl b.jsonl c.jsonl -o ms.jsonl --summary - -q >ms.out 2>err

@@ -100,6 +100,8 @@ run "report over its own records" 2 report a.jsonl -o a.jsonl
 expect_err "overwrite refused" "would overwrite the records it reads"
 cmp -s a.jsonl "$data/a.jsonl" && ok "records untouched" || bad "records untouched"
 cp a.summary.json a-sum.keep
+run "-o into a directory not there yet" 0 report a.jsonl -o pages/new/a.html
+[ -s pages/new/a.html ] && ok "... makes it" || bad "... makes it"
 run "report over the summary it reads" 2 report a.jsonl -o ./a.summary.json
 expect_err "... refused" "the report './a.summary.json' would overwrite the summary it reads"
 cmp -s a.summary.json a-sum.keep && ok "... summary untouched" || bad "... summary untouched"
