@@ -1086,6 +1086,38 @@ static void selection_warnings(const struct run_config *c,
   free(unseen);
 }
 
+/* rescore: refuses a file whose first line is no result record, most
+ * often a dataset given where its records were meant. (Standard input is
+ * read once, so it is only checked line by line.) */
+static int check_records_file(const struct run_config *c, char **err) {
+  if (strcmp(c->dataset, "-") == 0)
+    return 0;
+  struct assay_dataset *ds = NULL;
+  if (assay_dataset_open(&ds, c->dataset, ASSAY_DATASET_JSONL,
+                         c->max_item_bytes, NULL) != 0)
+    return 0; /* the reader proper says why */
+  struct assay_dataset_item it;
+  int rc = 0;
+  if (assay_dataset_next(ds, &it, NULL) == 1) {
+    const cJSON *index = cJSON_GetObjectItemCaseSensitive(it.json, "index");
+    if (it.json != NULL && (!cJSON_IsNumber(index) ||
+                            !cJSON_HasObjectItem(it.json, "input") ||
+                            !cJSON_HasObjectItem(it.json, "output"))) {
+      *err = assay__format(
+          "'%s' is not a records file of 'assay run': line %zu has no "
+          "index, input and output; rescore scores the outputs stored in "
+          "one (to score a dataset's own fields, use 'assay run --dataset "
+          "%s --metric ...')",
+          c->dataset, it.line, c->dataset);
+      rc = -1;
+    }
+    cJSON_Delete(it.json);
+    free(it.error);
+  }
+  assay_dataset_free(ds);
+  return rc;
+}
+
 /* Refuses, before anything is written, files that would overwrite the
  * dataset (truncated by --overwrite before it is read) or one another. */
 static int check_paths(const struct run_config *c, const char *output,
@@ -1506,6 +1538,8 @@ static int cmd_run(int argc, char **argv, int rescore) {
     }
     goto fail;
   }
+  if (c.rescore && check_records_file(&c, &err) != 0)
+    goto fail;
   c.sel.ids = (const char *const *)c.ids;
   if (assay_dataset_select(ds, &c.sel, &err) != 0)
     goto fail;

@@ -2512,7 +2512,7 @@ static void take_trial(struct assay_engine *e, cJSON **json, char **bad,
  * item, its output the task's output, and its identity, error, attempts and
  * task time are kept, so the new record differs only in its scores.
  */
-static void unpack_record(struct item *it) {
+static void unpack_record(const struct assay_engine *e, struct item *it) {
   cJSON *rec = it->json;
   it->json = NULL;
   const cJSON *index = cJSON_GetObjectItemCaseSensitive(rec, "index");
@@ -2522,9 +2522,9 @@ static void unpack_record(struct item *it) {
   const cJSON *error = cJSON_GetObjectItemCaseSensitive(rec, "error");
   if (!cJSON_IsNumber(index) || !cJSON_HasObjectItem(rec, "input") ||
       !cJSON_HasObjectItem(rec, "output")) {
-    it->bad = assay__format("record at position %lld is not a result record "
-                            "(it needs index, input and output)",
-                            (long long)it->index);
+    it->bad = assay__format("%s:%zu: not a result record of 'assay run' (it "
+                            "needs index, input and output)",
+                            e->ds_name, it->line);
     cJSON_Delete(rec);
     return;
   }
@@ -2549,8 +2549,9 @@ static void unpack_record(struct item *it) {
   if (cJSON_IsObject(error))
     it->error = cJSON_DetachItemViaPointer(rec, (cJSON *)error);
   else if (it->json == NULL)
-    it->bad = assay__format("record of item %lld has no input to score",
-                            (long long)it->index);
+    it->bad = assay__format("%s:%zu: the record of item %lld has no input "
+                            "to score",
+                            e->ds_name, it->line, (long long)it->index);
   cJSON_Delete(rec);
 }
 
@@ -2575,7 +2576,7 @@ static int admit_one(struct assay_engine *e) {
   take_trial(e, &it->json, &it->bad, &it->raw, &it->index, &it->trial);
   it->kept_attempts = -1;
   if (e->opts.rescore && it->bad == NULL)
-    unpack_record(it);
+    unpack_record(e, it);
   it->refs = 1;
   it->t_admit = assay__now_ms();
   if (e->opts.item_timeout_ms > 0)

@@ -531,9 +531,16 @@ run "rescore needs a metric" 2 rescore base.jsonl
 run "rescore needs records" 2 rescore --metric equals
 run "rescore of a missing records file" 2 rescore nothere.jsonl --metric equals
 expect_err "... named as a records file" "cannot read records file 'nothere.jsonl': No such file or directory"
-printf '{"index": 0, "input": {"a": 1}}\n[1]\n' >notrecords.jsonl
-run "rescore of non-records" 1 rescore notrecords.jsonl --metric is_json -q
-check "non-records are bad items" "all(x['error']['code'] == 'bad_item' for x in r)" notrecords.rescored.jsonl -
+run "rescore of a dataset, not records" 2 rescore qa.jsonl --metric equals -o rs3.jsonl -q
+expect_err "... refused, pointing to run" "'qa.jsonl' is not a records file of 'assay run': line 1 has no index, input and output; rescore scores the outputs stored in one (to score a dataset's own fields, use 'assay run --dataset qa.jsonl --metric ...')"
+[ ! -e rs3.jsonl ] && ok "... nothing written" || bad "... nothing written"
+{ head -n 1 base.jsonl; echo '{"x": 1}'; echo '[1]'; } >mixed.jsonl
+run "rescore: a later line that is no record" 1 rescore mixed.jsonl --metric is_json -o rs4.jsonl -q
+check "... becomes a bad_item naming its line" "r[1]['error'] == {'code': 'bad_item', 'message': \"mixed.jsonl:2: not a result record of 'assay run' (it needs index, input and output)\"}" rs4.jsonl -
+check "... and a line that is no object too" "r[2]['error']['code'] == 'bad_item' and len(r) == 3" rs4.jsonl -
+printf '{"index": 0, "input": {"a": 1}}\n' >notrecords.jsonl
+run "rescore: a first record without output" 2 rescore notrecords.jsonl --metric is_json -q
+expect_err "... refused" "line 1 has no index, input and output"
 
 # ---- progress ----------------------------------------------------------------------
 head -n 12 sel.jsonl >prog.jsonl
