@@ -224,6 +224,77 @@ static int check_descriptor(const char *path, const struct assay_plugin *d,
   return 0;
 }
 
+/* Edit distance of two short names (insertions, deletions, changes), or
+ * a large number for names over 63 bytes. */
+static size_t name_distance(const char *a, size_t na, const char *b,
+                            size_t nb) {
+  size_t row[64];
+  if (na > 63 || nb > 63)
+    return SIZE_MAX;
+  for (size_t j = 0; j <= nb; j++)
+    row[j] = j;
+  for (size_t i = 1; i <= na; i++) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= nb; j++) {
+      size_t up = row[j];
+      size_t best = diag + (a[i - 1] != b[j - 1]);
+      if (up + 1 < best)
+        best = up + 1;
+      if (row[j - 1] + 1 < best)
+        best = row[j - 1] + 1;
+      row[j] = best;
+      diag = up;
+    }
+  }
+  return row[nb];
+}
+
+static int la_is_module(const char *path);
+
+/* The plugin on the path whose name is nearest a missing one, when it is
+ * near enough to be a slip ("equal" for "equals", "regex" for
+ * "regex_match"), or NULL. Owned. */
+static char *nearest_plugin(const struct assay_loader *l, const char *name) {
+  size_t n = strlen(name), best = n < 6 ? 1 : 2;
+  char *found = NULL, *prefixed = NULL;
+  for (size_t i = 0; l->dirs[i] != NULL; i++) {
+    DIR *dir = opendir(l->dirs[i]);
+    if (dir == NULL)
+      continue;
+    struct dirent *de;
+    while ((de = readdir(dir)) != NULL) {
+      size_t len = strlen(de->d_name);
+      int la = len > 3 && strcmp(de->d_name + len - 3, ".la") == 0;
+      if (!la && (len <= 3 || strcmp(de->d_name + len - 3, ".so") != 0))
+        continue;
+      size_t d = name_distance(name, n, de->d_name, len - 3);
+      int prefix = prefixed == NULL && n >= 3 && strncmp(de->d_name, name, n) == 0;
+      if ((d > best || (found != NULL && d == best)) && !prefix)
+        continue;
+      if (la) { /* not libtool's helper libraries */
+        char *p = assay__format("%s/%s", l->dirs[i], de->d_name);
+        int module = la_is_module(p);
+        free(p);
+        if (!module)
+          continue;
+      }
+      if (d <= best && (found == NULL || d < best)) {
+        free(found);
+        found = assay__xstrndup(de->d_name, len - 3);
+        best = d;
+      } else {
+        prefixed = assay__xstrndup(de->d_name, len - 3);
+      }
+    }
+    closedir(dir);
+  }
+  if (found == NULL)
+    return prefixed;
+  free(prefixed);
+  return found;
+}
+
 int assay_loader_load(struct assay_loader *l, const char *spec,
                       struct assay_module **modp, char **errmsg) {
   char *path;
@@ -251,12 +322,17 @@ int assay_loader_load(struct assay_loader *l, const char *spec,
         free(where);
         where = w;
       }
+      char *near = nearest_plugin(l, spec);
+      char *hint = near ? assay__format("did you mean '%s'? Else ", near)
+                        : assay__xstrdup("");
       int rc = assay__fail(errmsg, ASSAY_ENOENT,
                            "cannot find plugin '%s' in the plugin path (%s); "
-                           "give a path like ./%s.so, or add its directory "
+                           "%sgive a path like ./%s.so, or add its directory "
                            "with --plugin-dir or ASSAY_PLUGIN_PATH; "
                            "`assay plugins` lists what is found",
-                           spec, where, spec);
+                           spec, where, hint, spec);
+      free(hint);
+      free(near);
       free(where);
       return rc;
     }

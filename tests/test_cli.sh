@@ -571,6 +571,11 @@ run "plugins describes one" 0 plugins equals
 grep -q "case_sensitive" out && ok "options described" || bad "options described"
 run "plugins unknown" 2 plugins no_such_plugin
 expect_err "not found explained" "cannot find plugin 'no_such_plugin'"
+grep -q "did you mean" err && bad "... no suggestion for a name like none" || ok "... no suggestion for a name like none"
+run "a misspelt metric" 2 run --dataset qa.jsonl --metric equal
+expect_err "... suggests the near one" "'); did you mean 'equals'? Else give a path like ./equal.so"
+run "the start of a plugin's name" 2 run --dataset qa.jsonl --metric regex
+expect_err "... suggests the plugin it starts" "did you mean 'regex_match'?"
 run "plugins json" 0 plugins --json echo
 python3 -c "import json,sys; d=json.load(open('out')); assert d[0]['components'][0]['name']=='echo'" \
   && ok "plugins --json parses" || bad "plugins --json parses"
