@@ -79,6 +79,27 @@ struct run_config {
 
 static const char *prog = "assay";
 
+int assay_cli_unknown_option(const char *cmd, const char *help,
+                             const char *opt) {
+  size_t n = strcspn(opt, "="), bestd = n < 8 ? 1 : 2, bestlen = 0;
+  const char *best = NULL;
+  for (const char *p = help; opt[1] == '-' && (p = strstr(p, "--")) != NULL;) {
+    size_t len = 2 + strspn(p + 2, "abcdefghijklmnopqrstuvwxyz-");
+    size_t d = len > 2 ? assay__edit_distance(opt, n, p, len) : SIZE_MAX;
+    if (d <= bestd && (best == NULL || d < bestd)) {
+      best = p;
+      bestlen = len;
+      bestd = d;
+    }
+    p += len;
+  }
+  if (best != NULL)
+    return assay_cli_usage_error(cmd, "unknown option '%s' (did you mean "
+                                      "'%.*s'?)",
+                                 opt, (int)bestlen, best);
+  return assay_cli_usage_error(cmd, "unknown option '%s'", opt);
+}
+
 int assay_cli_usage_error(const char *cmd, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -906,7 +927,7 @@ static int parse_run(int argc, char **argv, struct run_config *c) {
             c->cmd, "--rps expects a positive number, got '%s'", v);
       c->eng.rps = d;
     } else if (a[0] == '-' && a[1] != '\0') {
-      return assay_cli_usage_error(c->cmd, "unknown option '%s'", a);
+      return assay_cli_unknown_option(c->cmd, run_help, a);
     } else if (c->rescore && c->dataset == NULL) {
       c->dataset = a;
     } else {
@@ -2084,7 +2105,7 @@ static int cmd_plugins(int argc, char **argv) {
     } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
       free(specs);
       free(dirs);
-      return assay_cli_usage_error("plugins", "unknown option '%s'", argv[i]);
+      return assay_cli_unknown_option("plugins", plugins_help, argv[i]);
     } else {
       specs[nspecs++] = argv[i];
     }

@@ -31,4 +31,10 @@ int assay_cmd_merge(int argc, char **argv);
 int assay_cli_usage_error(const char *cmd, const char *fmt, ...)
     ASSAY__PRINTF(2, 3);
 
+/* The usage error for an unknown option opt of cmd, suggesting the
+ * option of the help text nearest it when one is a slip away
+ * ("--concurency": did you mean '--concurrency'?). Returns 2. */
+int assay_cli_unknown_option(const char *cmd, const char *help,
+                             const char *opt);
+
 #endif

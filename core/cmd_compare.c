@@ -1093,7 +1093,7 @@ int assay_cmd_compare(int argc, char **argv) {
         ngates++;
       }
     } else if (a[0] == '-' && a[1] != '\0') {
-      status = assay_cli_usage_error("compare", "unknown option '%s'", a);
+      status = assay_cli_unknown_option("compare", compare_help, a);
       goto done;
     } else if (nfiles < 2) {
       files[nfiles++] = a;

@@ -997,7 +997,7 @@ static int parse_merge(int argc, char **argv, struct merge *m) {
         }
       }
       if (opt == NULL)
-        return assay_cli_usage_error("merge", "unknown option '%s'", a);
+        return assay_cli_unknown_option("merge", merge_help, a);
       if (val == NULL) {
         if (i + 1 >= argc)
           return assay_cli_usage_error("merge", "option '%s' needs a value", a);

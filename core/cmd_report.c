@@ -472,7 +472,7 @@ int assay_cmd_report(int argc, char **argv) {
             v);
       }
     } else if (a[0] == '-' && a[1] != '\0') {
-      return assay_cli_usage_error("report", "unknown option '%s'", a);
+      return assay_cli_unknown_option("report", report_help, a);
     } else if (nfiles < 2) {
       if (strcmp(a, "-") == 0)
         return assay_cli_usage_error(

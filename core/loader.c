@@ -224,32 +224,6 @@ static int check_descriptor(const char *path, const struct assay_plugin *d,
   return 0;
 }
 
-/* Edit distance of two short names (insertions, deletions, changes), or
- * a large number for names over 63 bytes. */
-static size_t name_distance(const char *a, size_t na, const char *b,
-                            size_t nb) {
-  size_t row[64];
-  if (na > 63 || nb > 63)
-    return SIZE_MAX;
-  for (size_t j = 0; j <= nb; j++)
-    row[j] = j;
-  for (size_t i = 1; i <= na; i++) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= nb; j++) {
-      size_t up = row[j];
-      size_t best = diag + (a[i - 1] != b[j - 1]);
-      if (up + 1 < best)
-        best = up + 1;
-      if (row[j - 1] + 1 < best)
-        best = row[j - 1] + 1;
-      row[j] = best;
-      diag = up;
-    }
-  }
-  return row[nb];
-}
-
 static int la_is_module(const char *path);
 
 /* The plugin on the path whose name is nearest a missing one, when it is
@@ -268,7 +242,7 @@ static char *nearest_plugin(const struct assay_loader *l, const char *name) {
       int la = len > 3 && strcmp(de->d_name + len - 3, ".la") == 0;
       if (!la && (len <= 3 || strcmp(de->d_name + len - 3, ".so") != 0))
         continue;
-      size_t d = name_distance(name, n, de->d_name, len - 3);
+      size_t d = assay__edit_distance(name, n, de->d_name, len - 3);
       int prefix = prefixed == NULL && n >= 3 && strncmp(de->d_name, name, n) == 0;
       if ((d > best || (found != NULL && d == best)) && !prefix)
         continue;

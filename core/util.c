@@ -1,6 +1,7 @@
 /* Small helpers shared by the core (see util.h). */
 #include "util.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,30 @@ int assay__fail(char **errmsg, int err, const char *fmt, ...) {
     va_end(ap);
   }
   return err;
+}
+
+size_t assay__edit_distance(const char *a, size_t na, const char *b,
+                            size_t nb) {
+  size_t row[64];
+  if (na > 63 || nb > 63)
+    return SIZE_MAX;
+  for (size_t j = 0; j <= nb; j++)
+    row[j] = j;
+  for (size_t i = 1; i <= na; i++) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= nb; j++) {
+      size_t up = row[j];
+      size_t best = diag + (a[i - 1] != b[j - 1]);
+      if (up + 1 < best)
+        best = up + 1;
+      if (row[j - 1] + 1 < best)
+        best = row[j - 1] + 1;
+      row[j] = best;
+      diag = up;
+    }
+  }
+  return row[nb];
 }
 
 char *assay__json_keys(const cJSON *obj, int max) {

@@ -54,6 +54,10 @@ expect_err "unknown command named" "unknown command 'frobnicate'"
 run "unknown option" 2 run --dataset qa.jsonl --task echo --bogus
 expect_err "unknown option named" "unknown option '--bogus'"
 expect_err "points to help" "Try 'assay run --help'."
+run "a misspelt option" 2 run --dataset qa.jsonl --task echo --concurency=4
+expect_err "... suggests the near one" "unknown option '--concurency=4' (did you mean '--concurrency'?)"
+run "a misspelt merge option" 2 merge --overwite
+expect_err "... suggests from merge's options" "unknown option '--overwite' (did you mean '--overwrite'?)"
 run "missing dataset" 2 run --task echo
 expect_err "missing dataset named" "--dataset FILE is required"
 run "nothing to run" 2 run --dataset qa.jsonl
