@@ -2209,5 +2209,18 @@ int assay_cli_main(int argc, char **argv) {
   for (size_t i = 0; i < assay__array_size(cmds); i++)
     if (strcmp(cmd, cmds[i].name) == 0)
       return cmds[i].fn(argc - 2, argv + 2);
+  static const char *const names[] = {"run",     "rescore", "plugins",
+                                      "report",  "compare", "merge",
+                                      "help",    "version"};
+  const char *near = NULL;
+  size_t n = strlen(cmd), bestd = n < 5 ? 1 : 2;
+  for (size_t i = 0; i < assay__array_size(names); i++) {
+    size_t d = assay__edit_distance(cmd, n, names[i], strlen(names[i]));
+    if (d <= bestd && (near == NULL || d < bestd))
+      near = names[i], bestd = d;
+  }
+  if (near != NULL)
+    return assay_cli_usage_error(
+        NULL, "unknown command '%s' (did you mean '%s'?)", cmd, near);
   return assay_cli_usage_error(NULL, "unknown command '%s'", cmd);
 }

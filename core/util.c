@@ -86,26 +86,29 @@ int assay__fail(char **errmsg, int err, const char *fmt, ...) {
 
 size_t assay__edit_distance(const char *a, size_t na, const char *b,
                             size_t nb) {
-  size_t row[64];
+  /* Rows i-2, i-1 and i of the table; a swap of two neighbours counts one
+   * ("rnu" is one from "run"). */
+  size_t r[3][64];
   if (na > 63 || nb > 63)
     return SIZE_MAX;
   for (size_t j = 0; j <= nb; j++)
-    row[j] = j;
+    r[0][j] = r[1][j] = j;
   for (size_t i = 1; i <= na; i++) {
-    size_t diag = row[0];
-    row[0] = i;
+    size_t *two = r[(i + 1) % 3], *up = r[(i + 2) % 3], *cur = r[i % 3];
+    cur[0] = i;
     for (size_t j = 1; j <= nb; j++) {
-      size_t up = row[j];
-      size_t best = diag + (a[i - 1] != b[j - 1]);
-      if (up + 1 < best)
-        best = up + 1;
-      if (row[j - 1] + 1 < best)
-        best = row[j - 1] + 1;
-      row[j] = best;
-      diag = up;
+      size_t best = up[j - 1] + (a[i - 1] != b[j - 1]);
+      if (up[j] + 1 < best)
+        best = up[j] + 1;
+      if (cur[j - 1] + 1 < best)
+        best = cur[j - 1] + 1;
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+          two[j - 2] + 1 < best)
+        best = two[j - 2] + 1;
+      cur[j] = best;
     }
   }
-  return row[nb];
+  return r[na % 3][nb];
 }
 
 char *assay__json_keys(const cJSON *obj, int max) {

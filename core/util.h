@@ -54,8 +54,9 @@ const cJSON *assay__json_path(const cJSON *root, const char *path);
  * name what there is ("the scores are: ..."). */
 char *assay__json_keys(const cJSON *obj, int max);
 
-/* Edit distance (insertions, deletions, changes) of two short names, for
- * "did you mean" hints; SIZE_MAX when one is over 63 bytes. */
+/* Edit distance (insertions, deletions, changes, swaps of neighbours) of
+ * two short names, for "did you mean" hints; SIZE_MAX when one is over 63
+ * bytes. */
 size_t assay__edit_distance(const char *a, size_t na, const char *b,
                             size_t nb);
 
