@@ -1107,6 +1107,66 @@ static void selection_warnings(const struct run_config *c,
   free(unseen);
 }
 
+/* Whether metric comp declares an input named key. */
+static int reads_input(const struct assay_component *comp, const char *key) {
+  for (const struct assay_input *in = comp->inputs; in && in->name; in++)
+    if (strcmp(in->name, key) == 0)
+      return 1;
+  return 0;
+}
+
+/* Refuses a --map KEY no metric reads, before any call is paid for: each
+ * item's score would fail on the input the KEY was meant for. A metric's
+ * own --map is checked against its inputs, one before any --metric
+ * against all metrics'. */
+static int check_map_keys(const struct run_config *c,
+                          struct assay_loader *loader, char **err) {
+  const struct assay_component **comps =
+      assay__xcalloc((size_t)c->nspecs + 1, sizeof *comps);
+  int rc = 0;
+  for (int i = 0; i < c->nspecs; i++) {
+    struct assay_module *mod;
+    if (c->specs[i].kind == ASSAY_KIND_METRIC)
+      assay_loader_find(loader, c->specs[i].spec, ASSAY_KIND_METRIC, &mod,
+                        &comps[i], NULL);
+  }
+  for (int i = -1; i < c->nspecs && rc == 0; i++) {
+    const cJSON *map = i < 0 ? c->global_map : c->specs[i].map;
+    if (i >= 0 && comps[i] == NULL)
+      continue;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, map) {
+      int read = 0;
+      for (int k = i < 0 ? 0 : i; k < (i < 0 ? c->nspecs : i + 1) && !read;
+           k++)
+        read = comps[k] != NULL && reads_input(comps[k], m->string);
+      if (read)
+        continue;
+      /* What could have been meant: the inputs there are, each once. */
+      cJSON *seen = cJSON_CreateObject();
+      for (int k = i < 0 ? 0 : i; k < (i < 0 ? c->nspecs : i + 1); k++)
+        for (const struct assay_input *in = comps[k] ? comps[k]->inputs : NULL;
+             in && in->name; in++)
+          cJSON_AddNullToObject(seen, in->name);
+      char *keys = assay__json_keys(seen, 12);
+      char *names = keys ? keys : assay__xstrdup("none declared");
+      cJSON_Delete(seen);
+      *err = i < 0 ? assay__format("--map %s=%s (before any --metric): no "
+                                   "metric reads '%s' (they read: %s)",
+                                   m->string, m->valuestring, m->string, names)
+                   : assay__format("--map %s=%s: metric '%s' reads no '%s' "
+                                   "(its inputs: %s)",
+                                   m->string, m->valuestring,
+                                   c->specs[i].spec, m->string, names);
+      free(names);
+      rc = -1;
+      break;
+    }
+  }
+  free(comps);
+  return rc;
+}
+
 /* rescore: refuses a file whose first line is no result record, most
  * often a dataset given where its records were meant. (Standard input is
  * read once, so it is only checked line by line.) */
@@ -1589,6 +1649,8 @@ static int cmd_run(int argc, char **argv, int rescore) {
     if (rc != 0)
       goto fail;
   }
+  if (check_map_keys(&c, loader, &err) != 0)
+    goto fail;
 
   if (c.output != NULL) {
     output = assay__xstrdup(c.output);

@@ -578,6 +578,11 @@ grep -q "case_sensitive" out && ok "options described" || bad "options described
 run "plugins unknown" 2 plugins no_such_plugin
 expect_err "not found explained" "cannot find plugin 'no_such_plugin'"
 grep -q "did you mean" err && bad "... no suggestion for a name like none" || ok "... no suggestion for a name like none"
+run "a --map key the metric does not read" 2 run --dataset qa.jsonl --task echo --metric equals --map refrence=input -o mk.jsonl
+expect_err "... refused, naming its inputs" "--map refrence=input: metric 'equals' reads no 'refrence' (its inputs: output, reference)"
+[ ! -e mk.jsonl ] && ok "... before the run" || bad "... before the run"
+run "a global --map key no metric reads" 2 run --dataset qa.jsonl --task echo --map refrence=input --metric equals --metric is_json
+expect_err "... refused, naming all inputs once" "--map refrence=input (before any --metric): no metric reads 'refrence' (they read: output, reference)"
 run "a misspelt metric" 2 run --dataset qa.jsonl --metric equal
 expect_err "... suggests the near one" "'); did you mean 'equals'? Else give a path like ./equal.so"
 run "the start of a plugin's name" 2 run --dataset qa.jsonl --metric regex
