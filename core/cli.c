@@ -94,8 +94,9 @@ int assay_cli_unknown_option(const char *cmd, const char *help,
     p += len;
   }
   if (best != NULL)
-    return assay_cli_usage_error(cmd, "unknown option '%s' (did you mean "
-                                      "'%.*s'?)",
+    return assay_cli_usage_error(cmd,
+                                 "unknown option '%s' (did you mean "
+                                 "'%.*s'?)",
                                  opt, (int)bestlen, best);
   return assay_cli_usage_error(cmd, "unknown option '%s'", opt);
 }
@@ -1137,8 +1138,7 @@ static int check_map_keys(const struct run_config *c,
     const cJSON *m;
     cJSON_ArrayForEach(m, map) {
       int read = 0;
-      for (int k = i < 0 ? 0 : i; k < (i < 0 ? c->nspecs : i + 1) && !read;
-           k++)
+      for (int k = i < 0 ? 0 : i; k < (i < 0 ? c->nspecs : i + 1) && !read; k++)
         read = comps[k] != NULL && reads_input(comps[k], m->string);
       if (read)
         continue;
@@ -1156,8 +1156,8 @@ static int check_map_keys(const struct run_config *c,
                                    m->string, m->valuestring, m->string, names)
                    : assay__format("--map %s=%s: metric '%s' reads no '%s' "
                                    "(its inputs: %s)",
-                                   m->string, m->valuestring,
-                                   c->specs[i].spec, m->string, names);
+                                   m->string, m->valuestring, c->specs[i].spec,
+                                   m->string, names);
       free(names);
       rc = -1;
       break;
@@ -1181,9 +1181,9 @@ static int check_records_file(const struct run_config *c, char **err) {
   int rc = 0;
   if (assay_dataset_next(ds, &it, NULL) == 1) {
     const cJSON *index = cJSON_GetObjectItemCaseSensitive(it.json, "index");
-    if (it.json != NULL && (!cJSON_IsNumber(index) ||
-                            !cJSON_HasObjectItem(it.json, "input") ||
-                            !cJSON_HasObjectItem(it.json, "output"))) {
+    if (it.json != NULL &&
+        (!cJSON_IsNumber(index) || !cJSON_HasObjectItem(it.json, "input") ||
+         !cJSON_HasObjectItem(it.json, "output"))) {
       *err = assay__format(
           "'%s' is not a records file of 'assay run': line %zu has no "
           "index, input and output; rescore scores the outputs stored in "
@@ -1889,9 +1889,8 @@ static int cmd_run(int argc, char **argv, int rescore) {
               summary_stdout ? "standard output" : summary_path);
   }
   /* How to go on, even with -q: the summary holds the run's options. */
-  if (rc == ASSAY_EINTERRUPTED && summary_ok && !summary_stdout &&
-      !to_stdout && !c.rescore &&
-      strcmp(c.dataset, "-") != 0) {
+  if (rc == ASSAY_EINTERRUPTED && summary_ok && !summary_stdout && !to_stdout &&
+      !c.rescore && strcmp(c.dataset, "-") != 0) {
     fprintf(stderr, "%s: interrupted; to finish the run: %s run -c ", prog,
             prog);
     put_shell_word(stderr, summary_path);
@@ -1919,8 +1918,8 @@ static int cmd_run(int argc, char **argv, int rescore) {
     /* Most often a misspelt score: say which names no record has. */
     const cJSON *scores = cJSON_GetObjectItemCaseSensitive(sum, "scores");
     for (size_t i = 0; i < c.npass; i++) {
-      int told = cJSON_GetObjectItemCaseSensitive(scores, c.pass[i].score) !=
-                 NULL;
+      int told =
+          cJSON_GetObjectItemCaseSensitive(scores, c.pass[i].score) != NULL;
       for (size_t k = 0; k < i && !told; k++)
         told = strcmp(c.pass[k].score, c.pass[i].score) == 0;
       if (told)
@@ -2271,9 +2270,9 @@ int assay_cli_main(int argc, char **argv) {
   for (size_t i = 0; i < assay__array_size(cmds); i++)
     if (strcmp(cmd, cmds[i].name) == 0)
       return cmds[i].fn(argc - 2, argv + 2);
-  static const char *const names[] = {"run",     "rescore", "plugins",
-                                      "report",  "compare", "merge",
-                                      "help",    "version"};
+  static const char *const names[] = {"run",    "rescore", "plugins",
+                                      "report", "compare", "merge",
+                                      "help",   "version"};
   const char *near = NULL;
   size_t n = strlen(cmd), bestd = n < 5 ? 1 : 2;
   for (size_t i = 0; i < assay__array_size(names); i++) {

@@ -827,8 +827,8 @@ static int check_summary_path(const struct merge *m, const char *path,
   for (int i = 0; i < m->nshards; i++) {
     const struct shard *s = &m->shards[i];
     int shard = assay__same_file(path, s->path);
-    if (shard || (s->summary_path != NULL &&
-                  assay__same_file(path, s->summary_path)))
+    if (shard ||
+        (s->summary_path != NULL && assay__same_file(path, s->summary_path)))
       return assay__fail(errmsg, ASSAY_EINVAL,
                          "--summary '%s' is %s '%s': write the merged "
                          "summary to another file",
@@ -1142,9 +1142,9 @@ int assay_cmd_merge(int argc, char **argv) {
     if (!to_stdout)
       fprintf(stderr, "records: %s\n", m.output);
     if (summary_path)
-      fprintf(stderr, "summary: %s\n", strcmp(summary_path, "-") == 0
-                                            ? "standard output"
-                                            : summary_path);
+      fprintf(stderr, "summary: %s\n",
+              strcmp(summary_path, "-") == 0 ? "standard output"
+                                             : summary_path);
   }
   cJSON_Delete(summary);
 

@@ -28,7 +28,6 @@
 #include "summary.h"
 #include "util.h"
 
-
 /* Caps: score names per run (the summary's own cap), a record line, a
  * summary file, and by default any one string of a record in the page (a
  * 10 MB model output would make the report unusable, not more useful). */

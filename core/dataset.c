@@ -60,7 +60,7 @@ struct csv_reader {
   int overflow;        /* over max_item: fields are dropped, not stored */
   size_t bad_utf8_col; /* 1-based column of the first invalid field */
   int fini_done;
-  int unclosed; /* the file ended inside a quoted field */
+  int unclosed;  /* the file ended inside a quoted field */
   int have_item; /* a finished item waits in item */
   struct assay_dataset_item item;
 };
@@ -1168,7 +1168,8 @@ int assay_dataset_select(struct assay_dataset *ds,
 
 /* Whether the item passes --offset, --shard and --ids. Its id is looked up
  * first, so that an id is known to be in the file whatever else drops it. */
-static int selected(struct selection *sel, const struct assay_dataset_item *it) {
+static int selected(struct selection *sel,
+                    const struct assay_dataset_item *it) {
   if (it->index >= sel->nitems)
     sel->nitems = it->index + 1;
   if (sel->nids > 0) {
@@ -1325,8 +1326,8 @@ int assay_dataset_defer(struct assay_dataset *ds) {
   return 1;
 }
 
-int assay_dataset_selection_end(const struct assay_dataset *ds,
-                                int64_t *nitems, const char ***unseen) {
+int assay_dataset_selection_end(const struct assay_dataset *ds, int64_t *nitems,
+                                const char ***unseen) {
   const struct selection *sel = ds->sel;
   *nitems = 0;
   *unseen = NULL;

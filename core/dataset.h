@@ -114,8 +114,8 @@ void assay_dataset_parse(const char *name, const char *text, size_t len,
  * borrowed). Returns 0 while the file was not read to its end (a --limit,
  * an interrupt, a read error) or without a selection.
  */
-int assay_dataset_selection_end(const struct assay_dataset *ds,
-                                int64_t *nitems, const char ***unseen);
+int assay_dataset_selection_end(const struct assay_dataset *ds, int64_t *nitems,
+                                const char ***unseen);
 
 /* The name given at open ("qa.jsonl", "<stdin>"). Borrowed. */
 const char *assay_dataset_name(const struct assay_dataset *ds);

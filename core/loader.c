@@ -243,7 +243,8 @@ static char *nearest_plugin(const struct assay_loader *l, const char *name) {
       if (!la && (len <= 3 || strcmp(de->d_name + len - 3, ".so") != 0))
         continue;
       size_t d = assay__edit_distance(name, n, de->d_name, len - 3);
-      int prefix = prefixed == NULL && n >= 3 && strncmp(de->d_name, name, n) == 0;
+      int prefix =
+          prefixed == NULL && n >= 3 && strncmp(de->d_name, name, n) == 0;
       if ((d > best || (found != NULL && d == best)) && !prefix)
         continue;
       if (la) { /* not libtool's helper libraries */

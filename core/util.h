@@ -57,8 +57,7 @@ char *assay__json_keys(const cJSON *obj, int max);
 /* Edit distance (insertions, deletions, changes, swaps of neighbours) of
  * two short names, for "did you mean" hints; SIZE_MAX when one is over 63
  * bytes. */
-size_t assay__edit_distance(const char *a, size_t na, const char *b,
-                            size_t nb);
+size_t assay__edit_distance(const char *a, size_t na, const char *b, size_t nb);
 
 /* Compact JSON text of v, owned. */
 char *assay__json_print(const cJSON *v);

@@ -391,15 +391,16 @@ static void test_format_from_name(void) {
 static void test_select_ids(void) {
   static const char data[] =
       "{\"id\":\"a\"}\n{\"x\":1}\n{\"id\":7}\nnot json\n{\"id\":true}\n";
-  static const char *const ids[] = {"4", "a", "1", "zz", "3", "7", "zz", "b", NULL};
+  static const char *const ids[] = {"4", "a",  "1", "zz", "3",
+                                    "7", "zz", "b", NULL};
   for (int shuffle = 0; shuffle < 2; shuffle++) {
     struct assay_dataset *ds = NULL;
     CU_ASSERT_EQUAL_FATAL(assay_dataset_open_mem(&ds, "s.jsonl", data,
                                                  strlen(data),
                                                  ASSAY_DATASET_AUTO, 0, NULL),
                           0);
-    struct assay_selection sel = {.offset = 1, .ids = ids, .shuffle = shuffle,
-                                  .seed = 9};
+    struct assay_selection sel = {
+        .offset = 1, .ids = ids, .shuffle = shuffle, .seed = 9};
     CU_ASSERT_EQUAL_FATAL(assay_dataset_select(ds, &sel, NULL), 0);
     int64_t nitems = -1;
     const char **unseen = NULL;
@@ -420,8 +421,7 @@ static void test_select_ids(void) {
     CU_ASSERT_EQUAL(n, 4);
     CU_ASSERT(!got[0] && got[1] == 1 && got[2] == 1 && got[3] == 1 &&
               got[4] == 1);
-    CU_ASSERT_EQUAL_FATAL(assay_dataset_selection_end(ds, &nitems, &unseen),
-                          1);
+    CU_ASSERT_EQUAL_FATAL(assay_dataset_selection_end(ds, &nitems, &unseen), 1);
     CU_ASSERT_EQUAL(nitems, 5);
     CU_ASSERT_FATAL(unseen != NULL);
     CU_ASSERT(unseen[0] && strcmp(unseen[0], "b") == 0);

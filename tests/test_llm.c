@@ -1038,7 +1038,8 @@ static void test_e2e_failures(void) {
 
   CU_ASSERT_STRING_EQUAL(rec_str(r, 3, "error.code"), "error");
   CU_ASSERT(contains(rec_str(r, 3, "error.message"), "chat completion: "));
-  CU_ASSERT(contains(rec_str(r, 3, "error.message"), "ends inside its JSON (cut short?)"));
+  CU_ASSERT(contains(rec_str(r, 3, "error.message"),
+                     "ends inside its JSON (cut short?)"));
   CU_ASSERT_EQUAL(rec_num(r, 3, "attempts"), 1);
 
   CU_ASSERT_STRING_EQUAL(rec_str(r, 4, "error.code"), "retries_exhausted");
