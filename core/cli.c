@@ -1067,10 +1067,6 @@ static void put_shell_word(FILE *f, const char *s) {
   fputc('\'', f);
 }
 
-static int cmp_cstr(const void *a, const void *b) {
-  return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* After a run that read its dataset to the end: warns, even with -q, of
  * --ids that no item has and of an --offset past the last item, which
  * would otherwise just make a short or empty run. */
@@ -1096,7 +1092,7 @@ static void selection_warnings(const struct run_config *c,
     size_t shown = 0;
     for (size_t i = 0; c->ids[i] != NULL && shown < 10; i++) {
       const char **hit =
-          bsearch(&c->ids[i], unseen, n, sizeof *unseen, cmp_cstr);
+          bsearch(&c->ids[i], unseen, n, sizeof *unseen, assay__cmp_str);
       if (hit != NULL && !told[hit - unseen]) {
         told[hit - unseen] = 1;
         fprintf(stderr, "%s %s", shown++ ? "," : "", *hit);

@@ -1084,10 +1084,6 @@ struct selection {
   int filled;
 };
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int cmp_held(const void *a, const void *b) {
   uint64_t x = ((const struct held *)a)->key, y = ((const struct held *)b)->key;
   return x < y ? -1 : x > y;
@@ -1145,7 +1141,7 @@ int assay_dataset_select(struct assay_dataset *ds,
     sel->ids[sel->nids++] = assay__xstrdup(opts->ids[i]);
   }
   if (sel->nids > 0) {
-    qsort(sel->ids, sel->nids, sizeof *sel->ids, cmp_str);
+    qsort(sel->ids, sel->nids, sizeof *sel->ids, assay__cmp_str);
     size_t k = 1;
     for (size_t i = 1; i < sel->nids; i++)
       if (strcmp(sel->ids[i], sel->ids[k - 1]) != 0)
@@ -1187,7 +1183,8 @@ static int selected(struct selection *sel,
     } else {
       snprintf(buf, sizeof buf, "%lld", (long long)it->index);
     }
-    char **hit = bsearch(&text, sel->ids, sel->nids, sizeof *sel->ids, cmp_str);
+    char **hit =
+        bsearch(&text, sel->ids, sel->nids, sizeof *sel->ids, assay__cmp_str);
     if (hit == NULL)
       return 0;
     sel->seen[hit - sel->ids] = 1;

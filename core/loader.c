@@ -479,10 +479,6 @@ static int la_is_module(const char *path) {
   return module;
 }
 
-static int name_cmp(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int assay_loader_scan(struct assay_loader *l,
                       void (*cb)(void *arg, struct assay_module *mod,
                                  const char *path, const char *err),
@@ -524,7 +520,7 @@ int assay_loader_scan(struct assay_loader *l,
     }
     closedir(dir);
     if (nfiles > 0)
-      qsort(files, nfiles, sizeof *files, name_cmp);
+      qsort(files, nfiles, sizeof *files, assay__cmp_str);
     for (size_t f = 0; f < nfiles; f++) {
       size_t blen = strlen(files[f]) - 3;
       int shadowed = 0;

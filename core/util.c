@@ -84,6 +84,10 @@ int assay__fail(char **errmsg, int err, const char *fmt, ...) {
   return err;
 }
 
+int assay__cmp_str(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 size_t assay__edit_distance(const char *a, size_t na, const char *b,
                             size_t nb) {
   /* Rows i-2, i-1 and i of the table; a swap of two neighbours counts one

@@ -59,6 +59,9 @@ char *assay__json_keys(const cJSON *obj, int max);
  * bytes. */
 size_t assay__edit_distance(const char *a, size_t na, const char *b, size_t nb);
 
+/* qsort/bsearch comparison of two string pointers (char **), by strcmp. */
+int assay__cmp_str(const void *a, const void *b);
+
 /* Compact JSON text of v, owned. */
 char *assay__json_print(const cJSON *v);
 
