@@ -1176,10 +1176,7 @@ static int check_records_file(const struct run_config *c, char **err) {
   struct assay_dataset_item it;
   int rc = 0;
   if (assay_dataset_next(ds, &it, NULL) == 1) {
-    const cJSON *index = cJSON_GetObjectItemCaseSensitive(it.json, "index");
-    if (it.json != NULL &&
-        (!cJSON_IsNumber(index) || !cJSON_HasObjectItem(it.json, "input") ||
-         !cJSON_HasObjectItem(it.json, "output"))) {
+    if (it.json != NULL && !assay__is_record(it.json)) {
       *err = assay__format(
           "'%s' is not a records file of 'assay run': line %zu has no "
           "index, input and output; rescore scores the outputs stored in "

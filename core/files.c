@@ -177,6 +177,12 @@ cJSON *assay__summary_beside(const char *records, char **path_out) {
   return j;
 }
 
+int assay__is_record(const cJSON *j) {
+  return cJSON_IsObject(j) &&
+         cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "index")) &&
+         cJSON_HasObjectItem(j, "input") && cJSON_HasObjectItem(j, "output");
+}
+
 int assay__records_each(const char *path, size_t max_bytes,
                         int (*fn)(void *arg, const cJSON *record, size_t line),
                         void *arg, long *skipped) {
@@ -190,6 +196,7 @@ int assay__records_each(const char *path, size_t max_bytes,
   }
   int rc = 0;
   char *pending = NULL; /* a bad line: an error unless it is the last */
+  int seen = 0;
   for (;;) {
     struct assay_dataset_item it;
     int n = assay_dataset_next(ds, &it, &err);
@@ -211,6 +218,16 @@ int assay__records_each(const char *path, size_t max_bytes,
     if (it.error != NULL) {
       pending = it.error;
       continue;
+    }
+    if (!seen++ && !assay__is_record(it.json)) {
+      fprintf(stderr,
+              "assay: '%s' is not a records file of 'assay run': line %zu "
+              "has no index, input and output (a dataset?); give the file "
+              "'assay run -o' wrote\n",
+              path, it.line);
+      cJSON_Delete(it.json);
+      rc = -1;
+      break;
     }
     rc = fn(arg, it.json, it.line);
     cJSON_Delete(it.json);

@@ -53,13 +53,20 @@ cJSON *assay__read_json_file(const char *path, size_t max_bytes,
  * records use it only for what the records alone cannot say. */
 cJSON *assay__summary_beside(const char *records, char **path_out);
 
+/* Whether a parsed line is a result record as 'assay run' writes it: an
+ * object with a number "index", an "input" and an "output" (null when the
+ * task failed). For refusing a dataset given where records are meant. */
+int assay__is_record(const cJSON *j);
+
 /*
  * Streams the records of a records file, calling fn(arg, record, line) on
  * each (record borrowed for the call); fn returns 0 to go on or -1 to stop.
  * A malformed line is an error naming the file and line, except an
  * incomplete last line (a run killed mid-write), which is skipped with a
  * warning and counted in *skipped (may be NULL), as docs/results.md asks of
- * readers. Returns 0, or -1 with the message printed on stderr.
+ * readers. A file whose first record is no result record (assay__is_record:
+ * a dataset given by mistake) is refused before fn sees it. Returns 0, or
+ * -1 with the message printed on stderr.
  */
 int assay__records_each(const char *path, size_t max_bytes,
                         int (*fn)(void *arg, const cJSON *record, size_t line),

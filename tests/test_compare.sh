@@ -137,9 +137,12 @@ expect_err "a directory: said so" "cannot read records file '.': Is a directory"
 { head -n 3 b.jsonl; echo 'not json'; tail -n 2 b.jsonl; } >broken.jsonl
 run "malformed record" 2 compare a.jsonl broken.jsonl
 expect_err "malformed record: file and line" "broken.jsonl:4:"
-echo '{"index":0,"id":{"x":1},"scores":{}}' >badid.jsonl
+echo '{"index":0,"id":{"x":1},"input":{},"output":null,"scores":{}}' >badid.jsonl
 run "record without a usable id" 2 compare badid.jsonl b.jsonl
 expect_err "bad id: file and line" "badid.jsonl:1: record has no string or number 'id'"
+printf '{"id":"q1","question":"?"}\n' >dataset.jsonl
+run "a dataset for a records file" 2 compare a.jsonl dataset.jsonl
+expect_err "a dataset: said so" "'dataset.jsonl' is not a records file of 'assay run': line 1 has no index, input and output"
 { cat b.jsonl; printf '{"index":9,"id":"q9","sco'; } >torn.jsonl
 run "incomplete last line is skipped" 0 compare a.jsonl torn.jsonl --json
 expect_err "incomplete last line: warned" "incomplete last line"

@@ -110,9 +110,13 @@ run "malformed record" 2 report broken.jsonl -o broken.html
 expect_err "malformed record: file and line" "broken.jsonl:3:"
 [ ! -e broken.html ] && ok "no page left after a failure" || bad "no page left after a failure"
 ls broken.html.tmp-* >/dev/null 2>&1 && bad "temporary file removed" || ok "temporary file removed"
-echo '{"index": 0, "id": ["q"], "scores": {}}' >noid.jsonl
+echo '{"index": 0, "id": ["q"], "input": {}, "output": null, "scores": {}}' >noid.jsonl
 run "record without id" 2 report noid.jsonl -o noid.html
 expect_err "record without id: file and line" "noid.jsonl:1: record has no string or number 'id'"
+printf '{"id": "q1", "question": "?"}\n' >dataset.jsonl
+run "a dataset for a records file" 2 report dataset.jsonl -o dataset.html
+expect_err "a dataset: said so" "'dataset.jsonl' is not a records file of 'assay run': line 1 has no index, input and output"
+[ ! -e dataset.html ] && ok "a dataset: no page written" || bad "a dataset: no page written"
 { cat a.jsonl; printf '{"index": 8, "id": "q9", "tri'; } >torn.jsonl
 run "incomplete last line" 0 report torn.jsonl -o torn.html
 expect_err "incomplete last line: warned" "incomplete last line"
