@@ -117,6 +117,9 @@ check "missing input explained" \
   "'--map reference=' in r[0]['scores']['equals']['error'] and r[0]['scores']['equals']['value'] is None" p.jsonl -
 check "bad item is a record" \
   "r[1]['error']['code'] == 'bad_item' and 'partial.jsonl:2' in r[1]['error']['message']" p.jsonl -
+run "echo of a field the item has not" 1 run --dataset qa.jsonl --task echo --opt field=answer -o nf.jsonl -q
+check "... names it and the fields there are" \
+  "r[0]['error'] == {'code': 'bad_input', 'message': \"item has no field 'answer' (it has: id, input, reference); pick the field to echo with --opt field=NAME\"}" nf.jsonl -
 run "task failures exit 1" 1 run --dataset qa.jsonl --task delay --opt ms=1 \
   --opt fail_rate=1 -o f.jsonl -q
 check "task failure recorded, metrics skipped" \
