@@ -501,22 +501,25 @@ static int check_component(const char *cmd, const char *path, int metric,
  * it; a --task or --metric on the command line replaces the file's task or
  * metrics. A summary's output paths are its run's, so they are dropped.
  */
+/* A run file or summary is small; anything larger is not one. */
+#define RUN_FILE_MAX_BYTES ((size_t)16 << 20)
+
 static int run_file_args(const char *cmd, const char *path, int argc,
                          char **argv, struct argvec *out,
                          const char **dataset_arg) {
-  char *text = NULL;
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    return assay_cli_usage_error(cmd, "cannot read run file '%s': %s", path,
-                                 strerror(errno));
-  size_t cap = 0;
-  ssize_t len = getdelim(&text, &cap, '\0', f);
-  fclose(f);
-  cJSON *root = len > 0 ? cJSON_ParseWithLength(text, (size_t)len) : NULL;
-  free(text);
+  char *err = NULL;
+  cJSON *root = assay__read_json_file(path, RUN_FILE_MAX_BYTES, &err);
+  if (root == NULL) {
+    int rc = assay_cli_usage_error(cmd, "run file '%s': %s", path, err);
+    free(err);
+    return rc;
+  }
   if (!cJSON_IsObject(root)) {
     cJSON_Delete(root);
-    return assay_cli_usage_error(cmd, "run file '%s' is not a JSON object",
+    return assay_cli_usage_error(cmd,
+                                 "run file '%s' is not a JSON object (it "
+                                 "takes {\"dataset\": ..., \"task\": ..., "
+                                 "\"metrics\": [...], ...})",
                                  path);
   }
   const cJSON *conf = root;
@@ -590,8 +593,21 @@ static int run_file_args(const char *cmd, const char *path, int argc,
                strcmp(k, "map") == 0) {
       /* Handled below, in the order the command line needs. */
     } else {
-      rc = assay_cli_usage_error(cmd, "run file '%s': unknown key \"%s\"", path,
-                                 k);
+      const char *keys[assay__array_size(scalars) + 3] = {"task", "metrics",
+                                                          "map"};
+      for (size_t j = 0; j < assay__array_size(scalars); j++)
+        keys[3 + j] = scalars[j].key;
+      const char *near = assay__nearest(k, keys, assay__array_size(keys));
+      if (near != NULL)
+        rc = assay_cli_usage_error(
+            cmd, "run file '%s': unknown key \"%s\" (did you mean \"%s\"?)",
+            path, k, near);
+      else
+        rc = assay_cli_usage_error(
+            cmd,
+            "run file '%s': unknown key \"%s\"; docs/running.md lists "
+            "the keys a run file takes",
+            path, k);
       break;
     }
   }
@@ -2266,13 +2282,7 @@ int assay_cli_main(int argc, char **argv) {
   static const char *const names[] = {"run",    "rescore", "plugins",
                                       "report", "compare", "merge",
                                       "help",   "version"};
-  const char *near = NULL;
-  size_t n = strlen(cmd), bestd = n < 5 ? 1 : 2;
-  for (size_t i = 0; i < assay__array_size(names); i++) {
-    size_t d = assay__edit_distance(cmd, n, names[i], strlen(names[i]));
-    if (d <= bestd && (near == NULL || d < bestd))
-      near = names[i], bestd = d;
-  }
+  const char *near = assay__nearest(cmd, names, assay__array_size(names));
   if (near != NULL)
     return assay_cli_usage_error(
         NULL, "unknown command '%s' (did you mean '%s'?)", cmd, near);

@@ -134,56 +134,27 @@ struct merge {
  * *out NULL when there is none, ASSAY_EIO/ECONFIG with errmsg otherwise.
  */
 static int summary_read(const char *path, cJSON **out, char **errmsg) {
+  char *err = NULL;
+  cJSON *j = assay__read_json_file(path, MAX_SUMMARY_BYTES, &err);
   *out = NULL;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT)
-      return 0;
-    return assay__fail(errmsg, ASSAY_EIO, "cannot read summary '%s': %s", path,
-                       strerror(errno));
+  if (j == NULL && errno == ENOENT) {
+    free(err);
+    return 0;
   }
-  char *text = NULL;
-  size_t len = 0, cap = 0;
   int rc = 0;
-  for (;;) {
-    if (cap - len < BLOCK_BYTES) {
-      cap = cap ? cap * 2 : 2 * BLOCK_BYTES;
-      text = assay__xrealloc(text, cap + 1);
-    }
-    ssize_t n = read(fd, text + len, cap - len);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      rc = assay__fail(errmsg, ASSAY_EIO, "cannot read summary '%s': %s", path,
-                       strerror(errno));
-      break;
-    }
-    if (n == 0)
-      break;
-    len += (size_t)n;
-    if (len > MAX_SUMMARY_BYTES) {
-      rc = assay__fail(errmsg, ASSAY_ECONFIG,
-                       "summary '%s' is larger than %zu bytes: it is not a "
-                       "summary written by assay; move it away to merge "
-                       "without it",
-                       path, MAX_SUMMARY_BYTES);
-      break;
-    }
-  }
-  close(fd);
-  if (rc == 0) {
-    cJSON *j = cJSON_ParseWithLength(text ? text : "", len);
-    if (!cJSON_IsObject(j)) {
-      cJSON_Delete(j);
-      rc = assay__fail(errmsg, ASSAY_ECONFIG,
-                       "summary '%s' is not a JSON object: it is not a summary "
-                       "written by assay; move it away to merge without it",
-                       path);
-    } else {
-      *out = j;
-    }
-  }
-  free(text);
+  if (j == NULL && errno != 0)
+    rc = assay__fail(errmsg, ASSAY_EIO, "cannot read summary '%s': %s", path,
+                     err);
+  else if (!cJSON_IsObject(j))
+    rc = assay__fail(errmsg, ASSAY_ECONFIG,
+                     "summary '%s' is not a summary written by assay (%s); "
+                     "move it away to merge without it",
+                     path, err ? err : "not a JSON object");
+  else
+    *out = j;
+  if (rc != 0)
+    cJSON_Delete(j);
+  free(err);
   return rc;
 }
 

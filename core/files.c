@@ -128,26 +128,71 @@ int assay__write_file_atomic(const char *path, const char *text,
   return 0;
 }
 
+/* Where a parse went wrong, for a file's error message: the line, and up to
+ * 24 bytes of text from there to the end of that line (not cut inside a
+ * UTF-8 sequence). */
+static char *json_error_at(const char *text, size_t len, size_t off,
+                           const char *what) {
+  size_t line = 1;
+  for (size_t i = 0; i < off && i < len; i++)
+    line += text[i] == '\n';
+  size_t end = off;
+  while (end < len && end - off < 24 && text[end] != '\n' && text[end] != '\r')
+    end++;
+  while (end > off && end < len && ((unsigned char)text[end] & 0xc0) == 0x80)
+    end--;
+  return assay__format("invalid JSON at line %zu%s near '%.*s'", line, what,
+                       (int)(end - off), text + off);
+}
+
 cJSON *assay__read_json_file(const char *path, size_t max_bytes,
                              char **errmsg) {
   FILE *f = fopen(path, "rb");
   if (f == NULL) {
-    assay__fail(errmsg, ASSAY_EIO, "cannot read '%s': %s", path,
-                strerror(errno));
+    int e = errno;
+    assay__fail(errmsg, ASSAY_EIO, "%s", strerror(e));
+    errno = e;
     return NULL;
   }
   char *buf = assay__xmalloc(max_bytes + 1);
   size_t n = fread(buf, 1, max_bytes + 1, f);
-  int rerr = ferror(f);
+  int rerr = ferror(f) ? errno : 0;
   fclose(f);
+  if (n <= max_bytes)
+    buf[n] = '\0';
   cJSON *j = NULL;
+  const char *stop = NULL;
+  size_t at = 0;
   if (rerr)
-    assay__fail(errmsg, ASSAY_EIO, "cannot read '%s'", path);
+    assay__fail(errmsg, ASSAY_EIO, "%s", strerror(rerr));
   else if (n > max_bytes)
-    assay__fail(errmsg, ASSAY_EIO, "'%s' is over %zu bytes", path, max_bytes);
-  else if ((j = cJSON_ParseWithLength(buf, n)) == NULL)
-    assay__fail(errmsg, ASSAY_EIO, "'%s' is not JSON", path);
+    assay__fail(errmsg, ASSAY_EIO, "larger than %zu bytes", max_bytes);
+  else if (strspn(buf, " \t\r\n") == n)
+    assay__fail(errmsg, ASSAY_EIO, "the file is empty");
+  else if ((j = cJSON_ParseWithLengthOpts(buf, n, &stop, 0)) == NULL) {
+    at = stop ? (size_t)(stop - buf) : 0;
+    if (at + 1 >= n) /* cJSON puts "ran out" on the last byte */
+      assay__fail(errmsg, ASSAY_EIO,
+                  "invalid JSON: it ends too early (cut short?)");
+    else {
+      char *where = json_error_at(buf, n, at, "");
+      assay__fail(errmsg, ASSAY_EIO, "%s", where);
+      free(where);
+    }
+  } else {
+    at = (size_t)(stop - buf);
+    while (at < n && strchr(" \t\r\n", buf[at]) != NULL && buf[at] != '\0')
+      at++;
+    if (at < n) {
+      cJSON_Delete(j);
+      j = NULL;
+      char *where = json_error_at(buf, n, at, ": more text after the value");
+      assay__fail(errmsg, ASSAY_EIO, "%s", where);
+      free(where);
+    }
+  }
   free(buf);
+  errno = rerr;
   return j;
 }
 

@@ -43,7 +43,11 @@ int assay__write_file_atomic(const char *path, const char *text,
                              char **errmsg);
 
 /* Reads a JSON file of at most max_bytes. Returns the value (owned), or NULL
- * with *errmsg set (it cannot be read, is too large, or is not JSON). */
+ * with *errmsg saying why without naming the file, for the caller to put
+ * after it: the reason it cannot be opened or read (errno is that error,
+ * else 0, so that ENOENT can be told apart), empty, over max_bytes, or where
+ * the JSON goes wrong
+ * ("invalid JSON at line 3 near '...'"). */
 cJSON *assay__read_json_file(const char *path, size_t max_bytes,
                              char **errmsg);
 

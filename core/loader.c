@@ -98,6 +98,21 @@ static void dirs_push(char ***dirs, size_t *n, const char *d, size_t len) {
 
 int assay_loader_new(struct assay_loader **lp, const char *const *dirs,
                      char **errmsg) {
+  /* A directory asked for by name that is not there is a typo to say now,
+   * not a plugin "not found" later (ASSAY_PLUGIN_PATH may list absent
+   * ones, as PATH does). */
+  for (size_t i = 0; dirs != NULL && dirs[i] != NULL; i++) {
+    struct stat st;
+    if (stat(dirs[i], &st) != 0)
+      return assay__fail(errmsg, ASSAY_ELOAD, "--plugin-dir '%s': %s", dirs[i],
+                         strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+      return assay__fail(errmsg, ASSAY_ELOAD,
+                         "--plugin-dir '%s' is not a directory; give the "
+                         "directory the plugin is in, or the plugin's path "
+                         "as the SPEC",
+                         dirs[i]);
+  }
   if (lt_dlinit() != 0)
     return assay__fail(errmsg, ASSAY_ELOAD, "cannot initialise libltdl: %s",
                        lt_dlerror());

@@ -115,6 +115,18 @@ size_t assay__edit_distance(const char *a, size_t na, const char *b,
   return r[na % 3][nb];
 }
 
+const char *assay__nearest(const char *word, const char *const *names,
+                           size_t n) {
+  size_t len = strlen(word), bestd = len < 5 ? 1 : 2;
+  const char *near = NULL;
+  for (size_t i = 0; i < n; i++) {
+    size_t d = assay__edit_distance(word, len, names[i], strlen(names[i]));
+    if (d <= bestd && (near == NULL || d < bestd))
+      near = names[i], bestd = d;
+  }
+  return near;
+}
+
 char *assay__json_keys(const cJSON *obj, int max) {
   char *out = NULL;
   int n = 0;

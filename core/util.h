@@ -59,6 +59,12 @@ char *assay__json_keys(const cJSON *obj, int max);
  * bytes. */
 size_t assay__edit_distance(const char *a, size_t na, const char *b, size_t nb);
 
+/* The name of names[0..n) a slip away from word (one edit for a word of
+ * under 5 bytes, two for a longer one), the nearest first; NULL when none
+ * is. For "did you mean" in a message. */
+const char *assay__nearest(const char *word, const char *const *names,
+                           size_t n);
+
 /* qsort/bsearch comparison of two string pointers (char **), by strcmp. */
 int assay__cmp_str(const void *a, const void *b);
 

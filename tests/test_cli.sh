@@ -510,7 +510,23 @@ check "only the command line's metric" "set(r[0]['scores']) == {'is_json'}" rf3.
 echo '{"bogus": 1}' >bad-run.json
 run "run file unknown key" 2 run -c bad-run.json
 expect_err "unknown key named" 'unknown key "bogus"'
+echo '{"dataset": "qa.jsonl", "concurency": 4}' >typo-run.json
+run "run file: a misspelt key" 2 run -c typo-run.json
+expect_err "... the nearest key suggested" 'unknown key "concurency" (did you mean "concurrency"?)'
 run "run file missing" 2 run -c nowhere.json
+expect_err "... named, and why" "run file 'nowhere.json': No such file or directory"
+printf '{"dataset": "qa.jsonl",\n "task": {"spec": "echo"} "limit": 1}\n' >badjson-run.json
+run "run file: invalid JSON" 2 run -c badjson-run.json
+expect_err "... the line and the text there" "run file 'badjson-run.json': invalid JSON at line 2 near '\"limit\": 1}'"
+printf '{"dataset": "qa.jsonl",\n' >cut-run.json
+run "run file: cut short" 2 run -c cut-run.json
+expect_err "... said so" "run file 'cut-run.json': invalid JSON: it ends too early"
+printf '{"dataset": "qa.jsonl"} {}\n' >two-run.json
+run "run file: text after the object" 2 run -c two-run.json
+expect_err "... said so" "run file 'two-run.json': invalid JSON at line 1: more text after the value near '{}'"
+: >empty-run.json
+run "run file: empty" 2 run -c empty-run.json
+expect_err "... said so" "run file 'empty-run.json': the file is empty"
 echo '{"dataset": "qa.jsonl", "task": {"spec": "echo", "opts": {"field": "x"}}}' >bad-task.json
 run "run file: an unknown key in the task" 2 run -c bad-task.json
 expect_err "... named, with the keys it takes" 'the task has an unknown key "opts" (it takes "spec" and "options")'
@@ -613,8 +629,13 @@ if [ -f "$fx/fx_sync.la" ]; then
   load "no such component" "has no component 'zzz'" "$fx/fx_sync.la:zzz"
   load "wrong kind" "is a task, not a metric" "$fx/fx_sync.la:sync" metric
   run "plugin dir search" 0 run --dataset qa.jsonl --plugin-dir "$fx" --task fx_sync -o pd.jsonl -q
-  ASSAY_PLUGIN_PATH=$fx "$bin" run --dataset qa.jsonl --task fx_sync -o env.jsonl -q >/dev/null 2>err
-  [ $? -eq 0 ] && ok "ASSAY_PLUGIN_PATH search" || bad "ASSAY_PLUGIN_PATH search"
+  run "a --plugin-dir not there" 2 run --dataset qa.jsonl --plugin-dir "$fx/nothere" --task echo -o pd2.jsonl
+  expect_err "... said before anything runs" "--plugin-dir '$fx/nothere': No such file or directory"
+  [ ! -e pd2.jsonl ] && ok "... nothing written" || bad "... nothing written"
+  run "a --plugin-dir that is a file" 2 plugins --plugin-dir qa.jsonl
+  expect_err "... said so" "--plugin-dir 'qa.jsonl' is not a directory"
+  ASSAY_PLUGIN_PATH=$fx/nothere:$fx "$bin" run --dataset qa.jsonl --task fx_sync -o env.jsonl -q >/dev/null 2>err
+  [ $? -eq 0 ] && ok "ASSAY_PLUGIN_PATH search (an entry not there is passed over)" || bad "ASSAY_PLUGIN_PATH search (an entry not there is passed over)"
   cp "$fx/.libs/fx_sync.so" ./fx_sync.so
   run "current directory not searched" 2 run --dataset qa.jsonl --task fx_sync -o cwd.jsonl
   run "explicit ./ path loads" 0 run --dataset qa.jsonl --task ./fx_sync.so -o cwd.jsonl -q

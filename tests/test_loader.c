@@ -458,10 +458,23 @@ static void test_option_via_engine(void) {
 
 static void test_plugin_dir(void) {
   char *dir = fixture_dir();
-  const char *dirs[] = {"/nonexistent/assay-plugins", dir, NULL};
-  struct assay_loader *l = loader_with(dirs);
-  struct assay_module *m = NULL;
+  /* A --plugin-dir not there, or not a directory, is refused by name. */
+  struct assay_loader *l = NULL;
   char *err = NULL;
+  const char *missing[] = {dir, "/nonexistent/assay-plugins", NULL};
+  CU_ASSERT_EQUAL(assay_loader_new(&l, missing, &err), ASSAY_ELOAD);
+  CU_ASSERT(l == NULL);
+  ASSERT_HAS(err, "--plugin-dir '/nonexistent/assay-plugins': No such file");
+  free(err);
+  err = NULL;
+  const char *file[] = {"/dev/null", NULL};
+  CU_ASSERT_EQUAL(assay_loader_new(&l, file, &err), ASSAY_ELOAD);
+  ASSERT_HAS(err, "--plugin-dir '/dev/null' is not a directory");
+  free(err);
+  err = NULL;
+  const char *dirs[] = {"/", dir, NULL};
+  l = loader_with(dirs);
+  struct assay_module *m = NULL;
   int rc = assay_loader_load(l, "fx_sync", &m, &err);
   if (rc != 0)
     fprintf(stderr, "\n  %s\n", err ? err : "");
@@ -476,7 +489,7 @@ static void test_plugin_path_env(void) {
   char *dir = fixture_dir();
   char *env = assay__format("/nonexistent/a:%s", dir);
   setenv("ASSAY_PLUGIN_PATH", env, 1);
-  const char *dirs[] = {"/nonexistent/b", NULL};
+  const char *dirs[] = {"/", NULL};
   struct assay_loader *l = loader_with(dirs);
   unsetenv("ASSAY_PLUGIN_PATH");
   struct assay_module *m = NULL;
@@ -495,7 +508,7 @@ static void test_plugin_path_env(void) {
       ia = i;
     if (strcmp(d[i], dir) == 0)
       ifx = i;
-    if (strcmp(d[i], "/nonexistent/b") == 0)
+    if (strcmp(d[i], "/") == 0)
       ib = i;
   }
   CU_ASSERT(ia >= 1 && ifx == ia + 1 && ib == ifx + 1);

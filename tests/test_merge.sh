@@ -260,7 +260,7 @@ expect_err "over-long line named" "long.jsonl:2: line longer than 2048 bytes"
 printf 'not json\n' >nj.summary.json
 shard nj.jsonl 0:0
 run "unreadable shard summary refused" 2 merge nj.jsonl -o nj-m.jsonl
-expect_err "summary named" "summary 'nj.summary.json' is not a JSON object"
+expect_err "summary named, and why" "summary 'nj.summary.json' is not a summary written by assay (invalid JSON at line 1 near 'not json')"
 
 # ---- real shards: 8 processes merged equal one run ---------------------------------
 python3 - <<'EOF'
