@@ -10,7 +10,10 @@
 #include <string.h>
 
 #include <assay/plugin.h>
+
 #include <uv.h>
+
+#include "fields.h"
 
 struct delay_call;
 
@@ -108,9 +111,12 @@ static int delay_run(void *state, const cJSON *input, assay_call call) {
   struct delay *d = state;
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(input, d->field);
   if (v == NULL) {
+    char *have = assay_plugin_field_list(input);
     d->host->fail(call, ASSAY_FAIL_BAD_INPUT, -1,
-                  "item has no field '%s'; pick one with --opt field=NAME",
-                  d->field);
+                  "item has no field '%s' (it has: %s); pick one with --opt "
+                  "field=NAME",
+                  d->field, have ? have : "?");
+    free(have);
     return 0;
   }
   struct assay_call_info info = {.size = sizeof info};

@@ -7,6 +7,8 @@
 
 #include <assay/plugin.h>
 
+#include "fields.h"
+
 struct echo {
   const struct assay_host *host;
   char *field;
@@ -28,33 +30,16 @@ static void echo_fini(void *state) {
   e->host->dealloc(e);
 }
 
-/* The item's field names for the message of a missing field, the first
- * 12 of them (a whole CSV row of names says nothing more). */
-static char *field_list(const struct assay_host *host, const cJSON *item) {
-  char *out = host->format("%s", "");
-  int n = 0;
-  for (const cJSON *f = item ? item->child : NULL; f != NULL; f = f->next) {
-    char *more = n == 12 ? host->format("%s, ...", out)
-                         : host->format("%s%s%s", out, n ? ", " : "",
-                                        f->string ? f->string : "");
-    host->dealloc(out);
-    out = more;
-    if (n++ == 12)
-      break;
-  }
-  return out;
-}
-
 static cJSON *echo_run(void *state, const cJSON *input, assay_call call) {
   struct echo *e = state;
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(input, e->field);
   if (v == NULL) {
-    char *have = field_list(e->host, input);
+    char *have = assay_plugin_field_list(input);
     e->host->fail(call, ASSAY_FAIL_BAD_INPUT, -1,
                   "item has no field '%s' (it has: %s); pick the field to "
                   "echo with --opt field=NAME",
-                  e->field, *have ? have : "no fields");
-    e->host->dealloc(have);
+                  e->field, have ? have : "?");
+    free(have);
     return NULL;
   }
   cJSON *out = cJSON_CreateObject();

@@ -20,7 +20,10 @@
 #include <unistd.h>
 
 #include <assay/plugin.h>
+
 #include <uv.h>
+
+#include "fields.h"
 
 extern char **environ;
 
@@ -903,9 +906,12 @@ static char *make_request(struct exec *ex, const cJSON *input, assay_call call,
   if (ex->field != NULL) {
     v = cJSON_GetObjectItemCaseSensitive(input, ex->field);
     if (v == NULL) {
+      char *have = assay_plugin_field_list(input);
       ex->host->fail(call, ASSAY_FAIL_BAD_INPUT, -1,
-                     "item has no field '%s' (from --opt input=field:%s)",
-                     ex->field, ex->field);
+                     "item has no field '%s' (from --opt input=field:%s; it "
+                     "has: %s)",
+                     ex->field, ex->field, have ? have : "?");
+      free(have);
       return NULL;
     }
     if (cJSON_IsString(v) && !ex->persistent) {

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "fields.h"
+
 /* ---- small helpers ------------------------------------------------------ */
 
 static void oom(void) {
@@ -322,37 +324,18 @@ struct render_ctx {
 
 /* "a, b, c" (12 at most, then "..."): the fields a template could have
  * used instead, for the message about one the item lacks. Owned. */
-static char *field_names(const cJSON *item) {
-  struct assay__llm_buf b = {0};
-  int n = 0;
-  for (const cJSON *f = item ? item->child : NULL; f != NULL; f = f->next) {
-    if (f->string == NULL)
-      continue;
-    if (n > 0)
-      assay__llm_buf_adds(&b, ", ");
-    if (n++ == 12) {
-      assay__llm_buf_adds(&b, "...");
-      break;
-    }
-    assay__llm_buf_adds(&b, f->string);
-  }
-  if (n == 0)
-    assay__llm_buf_adds(&b, "none");
-  return assay__llm_buf_take(&b);
-}
-
 static int render_field(void *arg, const char *name, struct assay__llm_buf *out,
                         char **errmsg) {
   struct render_ctx *ctx = arg;
   const cJSON *v = assay__llm_json_path(ctx->item, name);
   if (v == NULL) {
     char *q = assay__llm_quote(ctx->tmpl, strlen(ctx->tmpl), 80);
-    char *have = field_names(ctx->item);
+    char *have = assay_plugin_field_list(ctx->item);
     int err = llm_fail(errmsg, ASSAY_EBAD_INPUT,
                        "the item has no field '%s' used by template '%s' "
                        "(its fields: %s); add it to the dataset or change the "
                        "template",
-                       name, q, have);
+                       name, q, have ? have : "?");
     free(have);
     free(q);
     return err;

@@ -120,6 +120,13 @@ check "bad item is a record" \
 run "echo of a field the item has not" 1 run --dataset qa.jsonl --task echo --opt field=answer -o nf.jsonl -q
 check "... names it and the fields there are" \
   "r[0]['error'] == {'code': 'bad_input', 'message': \"item has no field 'answer' (it has: id, input, reference); pick the field to echo with --opt field=NAME\"}" nf.jsonl -
+python3 -c "import json; print(json.dumps({'f%d' % i: i for i in range(14)}))" >wide.jsonl
+run "... an item of 14 fields" 1 run --dataset wide.jsonl --task echo -o nf2.jsonl -q
+check "... lists the first 12" \
+  "'(it has: f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, ...)' in r[0]['error']['message']" nf2.jsonl -
+run "delay of a field the item has not" 1 run --dataset qa.jsonl --task delay --opt field=answer -o nf3.jsonl -q
+check "... names it and the fields there are" \
+  "\"item has no field 'answer' (it has: id, input, reference)\" in r[0]['error']['message']" nf3.jsonl -
 run "task failures exit 1" 1 run --dataset qa.jsonl --task delay --opt ms=1 \
   --opt fail_rate=1 -o f.jsonl -q
 check "task failure recorded, metrics skipped" \

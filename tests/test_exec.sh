@@ -73,8 +73,8 @@ run "input=field" 0 --dataset qa.jsonl --task exec --opt 'cmd=["tr", "a-z", "A-Z
 check "a field's text on stdin" "r[0]['output'] == {'output': 'PARIS'}" field.jsonl
 run "input=field missing" 1 --dataset qa.jsonl --task exec --opt 'cmd=["cat"]' \
   --opt input=field:nope --limit 1 -o nofield.jsonl -q
-check "a missing field is bad input" \
-  "r[0]['error']['code'] == 'bad_input' and \"'nope'\" in r[0]['error']['message']" nofield.jsonl
+check "a missing field is bad input, with the fields there are" \
+  "r[0]['error'] == {'code': 'bad_input', 'message': \"item has no field 'nope' (from --opt input=field:nope; it has: id, input, reference)\"}" nofield.jsonl
 
 run "non-zero exit" 1 --dataset n.jsonl --task exec --opt "cmd=[\"$ex/fail.sh\"]" -o fail.jsonl -q
 check "exit status and the stderr tail" \
