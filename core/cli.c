@@ -341,7 +341,12 @@ static int parse_ids(struct run_config *c, const char *v) {
   }
   free(text);
   if (c->nids == 0) {
-    assay_cli_usage_error("run", "--ids %s names no ids", v);
+    assay_cli_usage_error("run",
+                          *v == '@' ? "--ids %s names no ids (the file is "
+                                      "empty; one id per line)"
+                                    : "--ids '%s' names no ids; give them as "
+                                      "ID,ID,... or @FILE",
+                          v);
     return -1;
   }
   c->ids_spec = v;
@@ -1051,9 +1056,11 @@ static void on_tick(void *arg, const struct assay_engine *e) {
   const struct assay_engine_stats *st = assay_engine_stats(e);
   if (n < (int)sizeof line - 1)
     n += snprintf(line + n, sizeof line - (size_t)n,
-                  " | %lld running, %ld errors, %ld retries",
+                  " | %lld running, %ld error%s, %ld retr%s",
                   (long long)assay_engine_running(e),
-                  st->items_failed + st->scores_failed, st->retries);
+                  st->items_failed + st->scores_failed,
+                  st->items_failed + st->scores_failed == 1 ? "" : "s",
+                  st->retries, st->retries == 1 ? "y" : "ies");
   if (p->tty) {
     /* One line, cut to the terminal, redrawn in place. */
     int w = p->width > 1 ? p->width - 1 : 79;

@@ -921,9 +921,10 @@ static void check_counts(struct merge *m) {
         items->valuedouble == (double)s->records)
       continue;
     fprintf(stderr,
-            "assay: shard '%s' holds %lld records but its summary '%s' "
+            "assay: shard '%s' holds %lld record%s but its summary '%s' "
             "counts %.0f: the file was changed after its run\n",
-            s->path, s->records, s->summary_path, items->valuedouble);
+            s->path, s->records, s->records == 1 ? "" : "s", s->summary_path,
+            items->valuedouble);
     m->unfinished++;
   }
 }
@@ -1135,9 +1136,10 @@ int assay_cmd_merge(int argc, char **argv) {
       snprintf(missing, sizeof missing, "not checked");
     fprintf(
         stderr,
-        "merged %d shard%s: %lld records, %lld duplicate%s, missing %s%s%s\n",
-        m.nshards, m.nshards == 1 ? "" : "s", m.written, m.duplicates,
-        m.duplicates == 1 ? "" : "s", missing,
+        "merged %d shard%s: %lld record%s, %lld duplicate%s, missing %s%s%s\n",
+        m.nshards, m.nshards == 1 ? "" : "s", m.written,
+        m.written == 1 ? "" : "s", m.duplicates, m.duplicates == 1 ? "" : "s",
+        missing,
         m.unfinished > 0 || m.missing_shards > 0
             ? ", some shards missing or unfinished"
             : "",

@@ -82,11 +82,13 @@ static cJSON *levenshtein_run(void *state, const cJSON *input,
   }
   size_t total = na + nb, dist = total - 2 * lcs;
   double value = total == 0 ? 1.0 : 1.0 - (double)dist / (double)total;
-  res = assay__score_new(value,
-                         "%zu insertions/deletions turn the output (%zu "
-                         "characters) into the reference (%zu)%s",
-                         dist, na, nb,
-                         st->case_sensitive ? "" : ", ignoring case");
+  res = assay__score_new(
+      value,
+      "%zu %s turn%s the output (%zu character%s) into "
+      "the reference (%zu)%s",
+      dist, dist == 1 ? "insertion/deletion" : "insertions/deletions",
+      dist == 1 ? "s" : "", na, na == 1 ? "" : "s", nb,
+      st->case_sensitive ? "" : ", ignoring case");
   if (res == NULL)
     st->host->fail(call, ASSAY_FAIL_ERROR, -1, "out of memory");
 done:

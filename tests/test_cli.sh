@@ -183,6 +183,11 @@ run "ids from a file" 0 run --dataset sel.jsonl --task echo --ids @ids.txt -o id
 check "ids file read" "[x['id'] for x in r] == ['q7', 'q9']" idf.jsonl -
 run "ids not in the dataset" 0 run --dataset sel.jsonl --task echo --ids q12,nope,q3,gone,nope -o ids.jsonl -q --overwrite
 expect_err "... are named, in the order given, once" "warning: --ids: 2 ids are not in 'sel.jsonl': nope, gone"
+run "--ids empty" 2 run --dataset sel.jsonl --task echo --ids , -o ids0.jsonl
+expect_err "... says how to give them" "--ids ',' names no ids; give them as ID,ID,... or @FILE"
+: >noids.txt
+run "--ids from an empty file" 2 run --dataset sel.jsonl --task echo --ids @noids.txt -o ids0.jsonl
+expect_err "... says the file is empty" "--ids @noids.txt names no ids (the file is empty; one id per line)"
 run "all ids found" 0 run --dataset sel.jsonl --task echo --ids q12,q3 -o ids.jsonl -q --overwrite
 grep -q "warning" err && bad "... no warning" || ok "... no warning"
 run "ids without an id field are indexes" 0 run --dataset scored.jsonl --metric regex_match --opt 'regex=^\d+$' --ids 1 -o ids.jsonl -q --overwrite

@@ -563,8 +563,8 @@ static int check_lcs_pairs(const struct lcs_pair *pairs, size_t n, int fold) {
     double wantv = total == 0 ? 1.0 : 1.0 - (double)want / total;
     if (reason == NULL || !cJSON_IsNumber(value) ||
         sscanf(reason,
-               "%zu insertions/deletions turn the output (%zu characters) "
-               "into the reference (%zu)",
+               "%zu insertion%*[^(](%zu char%*[a-z]) into the "
+               "reference (%zu)",
                &dist, &na, &nb) != 3 ||
         dist != want || na != pr->na || nb != pr->nb ||
         fabs(value->valuedouble - wantv) > 1e-12) {
