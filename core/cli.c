@@ -1090,15 +1090,29 @@ static void put_shell_word(FILE *f, const char *s) {
   fputc('\'', f);
 }
 
-/* After a run that read its dataset to the end: warns, even with -q, of
- * --ids that no item has and of an --offset past the last item, which
- * would otherwise just make a short or empty run. */
+/* After a run that read its dataset to the end: warns, even with -q, of a
+ * dataset with no items, of --ids that no item has and of an --offset past
+ * the last item, which would otherwise just make a short or empty run. */
 static void selection_warnings(const struct run_config *c,
-                               const struct assay_dataset *ds) {
+                               const struct assay_dataset *ds,
+                               const cJSON *summary) {
   int64_t nitems;
   const char **unseen;
-  if (!assay_dataset_selection_end(ds, &nitems, &unseen))
+  int ended = assay_dataset_selection_end(ds, &nitems, &unseen);
+  if (!ended) {
+    /* No selection (or one cut short by --limit): the records count. */
+    const cJSON *counts = cJSON_GetObjectItemCaseSensitive(summary, "counts");
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(counts, "items");
+    nitems = cJSON_IsNumber(n) ? (int64_t)n->valuedouble : -1;
+  }
+  if (nitems == 0)
+    fprintf(stderr,
+            "%s: warning: dataset '%s' holds no items: nothing was run\n", prog,
+            assay_dataset_name(ds));
+  if (!ended || nitems == 0) {
+    free(unseen);
     return;
+  }
   if (c->sel.offset > 0 && c->sel.offset >= nitems)
     fprintf(stderr,
             "%s: warning: --offset %lld skips all of the %lld item%s of '%s'\n",
@@ -1616,10 +1630,11 @@ static int cmd_run(int argc, char **argv, int rescore) {
   struct resume rs = {0};
   double started = assay__wall_time();
 
-  if (assay_dataset_open(&ds, c.dataset, c.format, c.max_item_bytes, &err) !=
-      0) {
+  int orc =
+      assay_dataset_open(&ds, c.dataset, c.format, c.max_item_bytes, &err);
+  if (orc != 0) {
     int why = errno;
-    if (c.rescore) { /* its dataset is a records file */
+    if (c.rescore && orc != ASSAY_EBAD_INPUT) { /* a records file */
       free(err);
       err = assay__format("cannot read records file '%s': %s", c.dataset,
                           strerror(why));
@@ -1960,7 +1975,7 @@ static int cmd_run(int argc, char **argv, int rescore) {
   }
 
   if (rc == 0)
-    selection_warnings(&c, ds);
+    selection_warnings(&c, ds, sum);
   if (sink.oversize > 0)
     fprintf(stderr,
             "%s: %ld record%s over --max-record-bytes %zu became error "

@@ -26,6 +26,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "dataset.h"
 #include "error.h"
 #include "files.h"
 #include "summary.h"
@@ -1041,6 +1042,10 @@ int assay_cmd_merge(int argc, char **argv) {
           assay__format("cannot open shard '%s': %s", s->path, strerror(errno));
       goto fail;
     }
+    char head[ASSAY_DATASET_SNIFF_BYTES];
+    ssize_t n = pread(s->fd, head, sizeof head, 0);
+    if (n > 0 && assay_dataset_sniff(s->path, head, (size_t)n, 0, &err) != 0)
+      goto fail;
     s->block = assay__xmalloc(BLOCK_BYTES);
   }
   if (!to_stdout && check_output(&m, &err) != 0)

@@ -196,14 +196,87 @@ static int src_read(struct assay_dataset *ds, char **errmsg) {
   return 1;
 }
 
-/* Skips a UTF-8 byte order mark at the very start. */
-static int src_start(struct assay_dataset *ds, char **errmsg) {
-  ds->started = 1;
-  while (ds->end - ds->pos < 3 && !ds->eof) {
+/* Files that are no text of ours, told by their first bytes, with what to
+ * do: otherwise each of their "lines" would become a bad item. */
+static const struct {
+  const char *magic;
+  size_t len;
+  const char *what;
+  const char *unpack; /* the program that decompresses it, or NULL */
+  const char *ext;    /* ... and the extension it takes off */
+  const char *fix;    /* else what to do */
+  int ascii;          /* the magic is plain text: a CSV header may begin so */
+} not_text[] = {
+    {"\x1f\x8b", 2, "gzip-compressed", "zcat", ".gz", NULL, 0},
+    {"\x28\xb5\x2f\xfd", 4, "zstd-compressed", "zstdcat", ".zst", NULL, 0},
+    {"\xfd"
+     "7zXZ\x00",
+     6, "xz-compressed", "xzcat", ".xz", NULL, 0},
+    {"BZh", 3, "bzip2-compressed", "bzcat", ".bz2", NULL, 1},
+    {"PK\x03\x04", 4, "a ZIP archive (an .xlsx workbook?)", NULL, NULL,
+     "unpack it, or save the sheet as CSV", 0},
+    {"PAR1", 4, "a Parquet file", NULL, NULL, "convert it to JSONL or CSV", 1},
+    {"\xff\xfe", 2, "UTF-16 text", NULL, NULL,
+     "convert it to UTF-8: iconv -f UTF-16 -t UTF-8", 0},
+    {"\xfe\xff", 2, "UTF-16 text", NULL, NULL,
+     "convert it to UTF-8: iconv -f UTF-16 -t UTF-8", 0},
+};
+
+int assay_dataset_sniff(const char *name, const char *p, size_t have, int csv,
+                        char **errmsg) {
+  for (size_t i = 0; i < assay__array_size(not_text); i++) {
+    if ((csv && not_text[i].ascii) || have < not_text[i].len ||
+        memcmp(p, not_text[i].magic, not_text[i].len) != 0)
+      continue;
+    if (not_text[i].unpack == NULL)
+      return assay__fail(errmsg, ASSAY_EBAD_INPUT,
+                         "'%s' is %s, not UTF-8 text; %s", name,
+                         not_text[i].what, not_text[i].fix);
+    if (name == NULL)
+      return assay__fail(errmsg, ASSAY_EBAD_INPUT,
+                         "standard input is %s, not text; pipe it through %s "
+                         "first",
+                         not_text[i].what, not_text[i].unpack);
+    size_t n = strlen(name), k = strlen(not_text[i].ext);
+    char *to = n > k && strcmp(name + n - k, not_text[i].ext) == 0
+                   ? assay__format("'%.*s'", (int)(n - k), name)
+                   : assay__xstrdup("FILE");
+    int rc = assay__fail(errmsg, ASSAY_EBAD_INPUT,
+                         "'%s' is %s, not text; decompress it first: %s '%s' "
+                         "> %s",
+                         name, not_text[i].what, not_text[i].unpack, name, to);
+    free(to);
+    return rc;
+  }
+  return 0;
+}
+
+/* The same check on the input's first bytes, read into the window and kept
+ * there; at open, so that it is said before a run writes anything. */
+static int src_sniff(struct assay_dataset *ds, char **errmsg) {
+  while (ds->end - ds->pos < ASSAY_DATASET_SNIFF_BYTES && !ds->eof) {
     int r = src_read(ds, errmsg);
     if (r < 0)
       return r;
   }
+  char *why = NULL;
+  int piped = ds->fd == 0 && !ds->own_fd; /* standard input */
+  int r = assay_dataset_sniff(piped ? NULL : ds->name, ds->data + ds->pos,
+                              ds->end - ds->pos,
+                              ds->format == ASSAY_DATASET_CSV, &why);
+  if (r < 0) {
+    r = set_fatal(ds, errmsg, r, "%s", why);
+    free(why);
+  }
+  return r;
+}
+
+/* Skips a UTF-8 byte order mark at the very start. */
+static int src_start(struct assay_dataset *ds, char **errmsg) {
+  ds->started = 1;
+  int r = src_sniff(ds, errmsg);
+  if (r < 0)
+    return r;
   if (ds->end - ds->pos >= 3 &&
       memcmp(ds->data + ds->pos, "\xEF\xBB\xBF", 3) == 0)
     ds->pos += 3;
@@ -963,6 +1036,11 @@ int assay_dataset_open(struct assay_dataset **ds, const char *path, int format,
   d->cap = 2 * READ_MIN;
   d->buf = assay__xmalloc(d->cap);
   d->data = d->buf;
+  r = src_sniff(d, errmsg);
+  if (r < 0) {
+    assay_dataset_free(d);
+    return r;
+  }
   *ds = d;
   return 0;
 }

@@ -35,11 +35,26 @@ struct assay_dataset_item {
                     ones included: the record's "index" */
 };
 
+/* How many first bytes assay_dataset_sniff needs to tell every kind. */
+#define ASSAY_DATASET_SNIFF_BYTES 6
+
+/*
+ * Whether the first bytes p[0..n) of a file are no UTF-8 text of ours: a
+ * gzip, zstd, xz or bzip2 stream, a ZIP archive, a Parquet file, UTF-16.
+ * Returns 0, or ASSAY_EBAD_INPUT with *errmsg (owned) saying what the file
+ * named name (NULL: standard input) is and what to do. With csv, magics
+ * that are plain text ("BZh", "PAR1") are not taken: a header may begin so.
+ * Datasets and records files are checked on open; merge checks its shards.
+ */
+int assay_dataset_sniff(const char *name, const char *p, size_t n, int csv,
+                        char **errmsg);
+
 /*
  * Opens path ("-" for standard input) with format, capping each item at
  * max_item_bytes (0: the default, 16 MiB). Returns 0, or a negative code
  * with *errmsg set (owned) naming the file and the reason; when the file
  * cannot be opened, errno says why (for callers that name it otherwise).
+ * A file that is not text (assay_dataset_sniff) is ASSAY_EBAD_INPUT.
  */
 int assay_dataset_open(struct assay_dataset **ds, const char *path, int format,
                        size_t max_item_bytes, char **errmsg);

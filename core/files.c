@@ -233,9 +233,13 @@ int assay__records_each(const char *path, size_t max_bytes,
                         void *arg, long *skipped) {
   struct assay_dataset *ds;
   char *err = NULL;
-  if (assay_dataset_open(&ds, path, ASSAY_DATASET_JSONL, max_bytes, &err) < 0) {
-    fprintf(stderr, "assay: cannot read records file '%s': %s\n", path,
-            strerror(errno));
+  int orc = assay_dataset_open(&ds, path, ASSAY_DATASET_JSONL, max_bytes, &err);
+  if (orc < 0) {
+    if (orc == ASSAY_EBAD_INPUT) /* compressed, say: err says so */
+      fprintf(stderr, "assay: %s\n", err);
+    else
+      fprintf(stderr, "assay: cannot read records file '%s': %s\n", path,
+              strerror(errno));
     free(err);
     return -1;
   }

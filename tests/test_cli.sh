@@ -188,6 +188,28 @@ expect_err "... says how to give them" "--ids ',' names no ids; give them as ID,
 : >noids.txt
 run "--ids from an empty file" 2 run --dataset sel.jsonl --task echo --ids @noids.txt -o ids0.jsonl
 expect_err "... says the file is empty" "--ids @noids.txt names no ids (the file is empty; one id per line)"
+# ---- datasets that are no text, or hold nothing ---------------------------------
+gzip -c qa.jsonl >qa.jsonl.gz
+run "a gzip dataset" 2 run --dataset qa.jsonl.gz --task echo -o gz.jsonl
+expect_err "... said, with the command that decompresses it" \
+  "'qa.jsonl.gz' is gzip-compressed, not text; decompress it first: zcat 'qa.jsonl.gz' > 'qa.jsonl'"
+[ ! -e gz.jsonl ] && ok "... nothing written" || bad "... nothing written"
+"$bin" run --dataset - --task echo -o gz.jsonl <qa.jsonl.gz >/dev/null 2>err
+[ $? -eq 2 ] && grep -q "standard input is gzip-compressed, not text; pipe it through zcat first" err \
+  && ok "... piped: said so" || bad "... piped: said so"
+run "a gzip records file to report" 2 report qa.jsonl.gz -o gz.html
+expect_err "... said" "'qa.jsonl.gz' is gzip-compressed"
+run "... to merge" 2 merge qa.jsonl.gz -o gzm.jsonl
+expect_err "... said" "'qa.jsonl.gz' is gzip-compressed"
+[ ! -e gzm.jsonl ] && ok "... nothing merged" || bad "... nothing merged"
+run "... to rescore" 2 rescore qa.jsonl.gz --metric equals -o gzr.jsonl
+expect_err "... said" "'qa.jsonl.gz' is gzip-compressed"
+: >nothing.jsonl
+run "an empty dataset" 0 run --dataset nothing.jsonl --task echo -o nothing-out.jsonl -q
+expect_err "... warned, even with -q" "warning: dataset 'nothing.jsonl' holds no items: nothing was run"
+printf 'input,reference\n' >header-only.csv
+run "a CSV of a header only" 0 run --dataset header-only.csv --task echo -o nothing-out.jsonl -q --overwrite
+expect_err "... warned" "warning: dataset 'header-only.csv' holds no items"
 run "all ids found" 0 run --dataset sel.jsonl --task echo --ids q12,q3 -o ids.jsonl -q --overwrite
 grep -q "warning" err && bad "... no warning" || ok "... no warning"
 run "ids without an id field are indexes" 0 run --dataset scored.jsonl --metric regex_match --opt 'regex=^\d+$' --ids 1 -o ids.jsonl -q --overwrite

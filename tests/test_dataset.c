@@ -356,6 +356,82 @@ static void test_open_directory(void) {
   free(err);
 }
 
+/* A file that is compressed, an archive or UTF-16 is refused at open, by
+ * its first bytes, saying what it is and what to do; a CSV header may begin
+ * with the text magics ("BZh", "PAR1"). */
+static void test_not_text(void) {
+  static const struct {
+    const char *suffix, *data;
+    size_t len;
+    int format;
+    const char *msg; /* NULL: opens */
+  } cases[] = {
+      {".jsonl.gz", "\x1f\x8b\x08\x00\x00", 5, ASSAY_DATASET_AUTO,
+       "is gzip-compressed, not text; decompress it first: zcat '"},
+      {".zst", "\x28\xb5\x2f\xfd\x00", 5, ASSAY_DATASET_JSONL,
+       "is zstd-compressed, not text; decompress it first: zstdcat '"},
+      {".xz",
+       "\xfd"
+       "7zXZ\x00\x00",
+       7, ASSAY_DATASET_JSONL,
+       "is xz-compressed, not text; decompress it first: xzcat '"},
+      {".bz2", "BZh91AY&SY", 10, ASSAY_DATASET_JSONL,
+       "is bzip2-compressed, not text; decompress it first: bzcat '"},
+      {".xlsx", "PK\x03\x04\x14\x00", 6, ASSAY_DATASET_CSV,
+       "is a ZIP archive (an .xlsx workbook?), not UTF-8 text; unpack it, or "
+       "save the sheet as CSV"},
+      {".parquet", "PAR1\x15\x04", 6, ASSAY_DATASET_JSONL,
+       "is a Parquet file, not UTF-8 text; convert it to JSONL or CSV"},
+      {".jsonl", "\xff\xfe{\x00", 4, ASSAY_DATASET_JSONL,
+       "is UTF-16 text, not UTF-8 text; convert it to UTF-8: iconv -f UTF-16 "
+       "-t UTF-8"},
+      {".csv", "\xfe\xff\x00a", 4, ASSAY_DATASET_CSV, "is UTF-16 text"},
+      {".csv", "BZh,PAR1\n1,2\n", 13, ASSAY_DATASET_CSV, NULL},
+      {".csv", "PAR1,x\n1,2\n", 11, ASSAY_DATASET_CSV, NULL},
+      {".jsonl", "\xef\xbb\xbf{}\n", 6, ASSAY_DATASET_JSONL, NULL},
+      {".jsonl", "{", 1, ASSAY_DATASET_JSONL, NULL}, /* short: opens */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *path = tmp_path(cases[i].suffix);
+    write_file(path, cases[i].data, cases[i].len);
+    struct assay_dataset *ds = NULL;
+    char *err = NULL;
+    int r = assay_dataset_open(&ds, path, cases[i].format, 0, &err);
+    if (cases[i].msg == NULL) {
+      CU_ASSERT_EQUAL(r, 0);
+      CU_ASSERT(ds != NULL);
+    } else {
+      CU_ASSERT_EQUAL(r, ASSAY_EBAD_INPUT);
+      CU_ASSERT(ds == NULL);
+      int ok = err != NULL && strstr(err, cases[i].msg) != NULL &&
+               strstr(err, path) != NULL;
+      if (!ok)
+        fprintf(stderr, "\n  case %zu: %s\n", i, err ? err : "(null)");
+      CU_ASSERT(ok);
+    }
+    assay_dataset_free(ds);
+    free(err);
+    unlink(path);
+    free(path);
+  }
+  /* The output a gzip file is decompressed to drops its extension. */
+  char *err = NULL;
+  CU_ASSERT_EQUAL(
+      assay_dataset_sniff("runs/qa.jsonl.gz", "\x1f\x8b", 2, 0, &err),
+      ASSAY_EBAD_INPUT);
+  CU_ASSERT_STRING_EQUAL(err, "'runs/qa.jsonl.gz' is gzip-compressed, not "
+                              "text; decompress it first: zcat "
+                              "'runs/qa.jsonl.gz' > 'runs/qa.jsonl'");
+  free(err);
+  err = NULL;
+  CU_ASSERT_EQUAL(assay_dataset_sniff(NULL, "\x1f\x8b", 2, 0, &err),
+                  ASSAY_EBAD_INPUT);
+  CU_ASSERT_STRING_EQUAL(err, "standard input is gzip-compressed, not text; "
+                              "pipe it through zcat first");
+  free(err);
+  CU_ASSERT_EQUAL(assay_dataset_sniff("x", "\x1f", 1, 0, NULL), 0);
+}
+
 static void test_bad_format(void) {
   struct assay_dataset *ds = NULL;
   char *err = NULL;
@@ -741,6 +817,7 @@ static const struct test_case file_cases[] = {
     {"data files match their transcripts (file, memory, stdin)", test_goldens},
     {"a missing file", test_open_missing},
     {"a directory", test_open_directory},
+    {"not text: compressed, an archive, UTF-16", test_not_text},
     {"an unknown format", test_bad_format},
     {"the format from the name", test_format_from_name},
     {"items outlive the dataset", test_items_outlive_dataset},
