@@ -848,8 +848,14 @@ static void print_header(const cJSON *sum, FILE *out) {
   fmt_count(member(counts, "items"), items);
   fmt_count(member(counts, "ok"), ok);
   fmt_count(member(counts, "failed"), failed);
-  fprintf(out, ": %s %s, %s ok, %s failed", items,
-          strcmp(items, "1") == 0 ? "item" : "items", ok, failed);
+  fprintf(out, ": %s %s", items, strcmp(items, "1") == 0 ? "item" : "items");
+  /* A resumed run: how many of them were there before it. */
+  double resumed = number_or(sum, "resumed_from", 0);
+  double n = number_or(counts, "items", NAN);
+  if (resumed > 0)
+    fprintf(out, " (%.0f from before, %.0f run now)", resumed,
+            isfinite(n) && n > resumed ? n - resumed : 0);
+  fprintf(out, ", %s ok, %s failed", ok, failed);
   double wall = number_or(sum, "wall_ms", NAN);
   if (isfinite(wall)) {
     char w[CELL];
@@ -857,7 +863,7 @@ static void print_header(const cJSON *sum, FILE *out) {
     fprintf(out, " in %s", w);
   }
   double ips = number_or(sum, "items_per_s", NAN);
-  if (isfinite(ips))
+  if (isfinite(ips) && !(resumed > 0 && n <= resumed))
     fprintf(out, ips >= 10 ? " (%.1f items/s)" : " (%.3g items/s)", ips);
   fputc('\n', out);
 }

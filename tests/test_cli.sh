@@ -350,6 +350,9 @@ head -n 1 res1.jsonl >res2.jsonl
 cp res1.summary.json res2.summary.json
 run "worker-finished items: resumed" 0 run --dataset res.jsonl --task echo --metric equals -o res2.jsonl --resume -q
 check "... give the same records" "[x['id'] for x in r] == ['a', 'b'] and s['counts']['items'] == 2" res2.jsonl res2.summary.json
+run "a resumed run's table" 0 run --dataset res.jsonl --task echo --metric equals -o res1.jsonl --resume
+grep -q "^run 'res' (completed): 2 items (2 from before, 0 run now), 2 ok, 0 failed in [0-9.]* ms$" err \
+  && ok "... says what was there before, and no rate for nothing run" || bad "... says what was there before: $(head -n 1 err)"
 
 # free_port: a loopback port nothing listens on; wait_port PORT: until a
 # server accepts there (5 s at most).
