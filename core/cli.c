@@ -1245,6 +1245,12 @@ static int check_paths(const struct run_config *c, const char *output,
       return -1;
     }
     summary = NULL; /* standard output: no file to compare */
+  } else if (summary != NULL && c->resume && assay__is_stream(summary)) {
+    *err = assay__format("--resume checks the records against their summary "
+                         "file: give --summary a file, not the device or "
+                         "pipe '%s'",
+                         summary);
+    return -1;
   }
   const char *const path[3] = {output, summary, c->junit};
   static const char *const flag[3] = {"--output", "--summary", "--junit"};
@@ -1701,12 +1707,21 @@ static int cmd_run(int argc, char **argv, int rescore) {
     output = assay__format("assay-runs/%s-%s.jsonl", name, ts);
   }
   int to_stdout = strcmp(output, "-") == 0;
+  /* -o /dev/null, a FIFO, a device: written in place, and like standard
+   * output, no file to make, truncate, resume or put a summary beside. */
+  int stream = !to_stdout && assay__is_stream(output);
+  if (stream && c.resume) {
+    err = assay__format("--resume needs a records file to go on from; '%s' "
+                        "is a device or pipe",
+                        output);
+    goto fail;
+  }
   /* -o results/run1.jsonl: make results/ as the default path would. */
-  if (!to_stdout && assay__mkdir_parent(output, &err) != 0)
+  if (!to_stdout && !stream && assay__mkdir_parent(output, &err) != 0)
     goto fail;
   if (c.summary != NULL)
     summary_path = assay__xstrdup(c.summary);
-  else if (!to_stdout)
+  else if (!to_stdout && !stream)
     summary_path = assay__summary_path(output);
   if (check_paths(&c, to_stdout ? NULL : output, summary_path, &err) != 0)
     goto fail;
@@ -1720,6 +1735,13 @@ static int cmd_run(int argc, char **argv, int rescore) {
   rs.path = output;
   if (to_stdout) {
     sink.fd = STDOUT_FILENO;
+  } else if (stream) {
+    sink.fd = open(output, O_WRONLY | O_CLOEXEC);
+    if (sink.fd < 0) {
+      err =
+          assay__format("cannot open output '%s': %s", output, strerror(errno));
+      goto fail;
+    }
   } else if (c.resume) {
     sink.fd = open(output, O_RDWR | O_CREAT | O_CLOEXEC, ASSAY_OUTPUT_MODE);
     if (sink.fd < 0) {
@@ -1817,7 +1839,11 @@ static int cmd_run(int argc, char **argv, int rescore) {
    * what it ran (resume checks it). A resumed run keeps the earlier one
    * until it has checked the records it goes on from. */
   int summary_stdout = summary_path != NULL && strcmp(summary_path, "-") == 0;
-  if (summary_path != NULL && rs.count == 0 && !summary_stdout) {
+  /* Standard output, a FIFO or a device gets the final summary only: a
+   * reader of a FIFO takes one. */
+  int summary_once = summary_stdout ||
+                     (summary_path != NULL && assay__is_stream(summary_path));
+  if (summary_path != NULL && rs.count == 0 && !summary_once) {
     cJSON *run0 = cJSON_CreateObject();
     char iso0[32];
     assay__iso8601(started, iso0);
@@ -1920,8 +1946,8 @@ static int cmd_run(int argc, char **argv, int rescore) {
               summary_stdout ? "standard output" : summary_path);
   }
   /* How to go on, even with -q: the summary holds the run's options. */
-  if (rc == ASSAY_EINTERRUPTED && summary_ok && !summary_stdout && !to_stdout &&
-      !c.rescore && strcmp(c.dataset, "-") != 0) {
+  if (rc == ASSAY_EINTERRUPTED && summary_ok && !summary_once && !to_stdout &&
+      !stream && !c.rescore && strcmp(c.dataset, "-") != 0) {
     fprintf(stderr, "%s: interrupted; to finish the run: %s run -c ", prog,
             prog);
     put_shell_word(stderr, summary_path);

@@ -34,8 +34,6 @@
 
 #define EXIT_PROBLEMS 1
 
-/* As for `assay run`: the umask applies, never world-writable. */
-#define OUTPUT_MODE 0664
 /* Problems of each kind listed one by one before only counting them. */
 #define MAX_LISTED 20
 /* A record line larger than this is refused (--max-record-bytes). */
@@ -820,7 +818,7 @@ static int check_output(const struct merge *m, char **errmsg) {
                          m->output, m->shards[i].path);
   }
   struct stat out;
-  if (stat(m->output, &out) != 0)
+  if (stat(m->output, &out) != 0 || assay__is_stream(m->output))
     return 0;
   if (!m->overwrite)
     return assay__fail(errmsg, ASSAY_EINVAL,
@@ -1020,8 +1018,10 @@ int assay_cmd_merge(int argc, char **argv) {
   struct merge m = {0};
   int status = EXIT_USAGE;
   char *err = NULL;
-  char *summary_path = NULL, *tmp = NULL;
+  char *summary_path = NULL;
   int fd = -1;
+  struct assay__out out; /* the records, renamed into place at the end */
+  int begun = 0;
   struct assay_summary *sum = NULL;
   int rc = parse_merge(argc, argv, &m);
   if (rc != 0) {
@@ -1031,7 +1031,7 @@ int assay_cmd_merge(int argc, char **argv) {
   int to_stdout = strcmp(m.output, "-") == 0;
   if (m.summary_path)
     summary_path = assay__xstrdup(m.summary_path);
-  else if (!to_stdout)
+  else if (!to_stdout && !assay__is_stream(m.output))
     summary_path = assay__summary_path(m.output);
 
   for (int i = 0; i < m.nshards; i++) {
@@ -1066,15 +1066,14 @@ int assay_cmd_merge(int argc, char **argv) {
   } else {
     if (assay__mkdir_parent(m.output, &err) != 0)
       goto fail;
-    tmp = assay__format("%s.tmp.%d", m.output, (int)getpid());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, OUTPUT_MODE);
-    if (fd < 0) {
-      err = assay__format("cannot create output file '%s': %s", tmp,
-                          strerror(errno));
-      free(tmp);
-      tmp = NULL;
+    int e = assay__out_begin(&out, m.output);
+    begun = 1;
+    if (e != 0) {
+      err = assay__format("cannot create output file '%s': %s", m.output,
+                          strerror(e));
       goto fail;
     }
+    fd = out.fd;
   }
 
   m.heap = assay__xcalloc((size_t)m.nshards, sizeof *m.heap);
@@ -1082,20 +1081,13 @@ int assay_cmd_merge(int argc, char **argv) {
   if (merge_records(&m, fd, sum, &err) != 0)
     goto fail;
   if (!to_stdout) {
-    int crc = close(fd);
     fd = -1;
-    if (crc != 0) {
-      err =
-          assay__format("cannot write to '%s': %s", m.output, strerror(errno));
+    begun = 0;
+    int e = assay__out_end(&out, 1);
+    if (e != 0) {
+      err = assay__format("cannot write to '%s': %s", m.output, strerror(e));
       goto fail;
     }
-    if (rename(tmp, m.output) != 0) {
-      err = assay__format("cannot create output file '%s': %s", m.output,
-                          strerror(errno));
-      goto fail;
-    }
-    free(tmp);
-    tmp = NULL;
   }
   check_counts(&m);
   check_shard_set(&m);
@@ -1163,17 +1155,12 @@ int assay_cmd_merge(int argc, char **argv) {
 fail:
   fprintf(stderr, "assay: %s\n", err ? err : "merge failed");
   status = EXIT_USAGE;
-  if (tmp != NULL) {
-    if (fd >= 0)
-      close(fd);
+  if (begun) {
+    assay__out_end(&out, 0);
     fd = -1;
-    unlink(tmp);
   }
 done:
   free(err);
-  free(tmp);
-  if (fd >= 0 && fd != STDOUT_FILENO)
-    close(fd);
   for (int i = 0; i < m.nshards; i++) {
     struct shard *s = &m.shards[i];
     if (s->fd >= 0)

@@ -437,7 +437,9 @@ int assay_cmd_report(int argc, char **argv) {
   const char *files[2] = {NULL, NULL}, *output = NULL;
   int nfiles = 0, status = EXIT_OK;
   size_t max_text = DEFAULT_MAX_TEXT, max_bytes = MAX_RECORD_BYTES;
-  char *out_path = NULL, *tmp_path = NULL;
+  char *out_path = NULL;
+  struct assay__out out = {.fd = -1};
+  int begun = 0;
   struct run runs[2];
   memset(runs, 0, sizeof runs);
 
@@ -533,29 +535,13 @@ int assay_cmd_report(int argc, char **argv) {
       free(out_path);
       return EXIT_USAGE;
     }
-    tmp_path = assay__format("%s.tmp-XXXXXX", out_path);
-    int fd = mkstemp(tmp_path);
-    if (fd < 0) {
-      fprintf(stderr, "assay: cannot write the report '%s': %s\n", out_path,
-              strerror(errno));
-      free(tmp_path);
-      free(out_path);
-      return EXIT_USAGE;
-    }
-    /* mkstemp makes the file 0600; a report is as readable as the other
-     * output files (0664 less the umask). */
-    mode_t mask = umask(0);
-    umask(mask);
-    if (fchmod(fd, ASSAY_OUTPUT_MODE & ~mask) != 0) {
-      /* Not fatal: the report is still written, only more private. */
-    }
-    o.f = fdopen(fd, "w");
+    int e = assay__out_begin(&out, out_path);
+    begun = 1;
+    o.f = e == 0 ? fdopen(out.fd, "w") : NULL;
     if (o.f == NULL) {
-      close(fd);
-      unlink(tmp_path);
       fprintf(stderr, "assay: cannot write the report '%s': %s\n", out_path,
-              strerror(errno));
-      free(tmp_path);
+              strerror(e ? e : errno));
+      assay__out_end(&out, 0);
       free(out_path);
       return EXIT_USAGE;
     }
@@ -572,19 +558,19 @@ int assay_cmd_report(int argc, char **argv) {
     o.failed = errno ? errno : EIO;
   if (!to_stdout && fclose(o.f) != 0 && !o.failed)
     o.failed = errno ? errno : EIO;
-  if (rc < 0) {
+  out.fd = -1; /* closed with o.f */
+  if (rc < 0)
     status = EXIT_USAGE;
-  } else if (o.failed) {
+  else if (o.failed)
+    status = EXIT_USAGE;
+  if (begun) {
+    int e = assay__out_end(&out, status == EXIT_OK);
+    if (status == EXIT_OK && e != 0)
+      o.failed = e, status = EXIT_USAGE;
+  }
+  if (rc >= 0 && o.failed)
     fprintf(stderr, "assay: cannot write the report '%s': %s\n", out_path,
             strerror(o.failed));
-    status = EXIT_USAGE;
-  } else if (!to_stdout && rename(tmp_path, out_path) != 0) {
-    fprintf(stderr, "assay: cannot write the report '%s': %s\n", out_path,
-            strerror(errno));
-    status = EXIT_USAGE;
-  }
-  if (status != EXIT_OK && tmp_path != NULL)
-    unlink(tmp_path);
   if (status == EXIT_OK && !to_stdout) {
     long total = 0;
     for (int k = 0; k < nfiles; k++)
@@ -594,7 +580,6 @@ int assay_cmd_report(int argc, char **argv) {
   }
   for (int k = 0; k < nfiles; k++)
     run_release(&runs[k]);
-  free(tmp_path);
   free(out_path);
   return status;
 }

@@ -91,6 +91,62 @@ int assay__mkdir_parent(const char *path, char **errmsg) {
   return rc;
 }
 
+int assay__is_stream(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
+}
+
+int assay__out_begin(struct assay__out *o, const char *path) {
+  o->fd = -1;
+  o->tmp = NULL;
+  struct stat st;
+  char *real = NULL;
+  if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+    real = realpath(path, NULL); /* NULL when it dangles: replace the link */
+  o->target = real ? real : assay__xstrdup(path);
+  if (stat(o->target, &st) == 0 && !S_ISREG(st.st_mode)) {
+    if (S_ISDIR(st.st_mode))
+      return EISDIR;
+    o->fd = open(o->target, O_WRONLY | O_CLOEXEC);
+    return o->fd < 0 ? errno : 0;
+  }
+  const char *base;
+  char *dir = dir_of(o->target, &base);
+  int e = 0;
+  for (int attempt = 0; attempt < 100 && o->fd < 0; attempt++) {
+    o->tmp =
+        assay__format("%s/.%s.%ld.%d.tmp", dir, base, (long)getpid(), attempt);
+    o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                 ASSAY_OUTPUT_MODE);
+    if (o->fd < 0) {
+      e = errno;
+      free(o->tmp);
+      o->tmp = NULL;
+      if (e != EEXIST)
+        break;
+    }
+  }
+  free(dir);
+  return o->fd < 0 ? e : 0;
+}
+
+int assay__out_end(struct assay__out *o, int ok) {
+  int e = 0;
+  if (o->fd >= 0 && close(o->fd) != 0)
+    e = errno;
+  o->fd = -1;
+  if (o->tmp != NULL) {
+    if (ok && e == 0 && rename(o->tmp, o->target) != 0)
+      e = errno;
+    if (!ok || e != 0)
+      unlink(o->tmp);
+  }
+  free(o->tmp);
+  free(o->target);
+  o->tmp = o->target = NULL;
+  return e;
+}
+
 int assay__write_file_atomic(const char *path, const char *text,
                              char **errmsg) {
   if (strcmp(path, "-") == 0) {
@@ -101,30 +157,17 @@ int assay__write_file_atomic(const char *path, const char *text,
                          strerror(errno));
     return 0;
   }
-  /* A fixed name: a run killed mid-write leaves a file the next write of
-   * the same path replaces. */
-  char *tmp = assay__format("%s.tmp", path);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, ASSAY_OUTPUT_MODE);
-  if (fd < 0) {
-    int rc = assay__fail(errmsg, ASSAY_EIO, "cannot write '%s': %s", path,
-                         strerror(errno));
-    free(tmp);
-    return rc;
-  }
-  int bad = assay__write_all(fd, text, strlen(text)) != 0 ||
-            assay__write_all(fd, "\n", 1) != 0;
-  int e = errno;
-  if (close(fd) != 0 && !bad)
-    bad = 1, e = errno;
-  if (bad || rename(tmp, path) != 0) {
-    if (!bad)
-      e = errno;
-    unlink(tmp);
-    free(tmp);
+  struct assay__out o;
+  int e = assay__out_begin(&o, path);
+  if (e == 0 && (assay__write_all(o.fd, text, strlen(text)) != 0 ||
+                 assay__write_all(o.fd, "\n", 1) != 0))
+    e = errno;
+  int e2 = assay__out_end(&o, e == 0);
+  if (e == 0)
+    e = e2;
+  if (e != 0)
     return assay__fail(errmsg, ASSAY_EIO, "cannot write '%s': %s", path,
                        strerror(e));
-  }
-  free(tmp);
   return 0;
 }
 

@@ -36,6 +36,32 @@ int assay__mkdir_p(const char *dir);
  * naming the directory and the reason. */
 int assay__mkdir_parent(const char *path, char **errmsg);
 
+/*
+ * An output written whole and then put in place, so that no reader sees
+ * half of it and a failure leaves the old file (or none), not half a new
+ * one. assay__out_begin opens o->fd on a new hidden file beside path
+ * (".NAME.PID.N.tmp", mode ASSAY_OUTPUT_MODE less the umask); a symlink is
+ * followed, so the file it names is replaced, not the link. A path that is
+ * no regular file (/dev/stdout, a FIFO, a device) is written in place:
+ * renaming over it would replace the device itself. assay__out_end closes
+ * o->fd (unless the caller set it to -1 after closing it) and, with ok,
+ * renames the file into place; else it removes it. Every begin, even a
+ * failed one, is followed by an end. Both return 0 or an errno value, for
+ * the caller's message.
+ */
+/* Whether path is an existing file that is no regular file or directory
+ * (/dev/null, a FIFO, a device): an output written there in place, with
+ * nothing to replace, resume or put a summary beside. */
+int assay__is_stream(const char *path);
+
+struct assay__out {
+  int fd;
+  char *tmp;    /* the file renamed at the end; NULL when written in place */
+  char *target; /* what is replaced: path, or the file a symlink names */
+};
+int assay__out_begin(struct assay__out *o, const char *path);
+int assay__out_end(struct assay__out *o, int ok);
+
 /* Writes text and a newline to path through a temporary file and a rename,
  * so a reader never sees half a file; path "-" is standard output. 0, or
  * ASSAY_EIO with *errmsg. */

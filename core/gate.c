@@ -750,28 +750,6 @@ static int write_report(struct assay_junit *j, FILE *f) {
   return 0;
 }
 
-/* Creates a new file beside path for the final report, with mode 0664
- * less the umask like every output of assay; *tmp is its name (owned). */
-static int create_beside(const char *path, char **tmp) {
-  char *dir = dir_of(path);
-  const char *base = strrchr(path, '/');
-  base = base ? base + 1 : path;
-  int fd = -1;
-  for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
-    *tmp =
-        assay__format("%s/.%s.%ld.%d.tmp", dir, base, (long)getpid(), attempt);
-    fd = open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, ASSAY_OUTPUT_MODE);
-    if (fd < 0) {
-      free(*tmp);
-      *tmp = NULL;
-      if (errno != EEXIST)
-        break;
-    }
-  }
-  free(dir);
-  return fd;
-}
-
 int assay_junit_close(struct assay_junit *j, char **errmsg) {
   if (errmsg)
     *errmsg = NULL;
@@ -801,38 +779,34 @@ int assay_junit_close(struct assay_junit *j, char **errmsg) {
     return 0;
   }
 
-  char *tmp = NULL;
-  int fd = create_beside(j->path, &tmp);
-  FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+  struct assay__out out;
+  err = assay__out_begin(&out, j->path);
+  FILE *f = err == 0 ? fdopen(out.fd, "w") : NULL;
   if (f == NULL) {
-    err = errno;
-    if (fd >= 0) {
-      close(fd);
-      unlink(tmp);
-    }
+    if (err == 0)
+      err = errno;
+    assay__out_end(&out, 0);
     assay__fail(errmsg, ASSAY_EIO,
                 "cannot write junit report '%s': cannot create a file beside "
                 "it: %s",
                 j->path, strerror(err));
-    free(tmp);
     junit_free(j);
     return ASSAY_EIO;
   }
   err = write_report(j, f);
   /* Durable before it replaces the target, so a crash right after the
    * rename does not leave an empty report. */
-  if (err == 0 && fsync(fileno(f)) != 0)
-    err = errno;
+  if (err == 0 && fsync(fileno(f)) != 0 && errno != EINVAL)
+    err = errno; /* (EINVAL: a pipe or terminal, written in place) */
   if (fclose(f) != 0 && err == 0)
     err = errno ? errno : EIO;
-  if (err == 0 && rename(tmp, j->path) != 0)
-    err = errno;
-  if (err != 0) {
-    unlink(tmp);
+  out.fd = -1; /* closed with f */
+  int e = assay__out_end(&out, err == 0);
+  if (err == 0)
+    err = e;
+  if (err != 0)
     assay__fail(errmsg, ASSAY_EIO, "cannot write junit report '%s': %s",
                 j->path, strerror(err));
-  }
-  free(tmp);
   junit_free(j);
   return err ? ASSAY_EIO : 0;
 }

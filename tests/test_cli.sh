@@ -579,6 +579,46 @@ expect_err "... says paths are relative to the current directory" "cannot open d
 run "... not said of a --dataset given" 2 run -c sub/run.json --dataset sub-nope.jsonl -q
 grep -q "the path is from" err && bad "... not said of a --dataset given" || ok "... not said of a --dataset given (no hint)"
 
+# ---- outputs that are no regular file: /dev/null, a FIFO, a symlink ---------------------
+run "-o /dev/null" 0 run --dataset qa.jsonl --task echo -o /dev/null -q
+[ -c /dev/null ] && [ ! -e /dev/null.summary.json ] && ok "... no summary made beside it" || bad "... no summary made beside it"
+run "... --resume refused" 2 run --dataset qa.jsonl --task echo -o /dev/null --resume -q
+expect_err "... says why" "--resume needs a records file to go on from; '/dev/null' is a device or pipe"
+run "... with --summary -" 0 run --dataset qa.jsonl --task echo -o /dev/null --summary - -q
+python3 -c "import json, sys; json.load(open('out'))" 2>/dev/null && ok "... the summary on standard output" || bad "... the summary on standard output"
+run "--summary /dev/null with --resume" 2 run --dataset qa.jsonl --task echo -o devres.jsonl --summary /dev/null --resume -q
+expect_err "... refused" "give --summary a file, not the device or pipe '/dev/null'"
+# Each output that is written whole and renamed into place, given a FIFO:
+# written into it, and the FIFO left a FIFO (a rename would replace it).
+rm -f pipe.fifo
+if mkfifo pipe.fifo; then
+  fifo_out() { # NAME CHECK ARGS...: runs assay with a reader on the FIFO
+  name=$1 want=$2
+  shift 2
+  timeout 20 cat pipe.fifo >fifo.got &
+  reader=$!
+  "$bin" "$@" >out 2>err </dev/null
+  got=$?
+  wait $reader
+  if [ "$got" -le 1 ] && [ -p pipe.fifo ] && grep -q "$want" fifo.got; then ok "$name"; else bad "$name: exit $got, $(head -c 200 err)"; fi
+  }
+  fifo_out "records into a FIFO" '"index":0' run --dataset qa.jsonl --task echo -o pipe.fifo -q
+  fifo_out "the summary into a FIFO" '"format_version"' run --dataset qa.jsonl --task echo -o fifo-r.jsonl --summary pipe.fifo -q
+  fifo_out "the junit report into a FIFO" '<testsuites' run --dataset qa.jsonl --task echo -o fifo-j.jsonl --junit pipe.fifo -q
+  fifo_out "a report into a FIFO" '<html' report fifo-r.jsonl -o pipe.fifo
+  fifo_out "merged records into a FIFO" '"index":0' merge fifo-r.jsonl -o pipe.fifo -q
+  [ ! -e pipe.fifo.summary.json ] && ok "... no summary made beside it" || bad "... no summary made beside it"
+  rm -f pipe.fifo
+else
+  bad "mkfifo"
+fi
+echo old >sum-target.json
+ln -sf sum-target.json sum-link.json
+run "--summary through a symlink" 0 run --dataset qa.jsonl --task echo -o symr.jsonl --summary sum-link.json -q
+[ -L sum-link.json ] && grep -q '"format_version"' sum-target.json \
+  && ok "... the file it names is replaced, the link kept" || bad "... the file it names is replaced, the link kept"
+ls -a | grep -q '\.tmp$' && bad "no temporary files left: $(ls -a | grep '\.tmp$')" || ok "no temporary files left"
+
 # ---- rescore ------------------------------------------------------------------------
 run "run to rescore" 1 run --dataset partial.jsonl --task echo --metric equals -o base.jsonl -q --overwrite
 run "rescore (a failed item stays failed)" 1 rescore base.jsonl --metric is_json -q

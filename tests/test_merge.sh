@@ -228,7 +228,7 @@ shard o2.jsonl 1:0 5:0 3:0
 run "out-of-order shard refused" 2 merge o1.jsonl o2.jsonl -o ord.jsonl
 expect_err "out-of-order line named" "o2.jsonl:3: record index 3 trial 0 comes after index 5 trial 0"
 [ ! -e ord.jsonl ] && ok "nothing written for an out-of-order shard" || bad "nothing written for an out-of-order shard"
-ls ord.jsonl.tmp.* >/dev/null 2>&1 && bad "no temporary file left" || ok "no temporary file left"
+ls -a | grep -q "^\.ord\.jsonl\..*\.tmp$" && bad "no temporary file left" || ok "no temporary file left"
 shard o3.jsonl 0:1 0:0
 run "trials out of order refused" 2 merge o3.jsonl -o ord.jsonl
 expect_err "trial order named" "o3.jsonl:2:"

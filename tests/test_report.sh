@@ -109,7 +109,7 @@ cmp -s a.summary.json a-sum.keep && ok "... summary untouched" || bad "... summa
 run "malformed record" 2 report broken.jsonl -o broken.html
 expect_err "malformed record: file and line" "broken.jsonl:3:"
 [ ! -e broken.html ] && ok "no page left after a failure" || bad "no page left after a failure"
-ls broken.html.tmp-* >/dev/null 2>&1 && bad "temporary file removed" || ok "temporary file removed"
+ls -a | grep -q "^\.broken\.html\..*\.tmp$" && bad "temporary file removed" || ok "temporary file removed"
 echo '{"index": 0, "id": ["q"], "input": {}, "output": null, "scores": {}}' >noid.jsonl
 run "record without id" 2 report noid.jsonl -o noid.html
 expect_err "record without id: file and line" "noid.jsonl:1: record has no string or number 'id'"
