@@ -552,27 +552,26 @@ run "run file: a misspelt key" 2 run -c typo-run.json
 expect_err "... the nearest key suggested" 'unknown key "concurency" (did you mean "concurrency"?)'
 run "run file missing" 2 run -c nowhere.json
 expect_err "... named, and why" "run file 'nowhere.json': No such file or directory"
-printf '{"dataset": "qa.jsonl",\n "task": {"spec": "echo"} "limit": 1}\n' >badjson-run.json
-run "run file: invalid JSON" 2 run -c badjson-run.json
-expect_err "... the line and the text there" "run file 'badjson-run.json': invalid JSON at line 2 near '\"limit\": 1}'"
-printf '{"dataset": "qa.jsonl",\n' >cut-run.json
-run "run file: cut short" 2 run -c cut-run.json
-expect_err "... said so" "run file 'cut-run.json': invalid JSON: it ends too early"
-printf '{"dataset": "qa.jsonl"} {}\n' >two-run.json
-run "run file: text after the object" 2 run -c two-run.json
-expect_err "... said so" "run file 'two-run.json': invalid JSON at line 1: more text after the value near '{}'"
-: >empty-run.json
-run "run file: empty" 2 run -c empty-run.json
-expect_err "... said so" "run file 'empty-run.json': the file is empty"
-echo '{"dataset": "qa.jsonl", "task": {"spec": "echo", "opts": {"field": "x"}}}' >bad-task.json
-run "run file: an unknown key in the task" 2 run -c bad-task.json
-expect_err "... named, with the keys it takes" 'the task has an unknown key "opts" (it takes "spec" and "options")'
-echo '{"dataset": "qa.jsonl", "metrics": [{"spec": "equals"}, {"spec": "is_json", "options": "strict"}]}' >bad-metric.json
-run "run file: a metric's options not an object" 2 run -c bad-metric.json
-expect_err "... says which metric" 'metric 2: "options" must be an object'
-echo '{"dataset": "qa.jsonl", "metrics": ["equals"]}' >bare-metric.json
-run "run file: a metric as a bare string" 2 run -c bare-metric.json
-expect_err "... shows the form" 'metric 1 needs a "spec" (an object like {"spec": "equals"})'
+# refused NAME TEXT MESSAGE: a run file holding TEXT is refused (exit 2),
+# saying MESSAGE (where the file is named 'r.json').
+refused() {
+  printf "$2" >r.json
+  run "run file: $1" 2 run -c r.json
+  expect_err "... $1: said" "$3"
+}
+refused "invalid JSON" '{"dataset": "qa.jsonl",\n "task": {"spec": "echo"} "limit": 1}\n' \
+  "run file 'r.json': invalid JSON at line 2 near '\"limit\": 1}'"
+refused "cut short" '{"dataset": "qa.jsonl",\n' "run file 'r.json': invalid JSON: it ends too early"
+refused "text after the object" '{"dataset": "qa.jsonl"} {}\n' \
+  "run file 'r.json': invalid JSON at line 1: more text after the value near '{}'"
+refused "empty" '' "run file 'r.json': the file is empty"
+refused "an unknown key in the task" '{"dataset": "qa.jsonl", "task": {"spec": "echo", "opts": {"field": "x"}}}' \
+  'the task has an unknown key "opts" (it takes "spec" and "options")'
+refused "a metric's options not an object" \
+  '{"dataset": "qa.jsonl", "metrics": [{"spec": "equals"}, {"spec": "is_json", "options": "strict"}]}' \
+  'metric 2: "options" must be an object'
+refused "a metric as a bare string" '{"dataset": "qa.jsonl", "metrics": ["equals"]}' \
+  'metric 1 needs a "spec" (an object like {"spec": "equals"})'
 mkdir -p sub && echo '{"dataset": "sub-data.jsonl", "task": {"spec": "echo"}}' >sub/run.json
 run "run file: a dataset path not found" 2 run -c sub/run.json -q
 expect_err "... says paths are relative to the current directory" "cannot open dataset 'sub-data.jsonl': No such file or directory (the path is from 'sub/run.json'; paths there are relative to the current directory, not to the file)"
