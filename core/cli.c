@@ -2330,6 +2330,8 @@ int assay_cli_main(int argc, char **argv) {
   static const char *const names[] = {"run",    "rescore", "plugins",
                                       "report", "compare", "merge",
                                       "help",   "version"};
+  if (cmd[0] == '-') /* an option where the command goes: -v, --verison */
+    return assay_cli_unknown_option(NULL, main_help, cmd);
   const char *near = assay__nearest(cmd, names, assay__array_size(names));
   if (near != NULL)
     return assay_cli_usage_error(

@@ -53,6 +53,8 @@ run "unknown command" 2 frobnicate
 expect_err "unknown command named" "unknown command 'frobnicate'"
 run "a misspelt command" 2 rnu --dataset qa.jsonl
 expect_err "... suggests the near one" "unknown command 'rnu' (did you mean 'run'?)"
+run "a misspelt top-level option" 2 --verison
+expect_err "... is an option, not a command" "unknown option '--verison' (did you mean '--version'?)"
 run "unknown option" 2 run --dataset qa.jsonl --task echo --bogus
 expect_err "unknown option named" "unknown option '--bogus'"
 expect_err "points to help" "Try 'assay run --help'."
