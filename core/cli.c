@@ -998,9 +998,43 @@ struct sink {
   struct assay_junit *junit;
   const struct assay_threshold *pass;
   size_t npass;
+  const struct assay_fail_under *under;
+  size_t nunder;
+  int gates_checked; /* the gates' score names, against a first record */
   size_t max_record; /* --max-record-bytes */
   long oversize;     /* records replaced for being over it */
 };
+
+/* A gate's score that the first scored record lacks is most often a
+ * misspelt name, which fails the gate only when the run is over and paid
+ * for: warn at once, while Ctrl-C (and --resume later) can still help. A
+ * metric may name its scores at run time, so this is a warning. */
+static void check_gate_names(struct sink *s, const cJSON *record) {
+  const cJSON *err = cJSON_GetObjectItemCaseSensitive(record, "error");
+  const cJSON *scores = cJSON_GetObjectItemCaseSensitive(record, "scores");
+  if ((err != NULL && !cJSON_IsNull(err)) || !cJSON_IsObject(scores) ||
+      scores->child == NULL)
+    return; /* a failed item says nothing of the names */
+  s->gates_checked = 1;
+  size_t n = s->npass + s->nunder;
+  for (size_t i = 0; i < n; i++) {
+    const char *name =
+        i < s->npass ? s->pass[i].score : s->under[i - s->npass].score;
+    int told = cJSON_GetObjectItemCaseSensitive(scores, name) != NULL;
+    for (size_t k = 0; k < i && !told; k++)
+      told = strcmp(name, k < s->npass ? s->pass[k].score
+                                       : s->under[k - s->npass].score) == 0;
+    if (told)
+      continue;
+    char *have = assay__json_keys(scores, 12);
+    fprintf(stderr,
+            "%s: warning: %s: the first record has no score '%s' (it has: "
+            "%s); if the name is misspelt, the gate fails when the run "
+            "ends (Ctrl-C stops it; --resume goes on from there)\n",
+            prog, i < s->npass ? "--pass" : "--fail-under", name, have);
+    free(have);
+  }
+}
 
 /* The progress display: a live line on a terminal, or with --progress a
  * plain line every few seconds. Runs on the loop thread from the engine's
@@ -1357,6 +1391,8 @@ static int on_record(void *arg, const cJSON *record, const char *line,
     }
   }
   assay_summary_add(s->summary, record);
+  if (!s->gates_checked && s->npass + s->nunder > 0)
+    check_gate_names(s, record);
   if (s->junit != NULL)
     assay_junit_add(s->junit, record, s->pass, s->npass);
   s->records++;
@@ -1823,6 +1859,8 @@ static int cmd_run(int argc, char **argv, int rescore) {
     assay_summary_set_thresholds(sink.summary, c.pass, c.npass);
   sink.pass = c.pass;
   sink.npass = c.npass;
+  sink.under = c.under;
+  sink.nunder = c.nunder;
   if (c.junit != NULL) {
     sink.junit = assay_junit_open(c.junit, name, &err);
     if (sink.junit == NULL)

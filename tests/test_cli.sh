@@ -515,6 +515,13 @@ expect_err "--pass failures reported even with -q" "failed a --pass threshold"
 run "a --pass on a score no record has" 1 run --dataset qa.jsonl --task echo --metric equals --pass 'equal>=1' --pass 'equal<2' -q -o gp.jsonl
 expect_err "... names it once, and the scores there are" "assay: --pass: no record has a score 'equal' (check the score name: the scores are: equals)"
 [ "$(grep -c "no record has a score" err)" = 1 ] && ok "... once" || bad "... once"
+expect_err "... and warned of at the first record, while the run can be stopped" \
+  "assay: warning: --pass: the first record has no score 'equal' (it has: equals); if the name is misspelt, the gate fails when the run ends"
+[ "$(grep -c "the first record has no score" err)" = 1 ] && ok "... warned once" || bad "... warned once"
+run "a --fail-under on a score no record has" 1 run --dataset qa.jsonl --task echo --metric equals --fail-under rouge=0.5 -q -o gf.jsonl
+expect_err "... warned of at the first record" "warning: --fail-under: the first record has no score 'rouge' (it has: equals)"
+run "gates on scores there are" 0 run --dataset qa.jsonl --task echo --metric equals --pass 'equals>=0' --fail-under equals=0.1 -q -o gg.jsonl
+grep -q "first record has no score" err && bad "... no warning" || ok "... no warning"
 run "--fail-under" 1 run --dataset qa.jsonl --task echo --metric levenshtein_ratio --fail-under levenshtein_ratio=0.95 -o g2.jsonl -q
 expect_err "--fail-under reported" "below 0.95"
 run "bad --pass" 2 run --dataset qa.jsonl --task echo --pass 'x=>1'
