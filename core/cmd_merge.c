@@ -1066,6 +1066,7 @@ int assay_cmd_merge(int argc, char **argv) {
   } else {
     if (assay__mkdir_parent(m.output, &err) != 0)
       goto fail;
+    assay__out_remove_on_signals();
     int e = assay__out_begin(&out, m.output);
     begun = 1;
     if (e != 0) {

@@ -535,6 +535,7 @@ int assay_cmd_report(int argc, char **argv) {
       free(out_path);
       return EXIT_USAGE;
     }
+    assay__out_remove_on_signals();
     int e = assay__out_begin(&out, out_path);
     begun = 1;
     o.f = e == 0 ? fdopen(out.fd, "w") : NULL;

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,28 @@ int assay__is_stream(const char *path) {
   return stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
 }
 
+/* The temporary file being written, for the signal handler; one at a time
+ * in the commands that ask for it. */
+static char *volatile out_pending;
+
+static void out_on_signal(int sig) {
+  char *p = out_pending;
+  if (p != NULL)
+    unlink(p);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+void assay__out_remove_on_signals(void) {
+  static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = out_on_signal;
+  sigemptyset(&sa.sa_mask);
+  for (size_t i = 0; i < assay__array_size(sigs); i++)
+    sigaction(sigs[i], &sa, NULL);
+}
+
 int assay__out_begin(struct assay__out *o, const char *path) {
   o->fd = -1;
   o->tmp = NULL;
@@ -127,11 +150,14 @@ int assay__out_begin(struct assay__out *o, const char *path) {
     }
   }
   free(dir);
+  out_pending = o->tmp;
   return o->fd < 0 ? e : 0;
 }
 
 int assay__out_end(struct assay__out *o, int ok) {
   int e = 0;
+  if (out_pending == o->tmp)
+    out_pending = NULL;
   if (o->fd >= 0 && close(o->fd) != 0)
     e = errno;
   o->fd = -1;

@@ -62,6 +62,12 @@ struct assay__out {
 int assay__out_begin(struct assay__out *o, const char *path);
 int assay__out_end(struct assay__out *o, int ok);
 
+/* For commands without signal handling of their own (merge, report): on
+ * SIGINT, SIGTERM or SIGHUP the temporary file of the output being written
+ * is removed before the signal takes its default course, so an interrupted
+ * merge of many gigabytes leaves no hidden copy behind. */
+void assay__out_remove_on_signals(void);
+
 /* Writes text and a newline to path through a temporary file and a rename,
  * so a reader never sees half a file; path "-" is standard output. 0, or
  * ASSAY_EIO with *errmsg. */

@@ -229,6 +229,29 @@ run "out-of-order shard refused" 2 merge o1.jsonl o2.jsonl -o ord.jsonl
 expect_err "out-of-order line named" "o2.jsonl:3: record index 3 trial 0 comes after index 5 trial 0"
 [ ! -e ord.jsonl ] && ok "nothing written for an out-of-order shard" || bad "nothing written for an out-of-order shard"
 ls -a | grep -q "^\.ord\.jsonl\..*\.tmp$" && bad "no temporary file left" || ok "no temporary file left"
+# Interrupted while it writes (a shard that is a FIFO holds it mid-way):
+# its temporary file is removed, and the signal ends it.
+rm -f slow.fifo
+if mkfifo slow.fifo; then
+  shard one.jsonl 0:0
+  { cat one.jsonl; sleep 20; } >slow.fifo &
+  writer=$!
+  "$bin" merge slow.fifo -o int.jsonl -q 2>err &
+  merger=$!
+  i=0
+  while ! ls -a | grep -q '^\.int\.jsonl\..*\.tmp$' && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+  ls -a | grep -q '^\.int\.jsonl\..*\.tmp$' && ok "interrupted merge: writing a temporary file" || bad "interrupted merge: writing a temporary file"
+  kill -INT $merger
+  wait $merger
+  got=$?
+  kill $writer 2>/dev/null
+  [ $got -eq 130 ] && ok "... ends by the signal (exit 130)" || bad "... ends by the signal: exit $got"
+  ls -a | grep -q '^\.int\.jsonl\..*\.tmp$' && bad "... its temporary file removed" || ok "... its temporary file removed"
+  [ ! -e int.jsonl ] && ok "... no output" || bad "... no output"
+  rm -f slow.fifo
+else
+  bad "mkfifo"
+fi
 shard o3.jsonl 0:1 0:0
 run "trials out of order refused" 2 merge o3.jsonl -o ord.jsonl
 expect_err "trial order named" "o3.jsonl:2:"
