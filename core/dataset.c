@@ -87,7 +87,7 @@ struct assay_dataset {
   size_t scan;      /* how far past pos has been searched (>= pos) */
   size_t end;       /* end of the bytes read */
   int eof;
-  int started;
+  int started; /* an item was asked for: too late to select or defer */
   size_t line; /* the line number of data[scan] (JSONL, CSV: of data[pos]) */
 
   /* Skipping an item over the cap without keeping it. */
@@ -269,19 +269,6 @@ static int src_sniff(struct assay_dataset *ds, char **errmsg) {
     free(why);
   }
   return r;
-}
-
-/* Skips a UTF-8 byte order mark at the very start. */
-static int src_start(struct assay_dataset *ds, char **errmsg) {
-  ds->started = 1;
-  int r = src_sniff(ds, errmsg);
-  if (r < 0)
-    return r;
-  if (ds->end - ds->pos >= 3 &&
-      memcmp(ds->data + ds->pos, "\xEF\xBB\xBF", 3) == 0)
-    ds->pos += 3;
-  ds->scan = ds->pos;
-  return 0;
 }
 
 /* Reads on until the window holds a snippet's worth after pos, so that a
@@ -629,32 +616,40 @@ out:
   return found;
 }
 
+/* The array's opening '['. */
+static int json_start(struct assay_dataset *ds, char **errmsg) {
+  int r = json_skip_ws(ds, errmsg);
+  if (r < 0)
+    return r;
+  if (r == 0)
+    return set_fatal(ds, errmsg, ASSAY_EINVAL,
+                     "dataset '%s' is empty: a .json dataset must be a "
+                     "JSON array of objects",
+                     ds->name);
+  if (ds->data[ds->pos] != '[') {
+    src_fill_snippet(ds);
+    char *s = snippet(ds->data, ds->pos, ds->end);
+    r = set_fatal(ds, errmsg, ASSAY_EINVAL,
+                  "dataset '%s' is not a JSON array (line %zu starts "
+                  "'%s'): use --format jsonl for one object per line",
+                  ds->name, ds->line, s);
+    free(s);
+    return r;
+  }
+  ds->pos++;
+  ds->phase = JP_FIRST;
+  return 0;
+}
+
 static int json_next(struct assay_dataset *ds, struct assay_dataset_item *item,
                      char **errmsg) {
   for (;;) {
     int r;
     switch (ds->phase) {
     case JP_START:
-      r = json_skip_ws(ds, errmsg);
+      r = json_start(ds, errmsg);
       if (r < 0)
         return r;
-      if (r == 0)
-        return set_fatal(ds, errmsg, ASSAY_EINVAL,
-                         "dataset '%s' is empty: a .json dataset must be a "
-                         "JSON array of objects",
-                         ds->name);
-      if (ds->data[ds->pos] != '[') {
-        src_fill_snippet(ds);
-        char *s = snippet(ds->data, ds->pos, ds->end);
-        r = set_fatal(ds, errmsg, ASSAY_EINVAL,
-                      "dataset '%s' is not a JSON array (line %zu starts "
-                      "'%s'): use --format jsonl for one object per line",
-                      ds->name, ds->line, s);
-        free(s);
-        return r;
-      }
-      ds->pos++;
-      ds->phase = JP_FIRST;
       break;
     case JP_FIRST:
     case JP_NEXT:
@@ -864,10 +859,14 @@ static int csv_record_end(struct assay_dataset *ds, size_t size,
   return 0;
 }
 
+/* The next item; with header_only (and item NULL), up to the end of the
+ * header, or of the input when there is none. */
 static int csv_next(struct assay_dataset *ds, struct assay_dataset_item *item,
-                    char **errmsg) {
+                    char **errmsg, int header_only) {
   struct csv_reader *c = &ds->csv;
   for (;;) {
+    if (header_only && (c->header_done || c->fini_done))
+      return 0;
     if (c->have_item) {
       *item = c->item;
       c->have_item = 0;
@@ -953,6 +952,27 @@ static int csv_next(struct assay_dataset *ds, struct assay_dataset_item *item,
   }
 }
 
+/* Reads what the input begins with, at open, so that a file that cannot be
+ * read as a dataset is refused before a run writes anything: that it is
+ * text, a UTF-8 byte order mark (skipped), a CSV's header, a JSON array's
+ * '['. On failure errno is 0 unless reading failed. */
+static int src_prime(struct assay_dataset *ds, char **errmsg) {
+  int r = src_sniff(ds, errmsg);
+  if (r == 0) {
+    if (ds->end - ds->pos >= 3 &&
+        memcmp(ds->data + ds->pos, "\xEF\xBB\xBF", 3) == 0)
+      ds->pos += 3;
+    ds->scan = ds->pos;
+    if (ds->format == ASSAY_DATASET_CSV)
+      r = csv_next(ds, NULL, errmsg, 1);
+    else if (ds->format == ASSAY_DATASET_JSON)
+      r = json_start(ds, errmsg);
+  }
+  if (r < 0 && r != ASSAY_EIO)
+    errno = 0;
+  return r;
+}
+
 /* --- the API ------------------------------------------------------------- */
 
 static int format_of(const char *name, int format) {
@@ -990,6 +1010,20 @@ static int check_format(int format, char **errmsg) {
   if (format < ASSAY_DATASET_AUTO || format > ASSAY_DATASET_CSV)
     return assay__fail(errmsg, ASSAY_EINVAL, "unknown dataset format %d",
                        format);
+  return 0;
+}
+
+/* Primes d and hands it out, or frees it. */
+static int dataset_ready(struct assay_dataset **ds, struct assay_dataset *d,
+                         char **errmsg) {
+  int r = src_prime(d, errmsg);
+  if (r < 0) {
+    int why = errno;
+    assay_dataset_free(d);
+    errno = why;
+    return r;
+  }
+  *ds = d;
   return 0;
 }
 
@@ -1036,13 +1070,7 @@ int assay_dataset_open(struct assay_dataset **ds, const char *path, int format,
   d->cap = 2 * READ_MIN;
   d->buf = assay__xmalloc(d->cap);
   d->data = d->buf;
-  r = src_sniff(d, errmsg);
-  if (r < 0) {
-    assay_dataset_free(d);
-    return r;
-  }
-  *ds = d;
-  return 0;
+  return dataset_ready(ds, d, errmsg);
 }
 
 int assay_dataset_open_mem(struct assay_dataset **ds, const char *name,
@@ -1061,8 +1089,7 @@ int assay_dataset_open_mem(struct assay_dataset **ds, const char *name,
   d->mem_len = d->end;
   d->size = (off_t)d->end;
   d->format_given = format;
-  *ds = d;
-  return 0;
+  return dataset_ready(ds, d, errmsg);
 }
 
 static int select_next(struct assay_dataset *ds,
@@ -1083,18 +1110,14 @@ int assay__dataset_raw_next(struct assay_dataset *ds,
       *errmsg = assay__xstrdup(ds->fatal);
     return ds->fatal_err;
   }
-  if (!ds->started) {
-    int r = src_start(ds, errmsg);
-    if (r < 0)
-      return r;
-  }
+  ds->started = 1;
   int r;
   switch (ds->format) {
   case ASSAY_DATASET_JSON:
     r = json_next(ds, item, errmsg);
     break;
   case ASSAY_DATASET_CSV:
-    r = csv_next(ds, item, errmsg);
+    r = csv_next(ds, item, errmsg, 0);
     break;
   default:
     r = jsonl_next(ds, item, errmsg);

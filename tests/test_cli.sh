@@ -209,6 +209,18 @@ expect_err "... said" "'qa.jsonl.gz' is gzip-compressed"
 : >nothing.jsonl
 run "an empty dataset" 0 run --dataset nothing.jsonl --task echo -o nothing-out.jsonl -q
 expect_err "... warned, even with -q" "warning: dataset 'nothing.jsonl' holds no items: nothing was run"
+# A CSV header that cannot be used is refused at open, as a gzip file is:
+# nothing written, the old records kept even with --overwrite.
+printf 'input,input\nq,a\n' >dup-header.csv
+printf '{"index":0}\n' >dup-out.jsonl
+run "a CSV with a column twice in its header" 2 run --dataset dup-header.csv --task echo -o dup-out.jsonl --overwrite -q
+expect_err "... said where" "dup-header.csv:1: column 'input' appears twice in the header"
+[ "$(cat dup-out.jsonl)" = '{"index":0}' ] && [ ! -e dup-out.summary.json ] \
+  && ok "... the old records kept, no summary" || bad "... the old records kept, no summary"
+printf '{"input": "q"}\n' >lines.json
+run "a .json dataset of JSONL" 2 run --dataset lines.json --task echo -o lines-out.jsonl -q
+expect_err "... said what to do" "use --format jsonl for one object per line"
+[ ! -e lines-out.jsonl ] && ok "... nothing written" || bad "... nothing written"
 printf 'input,reference\n' >header-only.csv
 run "a CSV of a header only" 0 run --dataset header-only.csv --task echo -o nothing-out.jsonl -q --overwrite
 expect_err "... warned" "warning: dataset 'header-only.csv' holds no items"
