@@ -223,8 +223,25 @@ cJSON *assay__read_json_file(const char *path, size_t max_bytes,
     errno = e;
     return NULL;
   }
-  char *buf = assay__xmalloc(max_bytes + 1);
-  size_t n = fread(buf, 1, max_bytes + 1, f);
+  /* Up to max_bytes + 1 bytes (one more tells a file over the cap), in a
+   * buffer sized from the file's size, grown for a pipe or a file that
+   * grows while it is read. */
+  struct stat st;
+  int reg = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode);
+  size_t cap = max_bytes + 1;
+  if (reg && (uintmax_t)st.st_size < max_bytes)
+    cap = (size_t)st.st_size + 1;
+  else if (!reg && cap > 65536)
+    cap = 65536;
+  char *buf = assay__xmalloc(cap + 1);
+  size_t n = 0;
+  for (;;) {
+    n += fread(buf + n, 1, cap - n, f);
+    if (n < cap || cap > max_bytes || ferror(f))
+      break;
+    cap = cap > max_bytes / 2 ? max_bytes + 1 : 2 * cap;
+    buf = assay__xrealloc(buf, cap + 1);
+  }
   int rerr = ferror(f) ? errno : 0;
   fclose(f);
   if (n <= max_bytes)

@@ -593,6 +593,15 @@ refused "a metric's options not an object" \
   'metric 2: "options" must be an object'
 refused "a metric as a bare string" '{"dataset": "qa.jsonl", "metrics": ["equals"]}' \
   'metric 1 needs a "spec" (an object like {"spec": "equals"})'
+# A run file read from a pipe, larger than one read, and one over the cap.
+python3 -c "
+import json; print(json.dumps({'dataset': 'qa.jsonl', 'task': {'spec': 'echo'}, 'name': 'n' * 300000}))" >long-run.json
+cat long-run.json | "$bin" run -c /dev/stdin -o piped-rf.jsonl -q --overwrite 2>err
+[ $? -eq 0 ] && ok "run file: 300 KB from a pipe" || bad "run file: 300 KB from a pipe"
+check "... read whole" "len(r) > 0 and len(json.load(open('piped-rf.summary.json'))['name']) == 300000" piped-rf.jsonl -
+python3 -c "print(' ' * (16 << 20) + '{}')" >huge-run.json
+run "run file: over 16 MiB" 2 run -c huge-run.json
+expect_err "... said" "run file 'huge-run.json': larger than 16777216 bytes"
 mkdir -p sub && echo '{"dataset": "sub-data.jsonl", "task": {"spec": "echo"}}' >sub/run.json
 run "run file: a dataset path not found" 2 run -c sub/run.json -q
 expect_err "... says paths are relative to the current directory" "cannot open dataset 'sub-data.jsonl': No such file or directory (the path is from 'sub/run.json'; paths there are relative to the current directory, not to the file)"
