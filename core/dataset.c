@@ -284,20 +284,6 @@ static void src_fill_snippet(struct assay_dataset *ds) {
 
 /* --- one JSON item ----------------------------------------------------- */
 
-static const char *json_kind(const cJSON *j) {
-  if (cJSON_IsArray(j))
-    return "a JSON array";
-  if (cJSON_IsString(j))
-    return "a string";
-  if (cJSON_IsNumber(j))
-    return "a number";
-  if (cJSON_IsBool(j))
-    return "a boolean";
-  if (cJSON_IsNull(j))
-    return "null";
-  return "not an object";
-}
-
 /* The 1-based line of text[off], text starting on line. */
 static size_t line_at(const char *text, size_t off, size_t line) {
   for (size_t i = 0; i < off; i++)
@@ -398,7 +384,8 @@ void assay_dataset_parse(const char *name, const char *text, size_t len,
     return;
   }
   if (!cJSON_IsObject(j)) {
-    item_error(name, item, line, "item is %s, not a JSON object", json_kind(j));
+    item_error(name, item, line, "item is %s, not a JSON object",
+               assay__json_kind(j));
     cJSON_Delete(j);
     return;
   }

@@ -1869,8 +1869,6 @@ static cJSON *base_view(struct item *it) {
   return view;
 }
 
-/* Applies a metric's --map to a view. Returns 0, or -1 with *msg set when a
- * mapped field is missing. */
 /* " (they have: a, b, ...)": the fields a metric could be mapped to, for
  * a message about one it lacks. Owned. */
 static char *view_fields(const cJSON *view) {
@@ -1881,13 +1879,19 @@ static char *view_fields(const cJSON *view) {
   return s;
 }
 
+/* Applies a metric's --map to a view. Returns 0, or -1 with *msg set when a
+ * mapped field is missing. */
 static int apply_map(cJSON *view, const cJSON *map, char **msg) {
   const cJSON *f;
   cJSON_ArrayForEach(f, map) {
     /* Paths resolve against the item and output as merged. */
     const cJSON *v = assay__json_path(view, f->valuestring);
     if (v == NULL) {
-      if (msg != NULL) {
+      char *why = msg ? assay__json_path_miss(view, f->valuestring) : NULL;
+      if (why != NULL) {
+        *msg = assay__format("--map %s=%s: %s", f->string, f->valuestring, why);
+        free(why);
+      } else if (msg != NULL) {
         char *have = view_fields(view);
         *msg = assay__format("--map %s=%s: neither the item nor the task "
                              "output has '%s'%s",

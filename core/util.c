@@ -147,29 +147,78 @@ char *assay__json_keys(const cJSON *obj, int max) {
   return out;
 }
 
-const cJSON *assay__json_path(const cJSON *root, const char *path) {
+const char *assay__json_kind(const cJSON *j) {
+  if (cJSON_IsObject(j))
+    return "an object";
+  if (cJSON_IsArray(j))
+    return "a JSON array";
+  if (cJSON_IsString(j))
+    return "a string";
+  if (cJSON_IsNumber(j))
+    return "a number";
+  if (cJSON_IsBool(j))
+    return "a boolean";
+  if (cJSON_IsNull(j))
+    return "null";
+  return "no JSON value";
+}
+
+/* Walks path from root; where a segment is not found, *at is the node
+ * that lacks it and *done the length of the path leading there. */
+static const cJSON *path_walk(const cJSON *root, const char *path,
+                              const cJSON **at, size_t *done) {
   const cJSON *node = root;
   const char *p = path;
   char seg[256];
-  while (node != NULL) {
+  for (;;) {
+    *at = node;
+    *done = p == path ? 0 : (size_t)(p - path - 1);
     const char *dot = strchr(p, '.');
     size_t n = dot ? (size_t)(dot - p) : strlen(p);
     if (n == 0 || n >= sizeof seg)
       return NULL;
     memcpy(seg, p, n);
     seg[n] = '\0';
-    if (cJSON_IsArray(node) && strspn(seg, "0123456789") == n) {
-      node = cJSON_GetArrayItem(node, atoi(seg));
-    } else if (cJSON_IsObject(node)) {
-      node = cJSON_GetObjectItemCaseSensitive(node, seg);
-    } else {
-      return NULL;
-    }
-    if (dot == NULL)
-      return node;
+    const cJSON *next = NULL;
+    if (cJSON_IsArray(node) && strspn(seg, "0123456789") == n)
+      next = cJSON_GetArrayItem(node, atoi(seg));
+    else if (cJSON_IsObject(node))
+      next = cJSON_GetObjectItemCaseSensitive(node, seg);
+    if (next == NULL || dot == NULL)
+      return next;
+    node = next;
     p = dot + 1;
   }
-  return NULL;
+}
+
+const cJSON *assay__json_path(const cJSON *root, const char *path) {
+  const cJSON *at;
+  size_t done;
+  return path_walk(root, path, &at, &done);
+}
+
+char *assay__json_path_miss(const cJSON *root, const char *path) {
+  const cJSON *at;
+  size_t done;
+  if (path_walk(root, path, &at, &done) != NULL || done == 0)
+    return NULL;
+  const char *seg = path + done + 1;
+  size_t n = strcspn(seg, ".");
+  if (n == 0)
+    return NULL;
+  if (cJSON_IsArray(at) && strspn(seg, "0123456789") == n)
+    return assay__format("'%.*s' has %d element%s, none at %.*s", (int)done,
+                         path, cJSON_GetArraySize(at),
+                         cJSON_GetArraySize(at) == 1 ? "" : "s", (int)n, seg);
+  if (cJSON_IsObject(at)) {
+    char *keys = assay__json_keys(at, 12);
+    char *s = assay__format("'%.*s' has no '%.*s' (it has: %s)", (int)done,
+                            path, (int)n, seg, keys ? keys : "no fields");
+    free(keys);
+    return s;
+  }
+  return assay__format("'%.*s' is %s, so it has no '%.*s'", (int)done, path,
+                       assay__json_kind(at), (int)n, seg);
 }
 
 char *assay__json_print(const cJSON *v) {

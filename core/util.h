@@ -49,6 +49,16 @@ int assay__fail(char **errmsg, int err, const char *fmt, ...)
  */
 const cJSON *assay__json_path(const cJSON *root, const char *path);
 
+/*
+ * Why path is not in root, once part of it is: "'a.b' is a string, so it
+ * has no 'c'", "'a' has 2 elements, none at 5", "'a' has no 'x' (it has:
+ * ...)". Owned; NULL when the path is there or its first segment is not.
+ */
+char *assay__json_path_miss(const cJSON *root, const char *path);
+
+/* "an object", "a JSON array", "a string", ...: what j is, for messages. */
+const char *assay__json_kind(const cJSON *j);
+
 /* The keys of an object, each once, in order: "a, b, c" with ", ..."
  * after the first max; NULL when it has none. Owned. For messages that
  * name what there is ("the scores are: ..."). */

@@ -955,6 +955,10 @@ static void test_map_dotted_path(void) {
       {"fx_metrics:pick", NULL, "{\"x\":\"answers.1\"}"},
       {"fx_metrics:pick", "{\"name\":\"from_output\"}", "{\"x\":\"output\"}"},
       {"fx_metrics:pick", "{\"name\":\"nested\"}", "{\"x\":\"meta.scores.0\"}"},
+      /* Paths that go wrong part of the way say where and why. */
+      {"fx_metrics:pick", "{\"name\":\"past_end\"}", "{\"x\":\"answers.5\"}"},
+      {"fx_metrics:pick", "{\"name\":\"no_key\"}", "{\"x\":\"meta.score\"}"},
+      {"fx_metrics:pick", "{\"name\":\"through\"}", "{\"x\":\"input.0\"}"},
       {NULL, NULL, NULL},
   };
   struct assay_engine_opts o;
@@ -967,6 +971,12 @@ static void test_map_dotted_path(void) {
   CU_ASSERT(score_is(&r, 0, "pick", 0.75));
   CU_ASSERT(score_is(&r, 0, "from_output", 7));
   CU_ASSERT(score_is(&r, 0, "nested", 0.125));
+  CU_ASSERT(has(str(score(&r, 0, "past_end"), "error"),
+                "--map x=answers.5: 'answers' has 2 elements, none at 5"));
+  CU_ASSERT(has(str(score(&r, 0, "no_key"), "error"),
+                "--map x=meta.score: 'meta' has no 'score' (it has: scores)"));
+  CU_ASSERT(has(str(score(&r, 0, "through"), "error"),
+                "--map x=input.0: 'input' is a number, so it has no '0'"));
   run_release(&r);
 }
 
