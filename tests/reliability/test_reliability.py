@@ -19,7 +19,8 @@ command line):
 
 docs/reliability.md says which guarantee each check stands for. Prints one
 line per check, then "N passed, M failed"; exits 1 on any failure. Set
-ASSAY_TEST_KEEP=1 to keep the work directory, ASSAY_TEST_WRAP to run every
+ASSAY_TEST_KEEP=1 to keep the work directory, ASSAY_TEST_SERIAL=1 to run the
+groups one after another rather than at once, ASSAY_TEST_WRAP to run every
 assay command under a wrapper such as valgrind (the plugins, resume,
 security and limits groups suit it; the others time signals and kills).
 """
@@ -1073,12 +1074,47 @@ GROUPS = ("kill", "resume", "signals", "plugins", "faults", "security",
           "limits")
 
 
+def run_groups_at_once(want):
+    """Runs each group in a process of its own, all at once, and prints
+    their output in the order of GROUPS. The groups share nothing (each has
+    its own work directory and mock servers) and mostly wait, on timers,
+    signals and the mock's latency: together they take about the longest
+    one's time rather than the sum (39 s down to about 12 s here)."""
+    t0 = time.monotonic()
+    env = dict(os.environ, ASSAY_TEST_SERIAL="1")
+    procs = [(g, subprocess.Popen([sys.executable, __file__, g], env=env,
+                                  stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True))
+             for g in GROUPS if g in want]
+    npass = nfail = 0
+    status = 0
+    for g, p in procs:
+        out, _ = p.communicate()
+        sys.stdout.write(out)
+        sys.stdout.flush()
+        counts = out.rstrip().rsplit("\n", 1)[-1].split()
+        if (p.returncode not in (0, 1) or len(counts) != 4 or
+                counts[1] != "passed,"):
+            nfail += 1
+            print("FAIL group %s ended with status %d" % (g, p.returncode))
+        else:
+            npass += int(counts[0])
+            nfail += int(counts[2])
+        status = status or p.returncode
+    print("# total %.1f s (groups at once; ASSAY_TEST_SERIAL=1 runs them "
+          "one after another)" % (time.monotonic() - t0))
+    print("%d passed, %d failed" % (npass, nfail))
+    return 1 if nfail or status else 0
+
+
 def main():
     want = sys.argv[1:] or list(GROUPS)
     for g in want:
         if g not in GROUPS:
             print("unknown group %r; groups: %s" % (g, " ".join(GROUPS)))
             return 2
+    if len(want) > 1 and not os.environ.get("ASSAY_TEST_SERIAL"):
+        return run_groups_at_once(want)
     work = tempfile.mkdtemp(prefix="assay-rel.")
     t0 = time.monotonic()
     try:
