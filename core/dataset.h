@@ -54,7 +54,10 @@ int assay_dataset_sniff(const char *name, const char *p, size_t n, int csv,
  * max_item_bytes (0: the default, 16 MiB). Returns 0, or a negative code
  * with *errmsg set (owned) naming the file and the reason; when the file
  * cannot be opened, errno says why (for callers that name it otherwise).
- * A file that is not text (assay_dataset_sniff) is ASSAY_EBAD_INPUT.
+ * A file that is not text (assay_dataset_sniff) is ASSAY_EBAD_INPUT; a
+ * CSV header that cannot be used and a .json file that is empty or no
+ * array are ASSAY_EINVAL (errno 0): what the input begins with is read
+ * here, so that a run refuses it before writing anything.
  */
 int assay_dataset_open(struct assay_dataset **ds, const char *path, int format,
                        size_t max_item_bytes, char **errmsg);
