@@ -1026,7 +1026,7 @@ static void check_gate_names(struct sink *s, const cJSON *record) {
                                        : s->under[k - s->npass].score) == 0;
     if (told)
       continue;
-    char *have = assay__json_keys(scores, 12);
+    char *have = assay__json_keys(scores, "no scores");
     fprintf(stderr,
             "%s: warning: %s: the first record has no score '%s' (it has: "
             "%s); if the name is misspelt, the gate fails when the run "
@@ -1215,8 +1215,7 @@ static int check_map_keys(const struct run_config *c,
         for (const struct assay_input *in = comps[k] ? comps[k]->inputs : NULL;
              in && in->name; in++)
           cJSON_AddNullToObject(seen, in->name);
-      char *keys = assay__json_keys(seen, 12);
-      char *names = keys ? keys : assay__xstrdup("none declared");
+      char *names = assay__json_keys(seen, "none declared");
       cJSON_Delete(seen);
       *err = i < 0 ? assay__format("--map %s=%s (before any --metric): no "
                                    "metric reads '%s' (they read: %s)",

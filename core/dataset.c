@@ -385,7 +385,7 @@ void assay_dataset_parse(const char *name, const char *text, size_t len,
   }
   if (!cJSON_IsObject(j)) {
     item_error(name, item, line, "item is %s, not a JSON object",
-               assay__json_kind(j));
+               assay_json_kind(j));
     cJSON_Delete(j);
     return;
   }

@@ -1872,9 +1872,8 @@ static cJSON *base_view(struct item *it) {
 /* " (they have: a, b, ...)": the fields a metric could be mapped to, for
  * a message about one it lacks. Owned. */
 static char *view_fields(const cJSON *view) {
-  char *keys = assay__json_keys(view, 12);
-  char *s = keys ? assay__format(" (they have: %s)", keys)
-                 : assay__xstrdup(" (they have no fields)");
+  char *keys = assay__json_keys(view, "no fields");
+  char *s = assay__format(" (they have: %s)", keys);
   free(keys);
   return s;
 }

@@ -343,9 +343,11 @@ int assay__score_passes(const cJSON *record, const char *score,
 }
 
 char *assay__score_names(const cJSON *summary) {
-  char *keys = assay__json_keys(member(summary, "scores"), 12);
-  char *s = keys ? assay__format("the scores are: %s", keys)
-                 : assay__xstrdup("there are no scores");
+  const cJSON *scores = member(summary, "scores");
+  if (!cJSON_IsObject(scores) || scores->child == NULL)
+    return assay__xstrdup("there are no scores");
+  char *keys = assay__json_keys(scores, "");
+  char *s = assay__format("the scores are: %s", keys);
   free(keys);
   return s;
 }

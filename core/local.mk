@@ -3,7 +3,7 @@
 noinst_LTLIBRARIES += core/libassaycore.la
 core_libassaycore_la_SOURCES = \
 	core/error.c core/error.h \
-	core/util.c core/util.h \
+	core/util.c core/util.h core/jsonwords.h \
 	core/loader.c core/loader.h \
 	core/dataset.c core/dataset.h \
 	core/summary.c core/summary.h \

@@ -127,40 +127,11 @@ const char *assay__nearest(const char *word, const char *const *names,
   return near;
 }
 
-char *assay__json_keys(const cJSON *obj, int max) {
-  char *out = NULL;
-  int n = 0;
-  for (const cJSON *f = obj ? obj->child : NULL; f != NULL; f = f->next) {
-    int seen = 0;
-    for (const cJSON *g = obj->child; g != f && !seen; g = g->next)
-      seen = strcmp(g->string, f->string) == 0;
-    if (seen)
-      continue;
-    char *more = n == max ? assay__format("%s, ...", out)
-                 : out    ? assay__format("%s, %s", out, f->string)
-                          : assay__xstrdup(f->string);
-    free(out);
-    out = more;
-    if (n++ == max)
-      break;
-  }
-  return out;
-}
-
-const char *assay__json_kind(const cJSON *j) {
-  if (cJSON_IsObject(j))
-    return "an object";
-  if (cJSON_IsArray(j))
-    return "a JSON array";
-  if (cJSON_IsString(j))
-    return "a string";
-  if (cJSON_IsNumber(j))
-    return "a number";
-  if (cJSON_IsBool(j))
-    return "a boolean";
-  if (cJSON_IsNull(j))
-    return "null";
-  return "no JSON value";
+char *assay__json_keys(const cJSON *obj, const char *none) {
+  char *s = assay_json_keys(obj, none);
+  if (s == NULL)
+    oom(strlen(none));
+  return s;
 }
 
 /* Walks path from root; where a segment is not found, *at is the node
@@ -211,14 +182,14 @@ char *assay__json_path_miss(const cJSON *root, const char *path) {
                          path, cJSON_GetArraySize(at),
                          cJSON_GetArraySize(at) == 1 ? "" : "s", (int)n, seg);
   if (cJSON_IsObject(at)) {
-    char *keys = assay__json_keys(at, 12);
+    char *keys = assay__json_keys(at, "no fields");
     char *s = assay__format("'%.*s' has no '%.*s' (it has: %s)", (int)done,
-                            path, (int)n, seg, keys ? keys : "no fields");
+                            path, (int)n, seg, keys);
     free(keys);
     return s;
   }
   return assay__format("'%.*s' is %s, so it has no '%.*s'", (int)done, path,
-                       assay__json_kind(at), (int)n, seg);
+                       assay_json_kind(at), (int)n, seg);
 }
 
 char *assay__json_print(const cJSON *v) {

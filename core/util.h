@@ -12,6 +12,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "jsonwords.h"
+
 #if defined(__GNUC__)
 #define ASSAY__PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
@@ -56,13 +58,10 @@ const cJSON *assay__json_path(const cJSON *root, const char *path);
  */
 char *assay__json_path_miss(const cJSON *root, const char *path);
 
-/* "an object", "a JSON array", "a string", ...: what j is, for messages. */
-const char *assay__json_kind(const cJSON *j);
-
-/* The keys of an object, each once, in order: "a, b, c" with ", ..."
- * after the first max; NULL when it has none. Owned. For messages that
- * name what there is ("the scores are: ..."). */
-char *assay__json_keys(const cJSON *obj, int max);
+/* assay_json_keys (jsonwords.h: "a, b, c", each once, ", ..." after
+ * twelve; a copy of none when there are none), aborting when out of
+ * memory. Owned. For messages that name what there is. */
+char *assay__json_keys(const cJSON *obj, const char *none);
 
 /* Edit distance (insertions, deletions, changes, swaps of neighbours) of
  * two short names, for "did you mean" hints; SIZE_MAX when one is over 63

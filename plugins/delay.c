@@ -13,7 +13,7 @@
 
 #include <uv.h>
 
-#include "fields.h"
+#include "jsonwords.h"
 
 struct delay_call;
 
@@ -111,7 +111,7 @@ static int delay_run(void *state, const cJSON *input, assay_call call) {
   struct delay *d = state;
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(input, d->field);
   if (v == NULL) {
-    char *have = assay_plugin_field_list(input);
+    char *have = assay_json_keys(input, "no fields");
     d->host->fail(call, ASSAY_FAIL_BAD_INPUT, -1,
                   "item has no field '%s' (it has: %s); pick one with --opt "
                   "field=NAME",

@@ -7,7 +7,7 @@
 
 #include <assay/plugin.h>
 
-#include "fields.h"
+#include "jsonwords.h"
 
 struct echo {
   const struct assay_host *host;
@@ -34,7 +34,7 @@ static cJSON *echo_run(void *state, const cJSON *input, assay_call call) {
   struct echo *e = state;
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(input, e->field);
   if (v == NULL) {
-    char *have = assay_plugin_field_list(input);
+    char *have = assay_json_keys(input, "no fields");
     e->host->fail(call, ASSAY_FAIL_BAD_INPUT, -1,
                   "item has no field '%s' (it has: %s); pick the field to "
                   "echo with --opt field=NAME",

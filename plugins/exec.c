@@ -23,7 +23,7 @@
 
 #include <uv.h>
 
-#include "fields.h"
+#include "jsonwords.h"
 
 extern char **environ;
 
@@ -906,7 +906,7 @@ static char *make_request(struct exec *ex, const cJSON *input, assay_call call,
   if (ex->field != NULL) {
     v = cJSON_GetObjectItemCaseSensitive(input, ex->field);
     if (v == NULL) {
-      char *have = assay_plugin_field_list(input);
+      char *have = assay_json_keys(input, "no fields");
       ex->host->fail(call, ASSAY_FAIL_BAD_INPUT, -1,
                      "item has no field '%s' (from --opt input=field:%s; it "
                      "has: %s)",

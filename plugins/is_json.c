@@ -41,13 +41,13 @@ static cJSON *is_json_run(void *state, const cJSON *input, assay_call call) {
   }
   if (!cJSON_IsString(out)) {
     res = assay__score_new(0, "output is %s, not a string of JSON text",
-                           assay__json_type_name(out));
+                           assay_json_kind(out));
   } else {
     const char *end = NULL;
     cJSON *parsed = cJSON_ParseWithOpts(out->valuestring, &end, 1);
     if (parsed != NULL) {
       res = assay__score_new(1, "output parses as JSON (%s)",
-                             assay__json_type_name(parsed));
+                             assay_json_kind(parsed));
       cJSON_Delete(parsed);
     } else {
       size_t at = end != NULL && end >= out->valuestring

@@ -5,7 +5,7 @@
 # points once installed; in the build tree it points at plugins/data.
 
 noinst_LTLIBRARIES += plugins/libllm.la
-plugins_libllm_la_SOURCES = plugins/llmlib.c plugins/llmlib.h plugins/fields.h
+plugins_libllm_la_SOURCES = plugins/llmlib.c plugins/llmlib.h core/jsonwords.h
 plugins_libllm_la_CFLAGS = $(PLUGIN_CFLAGS)
 plugins_libllm_la_LIBADD = $(CJSON_LIBS) -lm
 

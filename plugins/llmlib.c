@@ -14,7 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "fields.h"
+#include "jsonwords.h"
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -330,7 +330,7 @@ static int render_field(void *arg, const char *name, struct assay__llm_buf *out,
   const cJSON *v = assay__llm_json_path(ctx->item, name);
   if (v == NULL) {
     char *q = assay__llm_quote(ctx->tmpl, strlen(ctx->tmpl), 80);
-    char *have = assay_plugin_field_list(ctx->item);
+    char *have = assay_json_keys(ctx->item, "no fields");
     int err = llm_fail(errmsg, ASSAY_EBAD_INPUT,
                        "the item has no field '%s' used by template '%s' "
                        "(its fields: %s); add it to the dataset or change the "

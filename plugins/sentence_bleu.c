@@ -72,7 +72,7 @@ static int bleu_init(const cJSON *config, const struct assay_host *host,
       else
         *errmsg = host->format("option 'weights' must be a list of %d numbers "
                                "(one per n-gram order up to n_grams), got %s",
-                               st->n, assay__json_type_name(w));
+                               st->n, assay_json_kind(w));
       free(st);
       return -1;
     }
@@ -84,7 +84,7 @@ static int bleu_init(const cJSON *config, const struct assay_host *host,
           it->valuedouble < 0) {
         *errmsg = host->format("option 'weights' item %d must be a number "
                                ">= 0, got %s",
-                               i, assay__json_type_name(it));
+                               i, assay_json_kind(it));
         free(st);
         return -1;
       }

@@ -676,22 +676,6 @@ void assay__text_fail(const struct assay_host *host, assay_call call, int err,
     host->fail(call, ASSAY_FAIL_ERROR, -1, "out of memory reading '%s'", key);
 }
 
-const char *assay__json_type_name(const cJSON *v) {
-  if (cJSON_IsString(v))
-    return "a string";
-  if (cJSON_IsNumber(v))
-    return "a number";
-  if (cJSON_IsBool(v))
-    return "a boolean";
-  if (cJSON_IsNull(v))
-    return "null";
-  if (cJSON_IsArray(v))
-    return "a list";
-  if (cJSON_IsObject(v))
-    return "an object";
-  return "an invalid value";
-}
-
 int assay__text_blank(const char *s, size_t len) {
   const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)s;
   size_t i = 0;
@@ -728,7 +712,7 @@ int assay__text_refs(const cJSON *ref, const char *key, const char ***refs,
   }
   if (!cJSON_IsArray(ref)) {
     snprintf(err, errsize, "'%s' must be a string or a list of strings, got %s",
-             key, assay__json_type_name(ref));
+             key, assay_json_kind(ref));
     return ASSAY_EBAD_INPUT;
   }
   int count = cJSON_GetArraySize(ref);
@@ -745,7 +729,7 @@ int assay__text_refs(const cJSON *ref, const char *key, const char ***refs,
   cJSON_ArrayForEach(it, ref) {
     if (!cJSON_IsString(it)) {
       snprintf(err, errsize, "'%s.%zu' must be a string, got %s", key, k,
-               assay__json_type_name(it));
+               assay_json_kind(it));
       free(a);
       return ASSAY_EBAD_INPUT;
     }
@@ -774,7 +758,7 @@ int assay__text_output_refs(const struct assay_host *host, assay_call call,
   }
   if (!cJSON_IsString(o)) {
     host->fail(call, ASSAY_FAIL_BAD_INPUT, -1,
-               "'output' must be a string, got %s", assay__json_type_name(o));
+               "'output' must be a string, got %s", assay_json_kind(o));
     return -1;
   }
   if (assay__text_blank(o->valuestring, strlen(o->valuestring))) {

@@ -21,6 +21,7 @@
 #include <cjson/cJSON.h>
 
 #include "error.h"
+#include "jsonwords.h"
 
 /* The text a metric compares for v (borrowed, not NULL): a string's own
  * characters, borrowed from v, or any other JSON value as its compact JSON
@@ -69,9 +70,6 @@ int assay__text_load_codepoints(const cJSON *v, int fold, uint32_t *buf,
  * about input key, with a message naming the key. */
 void assay__text_fail(const struct assay_host *host, assay_call call, int err,
                       const char *key);
-
-/* "a string", "a number", "an object", ...: how a message names v's type. */
-const char *assay__json_type_name(const cJSON *v);
 
 /* Whether s (len bytes) is empty or only whitespace (assay__text_is_space),
  * as Python's `not s.strip()`; invalid UTF-8 counts as not blank. */

@@ -1192,7 +1192,8 @@ static void test_junit_stdout(void) {
 }
 
 /* The score names a message about a missing one lists: each once, in
- * order, cut after 12 (assay__json_keys under assay__score_names). */
+ * order, cut after 12 (assay_json_keys, core/jsonwords.h, under
+ * assay__score_names). */
 static void test_score_names(void) {
   cJSON *sum = cJSON_Parse("{\"scores\":{}}");
   char *s = assay__score_names(sum);
@@ -1215,6 +1216,17 @@ static void test_score_names(void) {
     cJSON_DeleteItemFromArray(scores, 3);
   s = assay__score_names(sum);
   CU_ASSERT_STRING_EQUAL(s, "the scores are: s0, s1");
+  free(s);
+  /* Twelve names, then one of them again: all are named, none cut. */
+  for (int i = 2; i < 12; i++) {
+    char name[8];
+    snprintf(name, sizeof name, "s%d", i);
+    cJSON_AddObjectToObject(scores, name);
+  }
+  cJSON_AddObjectToObject(scores, "s5");
+  s = assay__score_names(sum);
+  CU_ASSERT_STRING_EQUAL(s, "the scores are: s0, s1, s2, s3, s4, s5, s6, s7, "
+                            "s8, s9, s10, s11");
   free(s);
   cJSON_Delete(sum);
 }

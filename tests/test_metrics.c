@@ -149,6 +149,9 @@ static int run_case(const char *metric, const cJSON *tc) {
   const cJSON *want_v = cJSON_GetObjectItemCaseSensitive(tc, "value");
   const char *want_e =
       cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(tc, "error"));
+  /* Optional: text the score's reason must contain. */
+  const char *want_r =
+      cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(tc, "reason"));
   if (name == NULL || (want_v == NULL) == (want_e == NULL) ||
       (want_v != NULL && !cJSON_IsNumber(want_v))) {
     fprintf(stderr, "%s: malformed case '%s'\n", metric,
@@ -183,7 +186,8 @@ static int run_case(const char *metric, const cJSON *tc) {
       ok = want_v != NULL &&
            fabs(value->valuedouble - want_v->valuedouble) <= 1e-6 &&
            cJSON_IsString(reason) && reason->valuestring[0] != '\0' &&
-           cJSON_IsNull(error);
+           cJSON_IsNull(error) &&
+           (want_r == NULL || strstr(reason->valuestring, want_r) != NULL);
     } else {
       got = assay__format("error %s", cJSON_IsString(error) ? error->valuestring
                                                             : "(none)");
@@ -194,7 +198,9 @@ static int run_case(const char *metric, const cJSON *tc) {
   if (!ok) {
     char want[64];
     if (want_v)
-      snprintf(want, sizeof want, "value %.17g", want_v->valuedouble);
+      snprintf(want, sizeof want, "value %.17g%s%.32s%s", want_v->valuedouble,
+               want_r ? " (reason with '" : "", want_r ? want_r : "",
+               want_r ? "')" : "");
     fprintf(stderr, "\n  %s: case '%s': expected %s%s%s, got %s\n", metric,
             name, want_v ? want : "error containing '", want_v ? "" : want_e,
             want_v ? "" : "'", got);
