@@ -1255,8 +1255,7 @@ static int check_records_file(const struct run_config *c, char **err) {
           c->dataset, it.line, c->dataset);
       rc = -1;
     }
-    cJSON_Delete(it.json);
-    free(it.error);
+    assay_dataset_item_clear(&it);
   }
   assay_dataset_free(ds);
   return rc;

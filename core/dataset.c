@@ -45,6 +45,7 @@ struct csv_reader {
   int header_done;
   char **cols; /* the header, owned */
   size_t ncols;
+  size_t id_col; /* the "id" column, or SIZE_MAX */
   /* The record being read: its fields back to back, each NUL-terminated,
    * and where each starts. Only the first ncols fields are stored once the
    * header is known; the rest are only counted. */
@@ -784,6 +785,23 @@ static void csv_on_row(int term, void *data) {
   ds->csv.row_done = 1;
 }
 
+/*
+ * A malformed row's id, when its "id" column can still be trusted: its
+ * record keeps the id the row was written with, so that compare and
+ * report match it with the same item of another run. The first column
+ * ends at the first separator however the rest of the row is broken; a
+ * later one is where the header says only when the row has as many fields.
+ */
+static void csv_bad_row_id(const struct csv_reader *c,
+                           struct assay_dataset_item *item) {
+  size_t k = c->id_col;
+  if (k == SIZE_MAX || k >= c->nstored || (k > 0 && c->nfields != c->ncols))
+    return;
+  const char *s = c->fields + c->offs[k];
+  if (assay__utf8_valid(s, strlen(s), NULL))
+    item->id = cJSON_CreateString(s);
+}
+
 /* A record of size bytes is complete: the header, or an item. */
 static int csv_record_end(struct assay_dataset *ds, size_t size,
                           char **errmsg) {
@@ -814,8 +832,12 @@ static int csv_record_end(struct assay_dataset *ds, size_t size,
                            ds->name, c->rec_line, c->fields + c->offs[i]);
     c->ncols = c->nstored;
     c->cols = assay__xcalloc(c->ncols ? c->ncols : 1, sizeof *c->cols);
-    for (size_t i = 0; i < c->ncols; i++)
+    c->id_col = SIZE_MAX;
+    for (size_t i = 0; i < c->ncols; i++) {
       c->cols[i] = assay__xstrdup(c->fields + c->offs[i]);
+      if (strcmp(c->cols[i], "id") == 0)
+        c->id_col = i;
+    }
     c->header_done = 1;
     return 0;
   }
@@ -836,6 +858,9 @@ static int csv_record_end(struct assay_dataset *ds, size_t size,
     item_error(ds->name, item, c->rec_line,
                "invalid UTF-8 in column '%s' (datasets must be UTF-8)",
                c->cols[c->bad_utf8_col - 1]);
+  }
+  if (item->error != NULL) {
+    csv_bad_row_id(c, item);
   } else {
     cJSON *obj = cJSON_CreateObject();
     for (size_t i = 0; i < c->ncols; i++)
@@ -1136,10 +1161,8 @@ void assay_dataset_free(struct assay_dataset *ds) {
   free(c->cols);
   free(c->fields);
   free(c->offs);
-  if (c->have_item) {
-    cJSON_Delete(c->item.json);
-    free(c->item.error);
-  }
+  if (c->have_item)
+    assay_dataset_item_clear(&c->item);
   free(ds->fatal);
   free(ds->buf);
   free(ds->name);
@@ -1192,10 +1215,8 @@ static void selection_free(struct selection *sel) {
     free(sel->ids[i]);
   free(sel->ids);
   free(sel->seen);
-  for (size_t i = sel->next; i < sel->nheld; i++) {
-    cJSON_Delete(sel->held[i].item.json);
-    free(sel->held[i].item.error);
-  }
+  for (size_t i = sel->next; i < sel->nheld; i++)
+    assay_dataset_item_clear(&sel->held[i].item);
   free(sel->held);
   free(sel);
 }
@@ -1257,9 +1278,11 @@ static int selected(struct selection *sel,
   if (it->index >= sel->nitems)
     sel->nitems = it->index + 1;
   if (sel->nids > 0) {
-    /* The id its record gets: a string or number "id" field, else the
-     * index. Number ids match as they print: 7 as "7". */
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(it->json, "id");
+    /* The id its record gets: a string or number "id" field (of a
+     * malformed item, what the reader could read of it), else the index.
+     * Number ids match as they print: 7 as "7". */
+    const cJSON *id =
+        it->json ? cJSON_GetObjectItemCaseSensitive(it->json, "id") : it->id;
     char buf[64];
     const char *text = buf;
     if (cJSON_IsString(id)) {
@@ -1284,11 +1307,13 @@ static int selected(struct selection *sel,
   return 1;
 }
 
-static void item_drop(struct assay_dataset_item *it) {
+void assay_dataset_item_clear(struct assay_dataset_item *it) {
   cJSON_Delete(it->json);
   free(it->error);
   free(it->raw);
-  memset(it, 0, sizeof *it);
+  cJSON_Delete(it->id);
+  it->json = it->id = NULL;
+  it->error = it->raw = NULL;
 }
 
 /* Reads one pass of a shuffle: every selected item of the current bucket,
@@ -1323,7 +1348,7 @@ static int shuffle_fill(struct assay_dataset *ds, char **errmsg) {
     uint64_t bucket =
         (uint64_t)(((unsigned __int128)key * sel->nbuckets) >> 64);
     if (bucket != sel->bucket || !selected(sel, &it)) {
-      item_drop(&it);
+      assay_dataset_item_clear(&it);
       continue;
     }
     if (sel->nheld == sel->capheld) {
@@ -1351,7 +1376,7 @@ static int select_next(struct assay_dataset *ds,
         sel->done = 1;
       if (rc <= 0 || selected(sel, item))
         return rc;
-      item_drop(item);
+      assay_dataset_item_clear(item);
     }
   }
   while (sel->next == sel->nheld) {

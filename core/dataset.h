@@ -33,7 +33,12 @@ struct assay_dataset_item {
   size_t line;  /* 1-based line where the item starts (CSV: the record's line) */
   int64_t index; /* 0-based position among the file's items, malformed
                     ones included: the record's "index" */
+  cJSON *id;     /* a malformed item's id, when the reader could still read
+                    it (a CSV row's "id" column), else NULL */
 };
+
+/* Frees what item holds (json, error, raw, id) and sets them to NULL. */
+void assay_dataset_item_clear(struct assay_dataset_item *item);
 
 /* How many first bytes assay_dataset_sniff needs to tell every kind. */
 #define ASSAY_DATASET_SNIFF_BYTES 6

@@ -154,7 +154,8 @@ struct item {
   int64_t seq;          /* admission order: its place in the output */
   int64_t index;        /* the dataset item's index */
   int trial;
-  cJSON *id;            /* rescore: the record's id, owned */
+  cJSON *id;            /* rescore: the record's id; a malformed item's, when
+                           its reader could read it; owned */
   int kept_attempts;    /* rescore: the record's attempts, or -1 */
   cJSON *json;          /* the dataset item, owned */
   char *bad;            /* a malformed item's message */
@@ -2485,9 +2486,10 @@ static int next_item(struct assay_engine *e) {
 }
 
 /* Takes the current item's next trial: its JSON and error (or its text,
- * deferred), moved out on the last trial and copied before. */
+ * deferred), and a malformed item's id, moved out on the last trial and
+ * copied before. */
 static void take_trial(struct assay_engine *e, cJSON **json, char **bad,
-                       char **raw, int64_t *index, int *trial) {
+                       char **raw, cJSON **id, int64_t *index, int *trial) {
   int last = e->cur_trial + 1 >= e->opts.trials;
   *index = e->cur.index;
   *trial = e->cur_trial++;
@@ -2495,13 +2497,14 @@ static void take_trial(struct assay_engine *e, cJSON **json, char **bad,
     *json = e->cur.json;
     *bad = e->cur.error;
     *raw = e->cur.raw;
-    e->cur.json = NULL;
-    e->cur.error = NULL;
-    e->cur.raw = NULL;
+    *id = e->cur.id;
+    e->cur.json = e->cur.id = NULL;
+    e->cur.error = e->cur.raw = NULL;
     e->cur_valid = 0;
   } else {
     *json = e->cur.json ? cJSON_Duplicate(e->cur.json, 1) : NULL;
     *bad = e->cur.error ? assay__xstrdup(e->cur.error) : NULL;
+    *id = e->cur.id ? cJSON_Duplicate(e->cur.id, 1) : NULL;
     *raw = NULL;
     if (e->cur.raw != NULL) {
       *raw = assay__xmalloc(e->cur.raw_len + 1);
@@ -2576,7 +2579,7 @@ static int admit_one(struct assay_engine *e) {
   it->seq = e->next_seq++;
   it->raw_len = e->cur.raw_len;
   it->line = e->cur.line;
-  take_trial(e, &it->json, &it->bad, &it->raw, &it->index, &it->trial);
+  take_trial(e, &it->json, &it->bad, &it->raw, &it->id, &it->index, &it->trial);
   it->kept_attempts = -1;
   if (e->opts.rescore && it->bad == NULL)
     unpack_record(e, it);
@@ -2790,12 +2793,13 @@ static int skip_done(struct assay_engine *e) {
                                  (long long)e->next_seq, (long long)e->skip);
       return -1;
     }
-    cJSON *json;
+    cJSON *json, *id;
     char *bad, *raw, *err = NULL;
     int64_t index;
     int trial;
     size_t raw_len = e->cur.raw_len, line = e->cur.line;
-    take_trial(e, &json, &bad, &raw, &index, &trial);
+    take_trial(e, &json, &bad, &raw, &id, &index, &trial);
+    cJSON_Delete(id);
     if (raw != NULL) {
       struct assay_dataset_item di;
       assay_dataset_parse(e->ds_name, raw, raw_len, line, &di);
@@ -3050,9 +3054,7 @@ int assay_engine_free(struct assay_engine *e) {
   free(e->line.p);
   free(e->slots);
   free(e->ring);
-  cJSON_Delete(e->cur.json);
-  free(e->cur.error);
-  free(e->cur.raw);
+  assay_dataset_item_clear(&e->cur);
   if (e->light != NULL) {
     e->l_id->type = cJSON_NULL; /* not a reference into an item now */
     e->l_id->valuestring = NULL;

@@ -345,13 +345,14 @@ int assay__records_each(const char *path, size_t max_bytes,
       break;
     if (pending != NULL) {
       fprintf(stderr, "assay: %s\n", pending);
-      free(it.error);
-      cJSON_Delete(it.json);
+      assay_dataset_item_clear(&it);
       rc = -1;
       break;
     }
     if (it.error != NULL) {
       pending = it.error;
+      it.error = NULL;
+      assay_dataset_item_clear(&it);
       continue;
     }
     if (!seen++ && !assay__is_record(it.json)) {
@@ -360,12 +361,12 @@ int assay__records_each(const char *path, size_t max_bytes,
               "has no index, input and output (a dataset?); give the file "
               "'assay run -o' wrote\n",
               path, it.line);
-      cJSON_Delete(it.json);
+      assay_dataset_item_clear(&it);
       rc = -1;
       break;
     }
     rc = fn(arg, it.json, it.line);
-    cJSON_Delete(it.json);
+    assay_dataset_item_clear(&it);
     if (rc < 0)
       break;
   }

@@ -142,6 +142,22 @@ printf 'question,expected_answer\nParis?,Paris?\nRome?,Milan\n' >qa.csv
 run "csv with --map" 0 run --dataset qa.csv --task echo --opt field=question \
   --metric equals --map reference=expected_answer -o c.jsonl -q
 check "csv rows mapped" "[x['scores']['equals']['value'] for x in r] == [1, 0]" c.jsonl -
+# A broken CSV row keeps the id it was written with, so that the run after
+# the row is mended pairs with it in compare (and --ids finds it).
+printf 'id,input,reference\nq1,a,a\nq2,b\nq3,c,c\n' >broken.csv
+printf 'id,input,reference\nq1,a,a\nq2,b,b\nq3,c,c\n' >mended.csv
+run "a CSV row with a field missing" 1 run --dataset broken.csv --task echo --metric equals -o br.jsonl -q
+check "... keeps its id column in its record" \
+  "[x['id'] for x in r] == ['q1', 'q2', 'q3'] and r[1]['error']['code'] == 'bad_item' and r[1]['input'] is None" br.jsonl -
+run "... is found by --ids" 1 run --dataset broken.csv --task echo --ids q2 --trials 2 -o bri.jsonl -q
+check "... alone, in each trial" "[(x['index'], x['id'], x['trial']) for x in r] == [(1, 'q2', 0), (1, 'q2', 1)]" bri.jsonl -
+run "the mended dataset" 0 run --dataset mended.csv --task echo --metric equals -o me.jsonl -q
+"$bin" compare br.jsonl me.jsonl --json >cmp.json 2>err
+check "compare pairs the broken row with the mended one" \
+  "s['pairs'] == 3 and s['only_in_a']['count'] == 0 and s['only_in_b']['count'] == 0" me.jsonl cmp.json
+printf 'input,id\na,x1\nb,x2,extra\n' >later.csv
+run "a ragged row whose id column is not the first" 1 run --dataset later.csv --task echo -o la.jsonl -q
+check "... is known by its index (its id column cannot be trusted)" "[x['id'] for x in r] == ['x1', 1]" la.jsonl -
 printf '{"input":"a","answers":["a","b"]}\n' >dotted.jsonl
 run "dotted map" 0 run --dataset dotted.jsonl --task echo --metric equals --map reference=answers.0 -o d.jsonl -q
 check "dotted path resolved" "r[0]['scores']['equals']['value'] == 1" d.jsonl -

@@ -48,9 +48,11 @@ static void sbuf_add(struct sbuf *b, const char *fmt, ...) {
 
 /*
  * Reads ds to its end: one line per item ("LINE: JSON" or "LINE: error:
- * MESSAGE"), then "end" or "fatal CODE: MESSAGE". Also checks what every
- * caller relies on: exactly one of json and error, json an object, and
- * that the end (or the fatal error) is returned again by a further call.
+ * MESSAGE", "LINE: error (id "ID"): MESSAGE" when the reader could read a
+ * malformed item's id), then "end" or "fatal CODE: MESSAGE". Also checks
+ * what every caller relies on: exactly one of json and error, json an
+ * object, an id only on a malformed item, and that the end (or the fatal
+ * error) is returned again by a further call.
  */
 static char *transcript(struct assay_dataset *ds) {
   struct sbuf b = {0};
@@ -71,19 +73,24 @@ static char *transcript(struct assay_dataset *ds) {
     if (r == 1) {
       CU_ASSERT((item.json == NULL) != (item.error == NULL));
       CU_ASSERT(item.line >= 1);
+      CU_ASSERT(item.id == NULL ||
+                (item.error != NULL && cJSON_IsString(item.id)));
       if (item.json != NULL) {
         CU_ASSERT(cJSON_IsObject(item.json));
         char *s = assay__json_print(item.json);
         sbuf_add(&b, "%zu: %s\n", item.line, s);
         free(s);
-        cJSON_Delete(item.json);
+      } else if (item.id != NULL) {
+        char *s = assay__json_print(item.id);
+        sbuf_add(&b, "%zu: error (id %s): %s\n", item.line, s, item.error);
+        free(s);
       } else {
         sbuf_add(&b, "%zu: error: %s\n", item.line, item.error);
-        free(item.error);
       }
+      assay_dataset_item_clear(&item);
       continue;
     }
-    CU_ASSERT(item.json == NULL && item.error == NULL);
+    CU_ASSERT(item.json == NULL && item.error == NULL && item.id == NULL);
     char *err2 = NULL;
     int r2 = assay_dataset_next(ds, &item, &err2);
     CU_ASSERT_EQUAL(r2, r);
@@ -269,6 +276,8 @@ static const struct golden goldens[] = {
     {"bom_crlf.csv", ASSAY_DATASET_AUTO, 0, "bom_crlf.csv.out"},
     {"ragged.csv", ASSAY_DATASET_AUTO, 0, "ragged.csv.out"},
     {"bad_utf8.csv", ASSAY_DATASET_AUTO, 0, "bad_utf8.csv.out"},
+    /* A bad row keeps its id only where the "id" column can be trusted. */
+    {"id_later.csv", ASSAY_DATASET_AUTO, 0, "id_later.csv.out"},
     {"header_only.csv", ASSAY_DATASET_AUTO, 0, "header_only.csv.out"},
     {"empty.csv", ASSAY_DATASET_AUTO, 0, "empty.csv.out"},
     {"dup_header.csv", ASSAY_DATASET_AUTO, 0, "dup_header.csv.out"},
@@ -498,8 +507,7 @@ static void test_select_ids(void) {
       if (item.index >= 0 && item.index < 5)
         got[item.index]++;
       n++;
-      cJSON_Delete(item.json);
-      free(item.error);
+      assay_dataset_item_clear(&item);
     }
     /* Index 0 ("a") is below the offset; 1 (no id), 2 (7), 3 (malformed)
      * and 4 (a boolean id) are selected by id or index. */
@@ -643,7 +651,8 @@ static void test_csv_oversize_streamed(void) {
   size_t rec = strstr(b.s, "\"\r\n3,") + 1 - strstr(b.s, "2,\"");
   char *want = assay__format(
       "2: {\"id\":\"1\",\"text\":\"short\"}\n"
-      "3: error: %%s:3: item is %zu bytes, over the 1000-byte limit "
+      "3: error (id \"2\"): %%s:3: item is %zu bytes, over the 1000-byte "
+      "limit "
       "(--max-item-bytes)\n"
       "%zu: {\"id\":\"3\",\"text\":\"after\"}\n"
       "end\n",
@@ -729,8 +738,7 @@ static void run_large(const char *suffix, int format) {
     if (item.json == NULL || !cJSON_IsString(v) ||
         strcmp(v->valuestring, id) != 0)
       bad++;
-    cJSON_Delete(item.json);
-    free(item.error);
+    assay_dataset_item_clear(&item);
     i++;
   }
   long after = maxrss_kb();
@@ -807,9 +815,9 @@ static void test_huge_json(void) {
 
 static void test_huge_csv(void) {
   run_huge(".csv", "id,text\n1,\"", "\"\n2,next\n",
-           "2: error: %s:2: item is %zu bytes, over the 1048576-byte limit "
-           "(--max-item-bytes)\n3: {\"id\":\"2\",\"text\":\"next\"}\n"
-           "end\n",
+           "2: error (id \"1\"): %s:2: item is %zu bytes, over the "
+           "1048576-byte limit (--max-item-bytes)\n"
+           "3: {\"id\":\"2\",\"text\":\"next\"}\nend\n",
            4);
 }
 

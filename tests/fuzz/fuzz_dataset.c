@@ -37,8 +37,7 @@ struct outcome {
 
 static void outcome_release(struct outcome *o) {
   free(o->errmsg);
-  cJSON_Delete(o->item.json);
-  free(o->item.error);
+  assay_dataset_item_clear(&o->item);
   memset(o, 0, sizeof *o);
 }
 
@@ -94,6 +93,12 @@ static void next_checked(struct assay_dataset *ds, const char *name,
                "item error does not start with the dataset name: %s",
                o->item.error);
   }
+  FUZZ_CHECK(o->item.id == NULL ||
+                 (o->item.error != NULL && cJSON_IsString(o->item.id) &&
+                  json_utf8_ok(o->item.id)),
+             "item %lld: an id that is no string of valid UTF-8, or one on "
+             "a well-formed item",
+             (long long)count);
 }
 
 /* Compared as text: cJSON_Compare finds duplicate keys unequal to
@@ -126,12 +131,18 @@ static void same_outcome(const struct outcome *a, const struct outcome *b,
              "item %lld: memory reader gives %s, file reader %s",
              (long long)count, a->item.error ? a->item.error : "an object",
              b->item.error ? b->item.error : "an object");
-  if (a->item.error != NULL)
+  if (a->item.error != NULL) {
     FUZZ_CHECK(strcmp(a->item.error, b->item.error) == 0,
                "item %lld: memory reader says '%s', file reader '%s'",
                (long long)count, a->item.error, b->item.error);
-  else
+    FUZZ_CHECK((a->item.id == NULL) == (b->item.id == NULL),
+               "item %lld: one reader read its id, the other not",
+               (long long)count);
+    if (a->item.id != NULL)
+      same_json(a->item.id, b->item.id, count);
+  } else {
     same_json(a->item.json, b->item.json, count);
+  }
 }
 
 /* A file holding text, opened by the reader through its own path. */
