@@ -1201,7 +1201,7 @@ static void test_score_names(void) {
   free(s);
   cJSON *scores = cJSON_GetObjectItemCaseSensitive(sum, "scores");
   for (int i = 0; i < 14; i++) {
-    char name[8];
+    char name[16];
     snprintf(name, sizeof name, "s%d", i);
     cJSON_AddObjectToObject(scores, name);
     if (i == 1) /* a key twice (cJSON allows it): named once */
@@ -1219,7 +1219,7 @@ static void test_score_names(void) {
   free(s);
   /* Twelve names, then one of them again: all are named, none cut. */
   for (int i = 2; i < 12; i++) {
-    char name[8];
+    char name[16];
     snprintf(name, sizeof name, "s%d", i);
     cJSON_AddObjectToObject(scores, name);
   }
