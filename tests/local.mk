@@ -21,6 +21,12 @@ AM_TESTS_ENVIRONMENT = \
 # A wrapper (valgrind, ...) for every test program: make check LOG_COMPILER=...
 EXTRA_DIST += tests/data
 
+# The two longest tests come first, so that make -j starts them first and
+# the others fill the cores beside them, rather than the run waiting on
+# them at its end: test_sdk.sh builds and installs a copy of the project
+# (tests/exec.mk), test_report.sh opens each page in a browser
+# (tests/report.mk).
+TESTS += tests/test_sdk.sh tests/test_report.sh
 include $(srcdir)/tests/fixtures.mk
 include $(srcdir)/tests/dataset.mk
 include $(srcdir)/tests/summary.mk
