@@ -55,6 +55,8 @@ static const char report_help[] =
     "                        reasons in the page to N bytes (default 20000;\n"
     "                        0 keeps everything)\n"
     "  --max-record-bytes N  largest record line read (default 256 MiB)\n"
+    "  -q, --quiet           no line naming the page written (warnings and\n"
+    "                        errors are still printed)\n"
     "  -h, --help            this help\n"
     "\n"
     "exit status: 0 written, 2 usage or input error.\n";
@@ -435,7 +437,7 @@ static int parse_size(const char *s, size_t *out, int zero_ok) {
 
 int assay_cmd_report(int argc, char **argv) {
   const char *files[2] = {NULL, NULL}, *output = NULL;
-  int nfiles = 0, status = EXIT_OK;
+  int nfiles = 0, status = EXIT_OK, quiet = 0;
   size_t max_text = DEFAULT_MAX_TEXT, max_bytes = MAX_RECORD_BYTES;
   char *out_path = NULL;
   struct assay__out out = {.fd = -1};
@@ -448,6 +450,10 @@ int assay_cmd_report(int argc, char **argv) {
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
       fputs(report_help, stdout);
       return EXIT_OK;
+    }
+    if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+      quiet = 1;
+      continue;
     }
     if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0 ||
         strcmp(a, "--max-text") == 0 || strcmp(a, "--max-record-bytes") == 0) {
@@ -572,7 +578,7 @@ int assay_cmd_report(int argc, char **argv) {
   if (rc >= 0 && o.failed)
     fprintf(stderr, "assay: cannot write the report '%s': %s\n", out_path,
             strerror(o.failed));
-  if (status == EXIT_OK && !to_stdout) {
+  if (status == EXIT_OK && !to_stdout && !quiet) {
     long total = 0;
     for (int k = 0; k < nfiles; k++)
       total += runs[k].records;

@@ -42,6 +42,8 @@ cp "$data/a.jsonl" "$data/a.summary.json" "$data/b.jsonl" "$data/inject.jsonl" \
 # ---- the page as written ---------------------------------------------------
 run "report one file" 0 report a.jsonl -o a.html
 expect_err "report names the file written" "report: a.html (8 records)"
+run "report -q" 0 report a.jsonl -o aq.html -q
+[ ! -s err ] && [ -s aq.html ] && ok "... writes the page and says nothing" || bad "... writes the page and says nothing: $(head -n 2 err)"
 page "one data script, one code script, nothing external" a.html \
   "html.count('<script') == 2 and html.count('</script>') == 2 and '<link' not in html and not re.search(r'<[a-z]+[^>]* (src|href)=', html)"
 page "data embeds every record" a.html "len(d['runs']) == 1 and len(d['runs'][0]['records']) == 8"
