@@ -1201,7 +1201,11 @@ static void attempt_failed(struct assay_engine *e, struct item *it, int job,
         e->stats.retries_network++;
       struct slot *s = slot_get(e, it, job);
       /* libuv timers have millisecond granularity and may fire up to 1 ms
-       * early; a retry-after is a promise, so round up and add one. */
+       * early; a retry-after is a promise, so round up and add one. The
+       * timer counts from the loop's cached time, which is older than this
+       * failure when it came in a batch of completions (under load, by
+       * more than a millisecond): bring it up to date first. */
+      uv_update_time(&e->loop);
       uv_timer_start(&s->timer, on_backoff, (uint64_t)ceil(delay) + 1, 0);
       return;
     }
