@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <assay/plugin.h>
@@ -53,11 +54,14 @@ struct proc {
   uv_process_t process;
   uv_pipe_t in, out, err;
   uv_timer_t timer;         /* once mode: the call's timeout */
+  uv_timer_t reap;          /* pipes ended, exit not seen: asks waitpid */
+  uint64_t reap_ms;         /* the reap timer's next wait */
   struct exec *ex;          /* NULL after fini */
   struct proc *prev, *next; /* ex->procs */
   int open;                 /* handles initialised and not closed yet */
   int once;                 /* serves one call (once mode) */
   int exited, out_done, err_done, finished;
+  int lost; /* reaped by something else: the exit status is unknown */
   int64_t status;
   int term_signal;
   int pid;
@@ -118,6 +122,7 @@ struct exec {
   struct worker *workers;
   int nworkers;
   struct request *queue_head, *queue_tail;
+  int warned_reap; /* logged that a child's exit came without SIGCHLD */
 };
 
 static void proc_step(struct proc *p);
@@ -298,7 +303,11 @@ static const char *signal_name(int sig) {
 
 /* "exit status N" or "killed by signal S (NAME)", into out. */
 static void describe_exit(const struct proc *p, char *out, size_t n) {
-  if (p->term_signal != 0)
+  if (p->lost)
+    snprintf(out, n,
+             "its exit status was lost: something else in this process "
+             "reaped it (a plugin that ignores SIGCHLD or calls waitpid(-1)?)");
+  else if (p->term_signal != 0)
     snprintf(out, n, "killed by signal %d (%s)", p->term_signal,
              signal_name(p->term_signal));
   else
@@ -365,14 +374,21 @@ static void close_handle(struct proc *p, uv_handle_t *h) {
     uv_close(h, on_handle_closed);
 }
 
+static void reap_start(struct proc *p);
+
 /* Closes everything but the process handle, which on_proc_exit closes once the
- * child is reaped (closing it earlier would leave a zombie behind). */
+ * child is reaped (closing it earlier would leave a zombie behind), and the
+ * reap timer while the child's exit is still to come. */
 static void proc_close_io(struct proc *p) {
   close_handle(p, (uv_handle_t *)&p->in);
   close_handle(p, (uv_handle_t *)&p->out);
   close_handle(p, (uv_handle_t *)&p->err);
   close_handle(p, (uv_handle_t *)&p->timer);
   p->out_done = p->err_done = 1;
+  if (p->exited)
+    close_handle(p, (uv_handle_t *)&p->reap);
+  else
+    reap_start(p);
 }
 
 static void on_write(uv_write_t *req, int status) {
@@ -459,6 +475,7 @@ static void on_proc_exit(uv_process_t *h, int64_t status, int sig) {
   proc_kill(p);
   p->pid = 0;
   close_handle(p, (uv_handle_t *)h);
+  close_handle(p, (uv_handle_t *)&p->reap);
   proc_step(p);
 }
 
@@ -476,9 +493,10 @@ static int proc_spawn(struct exec *ex, int once, struct proc **out) {
   uv_pipe_init(ex->loop, &p->out, 0);
   uv_pipe_init(ex->loop, &p->err, 0);
   uv_timer_init(ex->loop, &p->timer);
-  p->in.data = p->out.data = p->err.data = p->timer.data = p;
+  uv_timer_init(ex->loop, &p->reap);
+  p->in.data = p->out.data = p->err.data = p->timer.data = p->reap.data = p;
   p->process.data = p;
-  p->open = 5;
+  p->open = 6;
 
   uv_stdio_container_t stdio[3];
   stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
@@ -522,9 +540,70 @@ static int proc_spawn(struct exec *ex, int once, struct proc **out) {
 static void once_finished(struct proc *p);
 static void worker_finished(struct proc *p);
 
+/*
+ * Both output pipes ended long ago and libuv has not reported the exit:
+ * its SIGCHLD may never come (a plugin set SIGCHLD to SIG_IGN or installed
+ * its own handler; a sanitizer's signal handling lost it), and without it
+ * the call, or the run's end, would wait for ever. Asks the kernel for
+ * this child alone, as libuv would. Only the loop thread reaps this pid,
+ * and libuv reports a reap at once, so the pid is still this child's.
+ */
+#define REAP_FIRST_MS 50
+#define REAP_MAX_MS 1000
+
+static void on_reap(uv_timer_t *t) {
+  struct proc *p = t->data;
+  if (p->exited || p->pid <= 0)
+    return;
+  int st;
+  pid_t r;
+  do
+    r = waitpid((pid_t)p->pid, &st, WNOHANG);
+  while (r == -1 && errno == EINTR);
+  if (r == 0) { /* still running with its output closed */
+    p->reap_ms = p->reap_ms * 2 < REAP_MAX_MS ? p->reap_ms * 2 : REAP_MAX_MS;
+    uv_timer_start(&p->reap, on_reap, p->reap_ms, 0);
+    return;
+  }
+  p->exited = 1;
+  if (r == p->pid) {
+    p->status = WIFEXITED(st) ? WEXITSTATUS(st) : 0;
+    p->term_signal = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+    proc_kill(p); /* what it left in its group, as on_proc_exit does */
+  } else {
+    /* Reaped by someone else: its group may be gone and its pid reused,
+     * so nothing is killed. */
+    p->lost = 1;
+    p->status = -1;
+  }
+  if (p->ex != NULL && !p->ex->warned_reap) {
+    p->ex->warned_reap = 1;
+    p->ex->host->log(p->ex->host, ASSAY_LOG_WARN,
+                     "the exit of '%s' (pid %d) was never reported to the "
+                     "loop: something in this process takes SIGCHLD; exec "
+                     "polls for its children's exits instead",
+                     p->ex->label, p->pid);
+  }
+  p->pid = 0;
+  close_handle(p, (uv_handle_t *)&p->process);
+  close_handle(p, (uv_handle_t *)&p->reap);
+  proc_step(p);
+}
+
+/* Both pipes ended (or were closed at fini) before the exit was seen. */
+static void reap_start(struct proc *p) {
+  if (p->reap_ms != 0 || p->exited || p->pid <= 0 ||
+      uv_is_closing((uv_handle_t *)&p->reap))
+    return;
+  p->reap_ms = REAP_FIRST_MS;
+  uv_timer_start(&p->reap, on_reap, p->reap_ms, 0);
+}
+
 /* Runs after each event: once the process exited and both output pipes
  * ended, the process is finished and its handles go. */
 static void proc_step(struct proc *p) {
+  if (!p->exited && p->out_done && p->err_done)
+    reap_start(p);
   if (p->finished || !p->exited || !p->out_done || !p->err_done)
     return;
   p->finished = 1;
@@ -561,7 +640,7 @@ static void once_finished(struct proc *p) {
     return;
   p->ended = 1;
   if (p->term_signal != 0 || p->status != 0) {
-    char how[64];
+    char how[160];
     describe_exit(p, how, sizeof how);
     char *tail = stderr_tail(p);
     ex->host->fail(p->call, ASSAY_FAIL_ERROR, -1, "'%s' failed: %s%s",
@@ -804,7 +883,7 @@ static void worker_finished(struct proc *p) {
   if (w == NULL)
     return;
   struct exec *ex = w->ex;
-  char how[64];
+  char how[160];
   describe_exit(p, how, sizeof how);
   int eager = w->replied;
   struct request *r = w->cur;

@@ -8,6 +8,7 @@
 set -u
 bin=${ASSAY_BIN:?}
 src=${ASSAY_TEST_SRCDIR:?}
+build=${ASSAY_TEST_BUILDDIR:?}
 ex=$src/exec
 work=$(mktemp -d "${TMPDIR:-/tmp}/assay-exec.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -193,5 +194,43 @@ run "persistent worker that cannot start" 2 --dataset n.jsonl --task exec --opt 
   --opt 'cmd=["/no/such/worker"]'
 expect_err "worker start failure explained" "cannot run '/no/such/worker': no such file"
 
-printf '%s passed, %s failed\n' "$passed" "$failed"
+# ---- a child's exit that never reaches the loop --------------------------------
+# A metric of fx_sigchld takes SIGCHLD from the host after the first item,
+# as a careless library would: libuv then never hears of an exit. exec
+# notices a child whose pipes ended without an exit and asks waitpid
+# itself, so the run still ends (timeout 120 catches a hang: exit 124).
+sig="$build/fixtures/fx_sigchld.la"
+for mode in handler ignore; do
+  timeout 120 "$bin" run --dataset crash.jsonl --task exec --opt mode=persistent \
+    --opt workers=1 --opt "cmd=[\"python3\", \"$ex/worker.py\"]" \
+    --metric "$sig" --opt mode=$mode --concurrency 1 --retries 0 \
+    -o "lost-$mode.jsonl" -q >out 2>err </dev/null
+  got=$?
+  [ $got -eq 1 ] && ok "SIGCHLD taken ($mode): the run ends (exit $got)" ||
+    bad "SIGCHLD taken ($mode): exit $got, expected 1"
+  expect_err "... and says why once" "was never reported to the loop: something in this process takes SIGCHLD"
+  [ "$(grep -c 'never reported to the loop' err)" -eq 1 ] && ok "... only once" || bad "... only once"
+  check "... later items still work, on a restarted worker" \
+    "len(r) == 8 and all(r[i]['error'] is None for i in (0, 1, 2, 4, 5, 6, 7)) and r[0]['output']['pid'] != r[4]['output']['pid']" "lost-$mode.jsonl"
+done
+check "a zombie child's exit status is still read (SIGCHLD handled elsewhere)" \
+  "'died while answering' in r[3]['error']['message'] and 'exit status 7' in r[3]['error']['message']" lost-handler.jsonl
+check "a status the kernel threw away is said to be lost (SIGCHLD ignored)" \
+  "'exit status was lost' in r[3]['error']['message'] and 'SIGCHLD' in r[3]['error']['message']" lost-ignore.jsonl
+
+# Once mode: a slow first item keeps libuv's SIGCHLD handler installed
+# while the metric of the second replaces it.
+printf '{"input": "slow", "ms": 600}\n{"input": "fast"}\n{"input": "next"}\n' >lost.jsonl
+for mode in handler ignore; do
+  timeout 120 "$bin" run --dataset lost.jsonl --task exec \
+    --opt "cmd=[\"python3\", \"-c\", \"import json,sys,time; d=json.load(sys.stdin); time.sleep(d.get('ms', 0) / 1000); print(d['input'])\"]" \
+    --metric "$sig" --opt mode=$mode --concurrency 2 --retries 0 \
+    -o "lost-once-$mode.jsonl" -q >out 2>err </dev/null
+  echo $? >"rc-$mode"
+done
+check "once mode, SIGCHLD handled elsewhere: every exit still read, the run ends" \
+  "open('rc-handler').read().strip() == '0' and [x['output']['output'] for x in r] == ['slow', 'fast', 'next']" lost-once-handler.jsonl
+check "once mode, SIGCHLD ignored: the items whose status was lost fail saying so, the run ends" \
+  "open('rc-ignore').read().strip() == '1' and r[1]['error'] is None and all('exit status was lost' in r[i]['error']['message'] for i in (0, 2))" lost-once-ignore.jsonl
+
 finish
