@@ -10,6 +10,7 @@
 #include "dataset.h"
 
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -317,15 +318,67 @@ static char *snippet(const char *text, size_t from, size_t to) {
 }
 
 /*
+ * A malformed JSON item's id, when its text still shows one that can be
+ * trusted: the object's first member is "id", and its value (a string or a
+ * finite number, valid UTF-8) is whole before whatever broke the item, a
+ * ',' or '}' after it. The record then keeps the id the item was written
+ * with, so that compare and report match it with the same item of another
+ * run, and --ids can name it. NULL otherwise.
+ */
+static size_t skip_ws(const char *t, size_t n, size_t i) {
+  while (i < n && is_ws(t[i]))
+    i++;
+  return i;
+}
+
+static cJSON *json_bad_id(const char *t, size_t n) {
+  size_t i = skip_ws(t, n, 0);
+  if (i >= n || t[i] != '{')
+    return NULL;
+  i = skip_ws(t, n, i + 1);
+  if (n - i < 4 || memcmp(t + i, "\"id\"", 4) != 0)
+    return NULL;
+  i = skip_ws(t, n, i + 4);
+  if (i >= n || t[i] != ':')
+    return NULL;
+  size_t v = skip_ws(t, n, i + 1), end = v;
+  if (end < n && t[end] == '"') {
+    for (end++; end < n && t[end] != '"'; end++)
+      if (t[end] == '\\')
+        end++;
+    if (end >= n)
+      return NULL;
+    end++;
+  } else {
+    while (end < n && t[end] != '\0' && strchr("0123456789+-.eE", t[end]))
+      end++;
+  }
+  i = skip_ws(t, n, end);
+  if (end == v || i >= n || (t[i] != ',' && t[i] != '}') ||
+      !assay__utf8_valid(t + v, end - v, NULL))
+    return NULL;
+  cJSON *id = cJSON_ParseWithLength(t + v, end - v);
+  if (cJSON_IsString(id) || (cJSON_IsNumber(id) && isfinite(id->valuedouble)))
+    return id;
+  cJSON_Delete(id);
+  return NULL;
+}
+
+/*
  * Turns the text of one item (len bytes, starting on line) into item:
  * a JSON object, or an error saying what is wrong and where; or, when the
  * dataset defers parsing, a copy of the text.
  */
+static void parse_item(const char *name, const char *text, size_t len,
+                       size_t line, struct assay_dataset_item *item);
+
 static void make_item(struct assay_dataset *ds, const char *text, size_t len,
                       size_t line, struct assay_dataset_item *item) {
   memset(item, 0, sizeof *item);
   item->line = line;
   if (len > ds->max_item) {
+    /* No id: a reader that skips an item too large for its window never
+     * holds the whole text, and every reader must give the same id. */
     item_oversize(ds, item, line, len);
     return;
   }
@@ -343,6 +396,14 @@ void assay_dataset_parse(const char *name, const char *text, size_t len,
                          size_t line, struct assay_dataset_item *item) {
   item->json = NULL;
   item->error = NULL;
+  item->id = NULL;
+  parse_item(name, text, len, line, item);
+  if (item->json == NULL)
+    item->id = json_bad_id(text, len);
+}
+
+static void parse_item(const char *name, const char *text, size_t len,
+                       size_t line, struct assay_dataset_item *item) {
   size_t bad;
   if (!assay__utf8_valid(text, len, &bad)) {
     item_error(name, item, line_at(text, bad, line),

@@ -34,7 +34,9 @@ struct assay_dataset_item {
   int64_t index; /* 0-based position among the file's items, malformed
                     ones included: the record's "index" */
   cJSON *id;     /* a malformed item's id, when the reader could still read
-                    it (a CSV row's "id" column), else NULL */
+                    it (a CSV row's "id" column; a JSON item whose first
+                    member is a whole "id"), else NULL: a string or a
+                    finite number */
 };
 
 /* Frees what item holds (json, error, raw, id) and sets them to NULL. */

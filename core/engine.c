@@ -972,6 +972,10 @@ static int item_parse(struct assay_engine *e, struct item *it) {
   if (di.json == NULL) {
     free(it->bad);
     it->bad = di.error;
+    if (it->id == NULL)
+      it->id = di.id; /* what the text still shows of its id */
+    else
+      cJSON_Delete(di.id);
     return -1;
   }
   return 0;
@@ -1732,6 +1736,7 @@ static void sync_work(struct assay_pool_job *job) {
     if (di.json == NULL) {
       /* The loop parses it again for the message (see item_parse). */
       free(di.error);
+      cJSON_Delete(di.id);
       post_no_call(e, s, 0);
       return;
     }
@@ -2809,6 +2814,7 @@ static int skip_done(struct assay_engine *e) {
       assay_dataset_parse(e->ds_name, raw, raw_len, line, &di);
       json = di.json;
       bad = di.error;
+      cJSON_Delete(di.id);
       free(raw);
     }
     rc = e->skip_cb ? e->skip_cb(e->skip_arg, index, trial, json, &err) : 0;

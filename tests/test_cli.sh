@@ -131,6 +131,22 @@ run "the mended dataset" 0 run --dataset mended.csv --task echo --metric equals 
 "$bin" compare br.jsonl me.jsonl --json >cmp.json 2>err
 check "compare pairs the broken row with the mended one" \
   "s['pairs'] == 3 and s['only_in_a']['count'] == 0 and s['only_in_b']['count'] == 0" me.jsonl cmp.json
+# The same for a JSONL line whose first member, "id", is whole before
+# what broke it (a missing brace, a missing comma), with the items parsed
+# on the workers (the default) and on the loop (--junit keeps records whole).
+printf '{"id":"q1","input":"a","reference":"a"}\n{"id":"q2","input":"b","reference":"b"\n{"id":7,"input":"c" "reference":"c"}\n{"input":"d","reference":"d","id":"q4"\n' >broken.jsonl
+printf '{"id":"q1","input":"a","reference":"a"}\n{"id":"q2","input":"b","reference":"b"}\n{"id":7,"input":"c","reference":"c"}\n{"input":"d","reference":"d","id":"q4"}\n' >mended.jsonl
+run "JSONL lines cut short or missing a comma" 1 run --dataset broken.jsonl --task echo --metric equals -o bj.jsonl -q
+check "... keep the id they begin with (else their index)" \
+  "[x['id'] for x in r] == ['q1', 'q2', 7, 3] and all(x['error']['code'] == 'bad_item' for x in r[1:])" bj.jsonl -
+run "... and so when the loop parses them" 1 run --dataset broken.jsonl --task echo --metric equals --junit bj.xml -o bjj.jsonl -q
+check "... the same ids" "[x['id'] for x in r] == ['q1', 'q2', 7, 3]" bjj.jsonl -
+run "... are found by --ids" 1 run --dataset broken.jsonl --task echo --ids q2,7 -o bji.jsonl -q
+check "... those two" "[(x['index'], x['id']) for x in r] == [(1, 'q2'), (2, 7)]" bji.jsonl -
+run "the mended JSONL" 0 run --dataset mended.jsonl --task echo --metric equals -o mj.jsonl -q
+"$bin" compare bj.jsonl mj.jsonl --json >cmpj.json 2>err
+check "compare pairs the broken lines that kept their id with the mended ones" \
+  "s['pairs'] == 3 and s['only_in_a']['count'] == 1 and s['only_in_b']['count'] == 1" mj.jsonl cmpj.json
 printf 'input,id\na,x1\nb,x2,extra\n' >later.csv
 run "a ragged row whose id column is not the first" 1 run --dataset later.csv --task echo -o la.jsonl -q
 check "... is known by its index (its id column cannot be trusted)" "[x['id'] for x in r] == ['x1', 1]" la.jsonl -
@@ -339,7 +355,7 @@ else
   tail -n 3 pyout
 fi
 check "... malformed lines are bad items, as when read" \
-  "sorted(set(x['id'] for x in r if x['error'] and x['error']['code'] == 'bad_item')) == [6, 7, 8, 9] and [x['error'] for x in r if x['id'] == 'noref'] == [None, None] and s['engine']['finished'] == 12" mixed-light.jsonl mixed-light.summary.json
+  "set(x['id'] for x in r if x['error'] and x['error']['code'] == 'bad_item') == {'bad json', 7, 'utf8', 9} and [x['error'] for x in r if x['id'] == 'noref'] == [None, None] and s['engine']['finished'] == 12" mixed-light.jsonl mixed-light.summary.json
 run "worker-finished items with --offset and --shard" 0 run --dataset qa.jsonl --task echo --metric equals --offset 1 --shard 0/2 -o off.jsonl -q
 check "... keep their indexes" "[x['index'] for x in r] == [2] and s['engine']['finished'] == 1" off.jsonl off.summary.json
 python3 -c "

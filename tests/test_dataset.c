@@ -74,7 +74,8 @@ static char *transcript(struct assay_dataset *ds) {
       CU_ASSERT((item.json == NULL) != (item.error == NULL));
       CU_ASSERT(item.line >= 1);
       CU_ASSERT(item.id == NULL ||
-                (item.error != NULL && cJSON_IsString(item.id)));
+                (item.error != NULL &&
+                 (cJSON_IsString(item.id) || cJSON_IsNumber(item.id))));
       if (item.json != NULL) {
         CU_ASSERT(cJSON_IsObject(item.json));
         char *s = assay__json_print(item.json);
@@ -260,6 +261,8 @@ static const struct golden goldens[] = {
     {"bom_crlf.jsonl", ASSAY_DATASET_AUTO, 0, "bom_crlf.jsonl.out"},
     {"bad.jsonl", ASSAY_DATASET_AUTO, 0, "bad.jsonl.out"},
     {"bad.jsonl", ASSAY_DATASET_AUTO, 12, "bad.jsonl.cap12.out"},
+    {"bad_id.jsonl", ASSAY_DATASET_AUTO, 0, "bad_id.jsonl.out"},
+    {"bad_id.jsonl", ASSAY_DATASET_AUTO, 30, "bad_id.jsonl.cap30.out"},
     {"blank.jsonl", ASSAY_DATASET_AUTO, 0, "blank.jsonl.out"},
     {"empty.jsonl", ASSAY_DATASET_AUTO, 0, "empty.jsonl.out"},
     {"basic.json", ASSAY_DATASET_AUTO, 0, "basic.json.out"},

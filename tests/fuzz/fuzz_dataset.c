@@ -14,6 +14,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,12 +94,14 @@ static void next_checked(struct assay_dataset *ds, const char *name,
                "item error does not start with the dataset name: %s",
                o->item.error);
   }
-  FUZZ_CHECK(o->item.id == NULL ||
-                 (o->item.error != NULL && cJSON_IsString(o->item.id) &&
-                  json_utf8_ok(o->item.id)),
-             "item %lld: an id that is no string of valid UTF-8, or one on "
-             "a well-formed item",
-             (long long)count);
+  FUZZ_CHECK(
+      o->item.id == NULL ||
+          (o->item.error != NULL &&
+           ((cJSON_IsString(o->item.id) && json_utf8_ok(o->item.id)) ||
+            (cJSON_IsNumber(o->item.id) && isfinite(o->item.id->valuedouble)))),
+      "item %lld: an id that is no string of valid UTF-8 nor a finite "
+      "number, or one on a well-formed item",
+      (long long)count);
 }
 
 /* Compared as text: cJSON_Compare finds duplicate keys unequal to
