@@ -76,6 +76,12 @@ expect_err "table says where records are" "records: table.jsonl"
 run "existing output refused" 2 run --dataset qa.jsonl --task echo -o out.jsonl
 expect_err "existing output explained" "already exists; use --overwrite"
 check "existing output untouched" "len(r) == 3" out.jsonl -
+mkdir -p outdir
+for flag in "-o outdir" "-o outdir --overwrite" "-o outdir --resume" "-o od.jsonl --summary outdir" "-o od.jsonl --junit outdir"; do
+  # shellcheck disable=SC2086
+  run "a directory as a file ($flag) refused" 2 run --dataset qa.jsonl --task echo $flag
+  expect_err "... saying what to give" "'outdir' is a directory: name a file in it, as 'outdir/results."
+done
 run "overwrite" 0 run --dataset qa.jsonl --task echo --limit 1 -o out.jsonl --overwrite -q
 check "limit and overwrite" "len(r) == 1" out.jsonl -
 run "-o into directories not there yet makes them" 0 run --dataset qa.jsonl --task echo --limit 1 -o new/sub/o.jsonl -q

@@ -113,6 +113,9 @@ check "summary lists the shards" \
 run "existing output refused" 2 merge a.jsonl b.jsonl c.jsonl -o all.jsonl
 expect_err "existing output explained" "already exists; use --overwrite"
 check "existing output untouched" "len(r) == 12" all.jsonl -
+mkdir -p mdir
+run "a directory as the output refused" 2 merge a.jsonl b.jsonl -o mdir --overwrite
+expect_err "... saying what to give" "--output 'mdir' is a directory: name a file in it, as 'mdir/merged.jsonl'"
 run "--overwrite replaces" 0 merge a.jsonl b.jsonl -o all.jsonl --overwrite -q
 check "overwritten" "len(r) == 8" all.jsonl -
 run "output is a shard: refused even with --overwrite" 2 merge a.jsonl b.jsonl -o a.jsonl --overwrite
