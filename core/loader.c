@@ -295,9 +295,19 @@ int assay_loader_load(struct assay_loader *l, const char *spec,
       char *la = assay__format("%s.la", spec), *so = assay__format("%s.so", spec);
       char *found = file_exists(la) ? la : file_exists(so) ? so : NULL;
       if (found == NULL) {
+        struct stat st;
+        int rc =
+            stat(path, &st) == 0
+                ? assay__fail(errmsg, ASSAY_ENOENT,
+                              "cannot load plugin '%s': it is %s; give "
+                              "a plugin's .so or .la file",
+                              spec,
+                              S_ISDIR(st.st_mode) ? "a directory"
+                                                  : "no regular file")
+                : assay__fail(errmsg, ASSAY_ENOENT,
+                              "cannot load plugin '%s': no such file", spec);
         free(la), free(so), free(path);
-        return assay__fail(errmsg, ASSAY_ENOENT,
-                           "cannot load plugin '%s': no such file", spec);
+        return rc;
       }
       free(path);
       path = assay__xstrdup(found);

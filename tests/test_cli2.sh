@@ -350,6 +350,8 @@ load() { # load NAME EXPECTED_TEXT SPEC [KIND]
 }
 if [ -f "$fx/fx_sync.la" ]; then
   load "no such file" "no such file" ./nowhere/x.so
+  mkdir -p adir
+  load "a directory" "cannot load plugin './adir': it is a directory; give a plugin's .so or .la file" ./adir
   load "not a plugin" "cannot load plugin" "$src/data/not-a-plugin.so"
   load "bad magic" "bad magic" "$fx/fx_badmagic.la"
   load "newer major" "this host is 1." "$fx/fx_newmajor.la"
