@@ -578,6 +578,12 @@ int assay_cmd_report(int argc, char **argv) {
   if (rc >= 0 && o.failed)
     fprintf(stderr, "assay: cannot write the report '%s': %s\n", out_path,
             strerror(o.failed));
+  for (int k = 0; rc >= 0 && k < nfiles; k++)
+    if (runs[k].records == 0)
+      fprintf(stderr,
+              "assay: warning: '%s' holds no records: the report has "
+              "nothing of it\n",
+              files[k]);
   if (status == EXIT_OK && !to_stdout && !quiet) {
     long total = 0;
     for (int k = 0; k < nfiles; k++)

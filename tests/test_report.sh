@@ -54,6 +54,11 @@ page "statistics are recomputed from the records" a.html \
 page "a record keeps input, output, error and score error" a.html \
   "[r for r in d['runs'][0]['records'] if r[1] == 'q7' and r[2] == 1][0][3:5] == ['timeout', \"task 'openai_chat' timed out after 60000 ms (after 4 attempts)\"] and d['runs'][0]['records'][3][8][1][2].startswith('missing_input:') and d['runs'][0]['records'][2][10] == {'output': 'the sky is blue'}"
 
+: >none.jsonl
+run "a records file with no records" 0 report a.jsonl none.jsonl -o none.html -q
+expect_err "... is warned of, even with -q" "warning: 'none.jsonl' holds no records"
+[ "$(grep -c 'holds no records' err)" -eq 1 ] && ok "... and only it" || bad "... and only it"
+
 cp a.jsonl run.jsonl
 run "default output beside the records" 0 report run.jsonl
 [ -s run.html ] && ok "run.jsonl gives run.html" || bad "run.jsonl gives run.html"
