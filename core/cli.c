@@ -1140,9 +1140,9 @@ static void selection_warnings(const struct run_config *c,
     nitems = cJSON_IsNumber(n) ? (int64_t)n->valuedouble : -1;
   }
   if (nitems == 0)
-    fprintf(stderr,
-            "%s: warning: dataset '%s' holds no items: nothing was run\n", prog,
-            assay_dataset_name(ds));
+    fprintf(stderr, "%s: warning: %s '%s' holds no %s: nothing was run\n", prog,
+            c->rescore ? "records file" : "dataset", assay_dataset_name(ds),
+            c->rescore ? "records" : "items");
   if (!ended || nitems == 0) {
     free(unseen);
     return;

@@ -276,6 +276,9 @@ ls -a | grep -q '\.tmp$' && bad "no temporary files left: $(ls -a | grep '\.tmp$
 
 # ---- rescore ------------------------------------------------------------------------
 run "run to rescore" 1 run --dataset partial.jsonl --task echo --metric equals -o base.jsonl -q --overwrite
+: >norecords.jsonl
+run "rescore of a file with no records" 0 rescore norecords.jsonl --metric equals -o nr.jsonl -q
+expect_err "... warned, naming it a records file" "warning: records file 'norecords.jsonl' holds no records: nothing was run"
 run "rescore (a failed item stays failed)" 1 rescore base.jsonl --metric is_json -q
 check "rescore keeps the records, new scores" \
   "[x['index'] for x in r] == [0, 1] and r[0]['output'] == {'output': 'x'} and set(r[0]['scores']) == {'is_json'} and r[0]['scores']['is_json']['value'] == 0 and r[1]['error']['code'] == 'bad_item'" base.rescored.jsonl base.rescored.summary.json
