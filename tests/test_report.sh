@@ -54,6 +54,10 @@ page "statistics are recomputed from the records" a.html \
 page "a record keeps input, output, error and score error" a.html \
   "[r for r in d['runs'][0]['records'] if r[1] == 'q7' and r[2] == 1][0][3:5] == ['timeout', \"task 'openai_chat' timed out after 60000 ms (after 4 attempts)\"] and d['runs'][0]['records'][3][8][1][2].startswith('missing_input:') and d['runs'][0]['records'][2][10] == {'output': 'the sky is blue'}"
 
+mkdir -p rdir
+run "a directory as the page" 2 report a.jsonl -o rdir
+expect_err "... refused, naming a file to give" "the report's path 'rdir' is a directory: name a file in it with -o, as 'rdir/report.html'"
+
 : >none.jsonl
 run "a records file with no records" 0 report a.jsonl none.jsonl -o none.html -q
 expect_err "... is warned of, even with -q" "warning: 'none.jsonl' holds no records"
