@@ -402,6 +402,27 @@ void assay_dataset_parse(const char *name, const char *text, size_t len,
     item->id = json_bad_id(text, len);
 }
 
+/*
+ * cJSON puts an error past the end on the last byte, so an error there is
+ * either the text ending too early or that byte itself. When the byte is a
+ * closing bracket the two can be told apart: the same text with a space
+ * after it fails past the end ('{"a": {"b": 1}', too early) or at the
+ * bracket again ('{"a": }', '[1,]': the bracket is the fault).
+ */
+static int fails_at_last_bracket(const char *text, size_t len) {
+  if (len == 0 || (text[len - 1] != '}' && text[len - 1] != ']'))
+    return 0;
+  char *more = assay__xmalloc(len + 1);
+  memcpy(more, text, len);
+  more[len] = ' ';
+  const char *stop = NULL;
+  cJSON *j = cJSON_ParseWithLengthOpts(more, len + 1, &stop, 0);
+  int at = j == NULL && stop != NULL && (size_t)(stop - more) == len - 1;
+  cJSON_Delete(j);
+  free(more);
+  return at;
+}
+
 static void parse_item(const char *name, const char *text, size_t len,
                        size_t line, struct assay_dataset_item *item) {
   size_t bad;
@@ -416,7 +437,8 @@ static void parse_item(const char *name, const char *text, size_t len,
   cJSON *j = cJSON_ParseWithLengthOpts(text, len, &stop, 0);
   if (j == NULL) {
     size_t off = stop != NULL ? (size_t)(stop - text) : 0;
-    if (off + 1 >= len) {
+    if (off + 1 >= len &&
+        !(off + 1 == len && fails_at_last_bracket(text, len))) {
       /* cJSON puts an error past the end on the last byte: the item stops
        * before its value is complete. */
       size_t from = len > SNIPPET_MAX ? len - SNIPPET_MAX : 0;

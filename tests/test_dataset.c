@@ -263,6 +263,7 @@ static const struct golden goldens[] = {
     {"bad.jsonl", ASSAY_DATASET_AUTO, 12, "bad.jsonl.cap12.out"},
     {"bad_id.jsonl", ASSAY_DATASET_AUTO, 0, "bad_id.jsonl.out"},
     {"bad_id.jsonl", ASSAY_DATASET_AUTO, 30, "bad_id.jsonl.cap30.out"},
+    {"ends.jsonl", ASSAY_DATASET_AUTO, 0, "ends.jsonl.out"},
     {"blank.jsonl", ASSAY_DATASET_AUTO, 0, "blank.jsonl.out"},
     {"empty.jsonl", ASSAY_DATASET_AUTO, 0, "empty.jsonl.out"},
     {"basic.json", ASSAY_DATASET_AUTO, 0, "basic.json.out"},
