@@ -10,8 +10,8 @@
 #include "dataset.h"
 
 #include <errno.h>
-#include <math.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
@@ -317,6 +317,12 @@ static char *snippet(const char *text, size_t from, size_t to) {
   return s;
 }
 
+static size_t skip_ws(const char *t, size_t n, size_t i) {
+  while (i < n && is_ws(t[i]))
+    i++;
+  return i;
+}
+
 /*
  * A malformed JSON item's id, when its text still shows one that can be
  * trusted: the object's first member is "id", and its value (a string or a
@@ -325,11 +331,6 @@ static char *snippet(const char *text, size_t from, size_t to) {
  * with, so that compare and report match it with the same item of another
  * run, and --ids can name it. NULL otherwise.
  */
-static size_t skip_ws(const char *t, size_t n, size_t i) {
-  while (i < n && is_ws(t[i]))
-    i++;
-  return i;
-}
 
 static cJSON *json_bad_id(const char *t, size_t n) {
   size_t i = skip_ws(t, n, 0);
@@ -364,14 +365,14 @@ static cJSON *json_bad_id(const char *t, size_t n) {
   return NULL;
 }
 
+static void parse_item(const char *name, const char *text, size_t len,
+                       size_t line, struct assay_dataset_item *item);
+
 /*
  * Turns the text of one item (len bytes, starting on line) into item:
  * a JSON object, or an error saying what is wrong and where; or, when the
  * dataset defers parsing, a copy of the text.
  */
-static void parse_item(const char *name, const char *text, size_t len,
-                       size_t line, struct assay_dataset_item *item);
-
 static void make_item(struct assay_dataset *ds, const char *text, size_t len,
                       size_t line, struct assay_dataset_item *item) {
   memset(item, 0, sizeof *item);

@@ -62,6 +62,7 @@ struct proc {
   int once;                 /* serves one call (once mode) */
   int exited, out_done, err_done, finished;
   int lost; /* reaped by something else: the exit status is unknown */
+  int seen_exited; /* the reap timer found it exited, not yet reported */
   int64_t status;
   int term_signal;
   int pid;
@@ -547,6 +548,9 @@ static void worker_finished(struct proc *p);
  * the call, or the run's end, would wait for ever. Asks the kernel for
  * this child alone, as libuv would. Only the loop thread reaps this pid,
  * and libuv reports a reap at once, so the pid is still this child's.
+ * A child found exited is first only looked at (WNOWAIT) and left to
+ * libuv for one more wait, so that a SIGCHLD merely late under load is
+ * not taken for a lost one.
  */
 #define REAP_FIRST_MS 50
 #define REAP_MAX_MS 1000
@@ -555,11 +559,23 @@ static void on_reap(uv_timer_t *t) {
   struct proc *p = t->data;
   if (p->exited || p->pid <= 0)
     return;
-  int st;
-  pid_t r;
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  int rc;
   do
-    r = waitpid((pid_t)p->pid, &st, WNOHANG);
-  while (r == -1 && errno == EINTR);
+    rc = waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT);
+  while (rc == -1 && errno == EINTR);
+  if (rc == 0 && si.si_pid != 0 && !p->seen_exited) {
+    p->seen_exited = 1; /* libuv's turn once more */
+    uv_timer_start(&p->reap, on_reap, REAP_FIRST_MS, 0);
+    return;
+  }
+  int st = 0;
+  pid_t r = rc == 0 && si.si_pid == 0 ? 0 : -1;
+  if (rc == 0 && si.si_pid != 0)
+    do
+      r = waitpid((pid_t)p->pid, &st, WNOHANG);
+    while (r == -1 && errno == EINTR);
   if (r == 0) { /* still running with its output closed */
     p->reap_ms = p->reap_ms * 2 < REAP_MAX_MS ? p->reap_ms * 2 : REAP_MAX_MS;
     uv_timer_start(&p->reap, on_reap, p->reap_ms, 0);
