@@ -1289,17 +1289,10 @@ static int check_paths(const struct run_config *c, const char *output,
   for (int i = 0; i < 3; i++) {
     if (path[i] == NULL)
       continue;
-    struct stat st;
-    if (stat(path[i], &st) == 0 && S_ISDIR(st.st_mode)) {
-      *err = assay__format("%s '%s' is a directory: name a file in it, as "
-                           "'%s%s%s'",
-                           flag[i], path[i], path[i],
-                           path[i][strlen(path[i]) - 1] == '/' ? "" : "/",
-                           i == 0   ? "results.jsonl"
-                           : i == 1 ? "results.summary.json"
-                                    : "results.xml");
+    static const char *const example[3] = {
+        "results.jsonl", "results.summary.json", "results.xml"};
+    if ((*err = assay__dir_for_file(flag[i], path[i], example[i])) != NULL)
       return -1;
-    }
     if (strcmp(c->dataset, "-") != 0 && assay__same_file(path[i], c->dataset)) {
       *err = assay__format("%s '%s' is the %s this run reads; write it to "
                            "another file",

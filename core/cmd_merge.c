@@ -820,12 +820,12 @@ static int check_output(const struct merge *m, char **errmsg) {
   struct stat out;
   if (stat(m->output, &out) != 0 || assay__is_stream(m->output))
     return 0;
-  if (S_ISDIR(out.st_mode))
-    return assay__fail(errmsg, ASSAY_EINVAL,
-                       "--output '%s' is a directory: name a file in it, as "
-                       "'%s%smerged.jsonl'",
-                       m->output, m->output,
-                       m->output[strlen(m->output) - 1] == '/' ? "" : "/");
+  char *dir = assay__dir_for_file("--output", m->output, "merged.jsonl");
+  if (dir != NULL) {
+    int rc = assay__fail(errmsg, ASSAY_EINVAL, "%s", dir);
+    free(dir);
+    return rc;
+  }
   if (!m->overwrite)
     return assay__fail(errmsg, ASSAY_EINVAL,
                        "output file '%s' already exists; use --overwrite to "

@@ -533,13 +533,12 @@ int assay_cmd_report(int argc, char **argv) {
   /* The page is written to a temporary file renamed into place at the end,
    * so a failed report never leaves half a page under the final name. */
   struct out o = {stdout, 0};
-  struct stat dir;
-  if (!to_stdout && stat(out_path, &dir) == 0 && S_ISDIR(dir.st_mode)) {
-    fprintf(stderr,
-            "assay: the report's path '%s' is a directory: name a file in "
-            "it with -o, as '%s%sreport.html'\n",
-            out_path, out_path,
-            out_path[strlen(out_path) - 1] == '/' ? "" : "/");
+  char *dir = to_stdout ? NULL
+                        : assay__dir_for_file("the report's path (-o)",
+                                              out_path, "report.html");
+  if (dir != NULL) {
+    fprintf(stderr, "assay: %s\n", dir);
+    free(dir);
     free(out_path);
     return EXIT_USAGE;
   }

@@ -97,6 +97,18 @@ int assay__is_stream(const char *path) {
   return stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
 }
 
+char *assay__dir_for_file(const char *what, const char *path,
+                          const char *example) {
+  struct stat st;
+  if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+    return NULL;
+  size_t n = strlen(path);
+  return assay__format("%s '%s' is a directory: name a file in it, as "
+                       "'%s%s%s'",
+                       what, path, path, n > 0 && path[n - 1] == '/' ? "" : "/",
+                       example);
+}
+
 /* The temporary file being written, for the signal handler; one at a time
  * in the commands that ask for it. */
 static char *volatile out_pending;

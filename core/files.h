@@ -54,6 +54,12 @@ int assay__mkdir_parent(const char *path, char **errmsg);
  * nothing to replace, resume or put a summary beside. */
 int assay__is_stream(const char *path);
 
+/* When path is an existing directory given where a file belongs: a message
+ * saying so and naming a file in it to give instead, as 'DIR/example'
+ * (owned). NULL when path is no directory. what names the option. */
+char *assay__dir_for_file(const char *what, const char *path,
+                          const char *example);
+
 struct assay__out {
   int fd;
   char *tmp;    /* the file renamed at the end; NULL when written in place */

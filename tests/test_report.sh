@@ -56,7 +56,7 @@ page "a record keeps input, output, error and score error" a.html \
 
 mkdir -p rdir
 run "a directory as the page" 2 report a.jsonl -o rdir
-expect_err "... refused, naming a file to give" "the report's path 'rdir' is a directory: name a file in it with -o, as 'rdir/report.html'"
+expect_err "... refused, naming a file to give" "the report's path (-o) 'rdir' is a directory: name a file in it, as 'rdir/report.html'"
 
 : >none.jsonl
 run "a records file with no records" 0 report a.jsonl none.jsonl -o none.html -q
